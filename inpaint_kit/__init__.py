@@ -1,0 +1,3 @@
+"""inpaint-kit: diffusion inpainting for restoration (diffusers pipelines and a small from-scratch DDPM)."""
+
+__version__ = "0.1.0"
