@@ -1,0 +1,89 @@
+"""Engines fill a working canvas. Two kinds share one interface: a diffusers Stable Diffusion
+inpainting pipeline (:mod:`inpaint_kit.engine.sd`) and the from-scratch DDPM (:mod:`inpaint_kit.ddpm`).
+
+An engine is loaded once per run and called once per image with all collage rows batched::
+
+    engine = load_engine("path/or/hub-id", device=None, dtype="auto")
+    results = engine.inpaint(image, mask, seeds=[1, 2, 3], sampling=Sampling(steps=30))
+
+``image`` is RGB uint8 ``(h, w, 3)`` at the working size (sides multiples of ``engine.multiple``),
+``mask`` bool ``(h, w)`` with True = repaint; one RGB uint8 ``(h, w, 3)`` comes back per seed. The row
+for a seed is the same whether it is rendered alone or with other seeds (the engine owns its noise).
+Pasting back outside the mask and resizing to the user's size are not the engine's job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, Sequence
+
+import numpy as np
+
+DEFAULT_MODEL = "stabilityai/stable-diffusion-2-inpainting"
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """What to generate: the same for every row of a collage (rows differ only by seed)."""
+
+    prompt: str = ""
+    negative_prompt: str = ""
+    steps: int = 30
+    guidance: float = 5.0
+
+
+class Engine(Protocol):
+    """The interface every engine implements (see module docstring)."""
+
+    multiple: int  # working-canvas sides must be multiples of this
+
+    def describe(self) -> dict:
+        """Provenance recorded in every output: model, scheduler, lora, dtype, device, ..."""
+
+    def inpaint(
+        self, image: np.ndarray, mask: np.ndarray, seeds: Sequence[int], sampling: Sampling, progress: bool = True
+    ) -> list[np.ndarray]:
+        """Fill ``mask`` in ``image`` once per seed; returns uint8 arrays of the input's size."""
+
+
+def is_ddpm_model(model: str) -> bool:
+    """True for ``builtin`` or a folder saved by the from-scratch trainer (config.json marks it)."""
+    if model == "builtin":
+        return True
+    cfg = Path(model) / "config.json"
+    if not cfg.is_file() or (Path(model) / "model_index.json").exists():
+        return False
+    import json
+
+    try:
+        return json.loads(cfg.read_text()).get("_inpaint_kit") == "ddpm"
+    except (OSError, ValueError):
+        return False
+
+
+def load_engine(
+    model: str = DEFAULT_MODEL,
+    *,
+    device: str | None = None,
+    dtype: str = "auto",
+    scheduler: str = "default",
+    lora: str | None = None,
+    lora_scale: float = 1.0,
+    cache_dir: str | None = None,
+    **ddpm_options,
+) -> Engine:
+    """Load the engine for ``model``: ``builtin`` / a DDPM folder, or an SD inpainting model given as a
+    hub id, a local diffusers folder, or a single ``.safetensors``/``.ckpt`` file.
+
+    ``ddpm_options`` (sampler, jump_length, jump_n_sample, mask_soften, save_intermediates, ...) only
+    apply to the DDPM engine."""
+    if is_ddpm_model(model):
+        from ..ddpm.engine import load_ddpm_engine
+
+        return load_ddpm_engine(model, device=device, dtype=dtype, **ddpm_options)
+    from .sd import load_sd_engine
+
+    return load_sd_engine(
+        model, device=device, dtype=dtype, scheduler=scheduler, lora=lora, lora_scale=lora_scale, cache_dir=cache_dir
+    )

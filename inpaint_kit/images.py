@@ -1,0 +1,111 @@
+"""Reading images and masks from any common file, and writing PNGs atomically with their parameters.
+
+Inside the package an image is an RGB ``uint8`` array ``(H, W, 3)``; a raw mask file is read as a
+grey ``uint8`` array ``(H, W)`` and turned into a bool repair mask by :mod:`inpaint_kit.masks`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, PngImagePlugin
+
+from .errors import InpaintKitError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+MAX_PIXELS = 100_000_000  # refuse larger images before decoding them (decompression bombs)
+METADATA_KEY = "inpaint-kit"
+
+
+def _open(path: str | Path, max_pixels: int) -> Image.Image:
+    """Open and fully decode an image, turning every failure into one line naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise InpaintKitError(f"{path}: no such file; check the path")
+    if path.stat().st_size == 0:
+        raise InpaintKitError(f"{path}: file is empty; re-export or replace it")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(path)
+            w, h = im.size
+            if w * h > max_pixels:
+                raise InpaintKitError(
+                    f"{path}: {w}x{h} is larger than the {max_pixels} pixel limit; downscale it first"
+                )
+            im.load()
+    except InpaintKitError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise InpaintKitError(f"{path}: refused as a possible decompression bomb ({e}); downscale it first")
+    except (OSError, ValueError, SyntaxError) as e:  # PIL's errors for truncated / unknown files
+        raise InpaintKitError(f"{path}: not a readable image ({e}); re-export it as PNG or JPEG")
+    # Phone and camera photos store their orientation in EXIF: apply it so that image and mask agree
+    # with what every image viewer shows.
+    return ImageOps.exif_transpose(im)
+
+
+def _to_uint8(im: Image.Image) -> Image.Image:
+    """Reduce 16-bit and 32-bit single-channel images to 8 bits by scaling (not clipping)."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        a = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if im.mode.startswith("I;16") or a.max() > 255 else 255.0
+        return Image.fromarray(np.clip(a / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    return im
+
+
+def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Read any image file as RGB uint8 ``(H, W, 3)``: EXIF rotation applied, grey/palette/16-bit
+    converted, alpha dropped (transparency is not a repair region by itself)."""
+    im = _to_uint8(_open(path, max_pixels))
+    if im.mode in ("RGBA", "LA", "PA", "P"):
+        im = im.convert("RGBA")  # palette transparency and alpha are dropped, colours kept
+    return np.ascontiguousarray(np.asarray(im.convert("RGB"), dtype=np.uint8))
+
+
+def load_grey(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Read a mask file as grey uint8 ``(H, W)`` (luminance; alpha ignored), EXIF rotation applied."""
+    im = _to_uint8(_open(path, max_pixels))
+    if im.mode in ("RGBA", "LA", "PA", "P"):
+        im = im.convert("RGBA").convert("RGB")
+    return np.ascontiguousarray(np.asarray(im.convert("L"), dtype=np.uint8))
+
+
+def atomic_write(path: str | Path, write) -> Path:
+    """Call ``write(tmp_path)`` then rename onto ``path``, so a reader never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def save_png(path: str | Path, image: np.ndarray, metadata: dict | None = None) -> Path:
+    """Write an RGB uint8 image as PNG (atomically), with ``metadata`` as JSON in a text chunk.
+
+    The same parameters are also written in AUTOMATIC1111's ``parameters`` chunk so that common
+    image viewers and web UIs show them."""
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"save_png expects RGB uint8 (H, W, 3), got {image.dtype} {image.shape}")
+    info = PngImagePlugin.PngInfo()
+    if metadata:
+        info.add_text(METADATA_KEY, json.dumps(metadata, sort_keys=True))
+        info.add_text("parameters", ", ".join(f"{k}: {v}" for k, v in metadata.items()))
+    return atomic_write(path, lambda tmp: Image.fromarray(image, "RGB").save(tmp, format="PNG", pnginfo=info))
+
+
+def read_metadata(path: str | Path) -> dict:
+    """Return the parameters an inpaint-kit PNG was written with ({} if it carries none)."""
+    with Image.open(path) as im:
+        text = getattr(im, "text", {}) or im.info
+        raw = text.get(METADATA_KEY)
+    return json.loads(raw) if raw else {}
