@@ -1,0 +1,69 @@
+"""The ``inpaint-kit`` command line: one sub-command per module in :mod:`inpaint_kit.commands`.
+
+Each command module defines ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int`` and imports
+torch/diffusers only inside ``run`` so that ``--help`` is instant. This is the only place where
+exceptions become exit codes: an :class:`InpaintKitError` prints one line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from . import __version__
+from .errors import InpaintKitError
+
+COMMANDS = {
+    "infer": "inpaint_kit.commands.infer",
+    "outpaint": "inpaint_kit.commands.outpaint",
+    "tiny-model": "inpaint_kit.commands.tiny_model",
+    "train-lora": "inpaint_kit.commands.train_lora",
+    "train-ddpm": "inpaint_kit.commands.train_ddpm",
+    "eval": "inpaint_kit.commands.evaluate",
+}
+
+
+def _available():
+    for name, module_name in COMMANDS.items():
+        try:
+            yield name, importlib.import_module(module_name)
+        except ModuleNotFoundError as e:
+            if e.name != module_name:  # a real missing dependency, not a command not written yet
+                raise
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The full parser (or, with ``only``, just one command's, for the ``scripts/`` front-ends)."""
+    if only is not None:
+        module = importlib.import_module(COMMANDS[only])
+        parser = argparse.ArgumentParser(description=module.HELP, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        module.add_arguments(parser)
+        parser.set_defaults(_run=module.run)
+        return parser
+    parser = argparse.ArgumentParser(prog="inpaint-kit", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"inpaint-kit {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, module in _available():
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP,
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None, only: str | None = None) -> int:
+    """Parse ``argv`` and run the command; returns (and, as a console script, exits with) its code."""
+    args = build_parser(only).parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except InpaintKitError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def entry() -> None:  # pragma: no cover - console-script shim
+    sys.exit(main())
