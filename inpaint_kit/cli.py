@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 
 from . import __version__
@@ -41,7 +42,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         module.add_arguments(parser)
         parser.set_defaults(_run=module.run)
         return parser
-    parser = argparse.ArgumentParser(prog="inpaint-kit", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="inpaint-kit", description="Diffusion inpainting for restoration: inference, training, evaluation.")
     parser.add_argument("--version", action="version", version=f"inpaint-kit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, module in _available():
@@ -55,6 +57,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None, only: str | None = None) -> int:
     """Parse ``argv`` and run the command; returns (and, as a console script, exits with) its code."""
     args = build_parser(only).parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     try:
         return int(args._run(args) or 0)
     except InpaintKitError as e:

@@ -1,0 +1,161 @@
+"""One inpainting job, the same for every engine: load -> mask -> working canvas -> engine -> paste back
+-> collage. :class:`InferConfig` is the single typed request that the CLI, the batch runner and the
+Python API all build.
+
+    cfg = InferConfig(model="builtin", rows=3, seed=7)
+    engine = cfg.load_engine()
+    job = inpaint_file(engine, cfg, "imgs/a.png", "masks/a.png")
+    write_job(job, cfg, engine, "outputs/a_collage.png")
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .collage import grid
+from .engine import DEFAULT_MODEL, Engine, Sampling, load_engine
+from .errors import InpaintKitError
+from .geometry import paste_back, to_work
+from .images import load_grey, load_image, save_png
+from .masks import MASK_MODES, resize_nearest, to_repair
+
+log = logging.getLogger("inpaint_kit")
+
+
+@dataclass
+class InferConfig:
+    """Every parameter of an inference run. ``validate()`` raises on bad values, never rewrites them."""
+
+    model: str = DEFAULT_MODEL
+    size: int = 768
+    steps: int = 30
+    guidance: float = 5.0
+    prompt: str = ""
+    negative_prompt: str = ""
+    mask_mode: str = "black"
+    rows: int = 4
+    seed: int = 0
+    collage_spacing_h: int = 20
+    collage_spacing_v: int = 20
+    mask_blur: int = 0
+    lora: str | None = None
+    lora_scale: float = 1.0
+    cache_dir: str | None = None
+    scheduler: str = "default"
+    device: str | None = None
+    dtype: str = "auto"
+    save_rows: bool = False
+    overwrite: bool = False
+    # Only for the from-scratch DDPM engine (`--model builtin` or a trained DDPM folder).
+    ddpm_options: dict = field(default_factory=dict)
+
+    def validate(self) -> "InferConfig":
+        checks = [
+            (self.size >= 64, f"--size {self.size} is too small; use at least 64"),
+            (self.steps >= 1, f"--steps {self.steps} must be at least 1"),
+            (self.rows >= 1, f"--rows {self.rows} must be at least 1"),
+            (self.seed >= 0, f"--seed {self.seed} must be >= 0 (0 = random seeds)"),
+            (self.guidance >= 0, f"--guidance {self.guidance} must be >= 0"),
+            (self.mask_mode in MASK_MODES, f"--mask_mode {self.mask_mode!r} must be one of {MASK_MODES}"),
+            (self.collage_spacing_h >= 0 and self.collage_spacing_v >= 0, "collage spacing must be >= 0"),
+            (self.mask_blur >= 0, f"--mask_blur {self.mask_blur} must be >= 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise InpaintKitError(message)
+        return self
+
+    def seeds(self) -> list[int]:
+        """Row i uses ``seed + i``; seed 0 draws random seeds (which are recorded in the outputs)."""
+        if self.seed > 0:
+            return [self.seed + i for i in range(self.rows)]
+        return [secrets.randbelow(2**31 - 1) + 1 for _ in range(self.rows)]
+
+    def sampling(self) -> Sampling:
+        return Sampling(self.prompt, self.negative_prompt, self.steps, self.guidance)
+
+    def load_engine(self) -> Engine:
+        return load_engine(
+            self.model, device=self.device, dtype=self.dtype, scheduler=self.scheduler, lora=self.lora,
+            lora_scale=self.lora_scale, cache_dir=self.cache_dir, **self.ddpm_options,
+        )
+
+
+@dataclass
+class Job:
+    """One image's inputs and results, at the user's size."""
+
+    name: str
+    image: np.ndarray  # (H, W, 3) uint8
+    mask: np.ndarray  # (H, W) bool, True = repaint
+    seeds: list[int]
+    results: list[np.ndarray]  # one (H, W, 3) uint8 per seed
+    work_hw: tuple[int, int] | None  # None when the model was not called
+
+
+def load_pair(image_path: str | Path, mask_path: str | Path, mask_mode: str) -> tuple[np.ndarray, np.ndarray]:
+    """Read an image and its mask file; the mask is binarized, converted by ``mask_mode`` and resized
+    (nearest neighbour) to the image when their sizes differ. The image itself is never changed."""
+    image = load_image(image_path)
+    mask = to_repair(load_grey(mask_path), mask_mode)
+    if mask.shape != image.shape[:2]:
+        log.info("%s: mask %s resized to the image's %s", mask_path, mask.shape[::-1], image.shape[1::-1])
+        mask = resize_nearest(mask, image.shape[:2])
+    return image, mask
+
+
+def inpaint_array(engine: Engine, cfg: InferConfig, image: np.ndarray, mask: np.ndarray,
+                  seeds: list[int], name: str = "image", progress: bool = True) -> Job:
+    """Fill ``mask`` once per seed, all rows in one engine call; results are at the image's size and
+    outside the mask (and its ``mask_blur`` band) equal to the image bit for bit."""
+    if not mask.any():
+        log.warning("%s: the mask marks nothing to repair; writing the original unchanged", name)
+        return Job(name, image, mask, seeds, [image.copy() for _ in seeds], None)
+    work_image, work_mask = to_work(image, mask, cfg.size, engine.multiple)
+    filled = engine.inpaint(work_image, work_mask, seeds, cfg.sampling(), progress=progress)
+    results = [paste_back(image, f, mask, cfg.mask_blur) for f in filled]
+    return Job(name, image, mask, seeds, results, work_mask.shape)
+
+
+def inpaint_file(engine: Engine, cfg: InferConfig, image_path, mask_path, seeds=None, progress=True) -> Job:
+    """:func:`inpaint_array` on files (seeds drawn from ``cfg`` unless given)."""
+    image, mask = load_pair(image_path, mask_path, cfg.mask_mode)
+    return inpaint_array(engine, cfg, image, mask, seeds or cfg.seeds(), Path(image_path).name, progress)
+
+
+def metadata(cfg: InferConfig, engine: Engine | None, job: Job, **extra) -> dict:
+    """The parameters recorded in every PNG (text chunk) and manifest line."""
+    params = {k: v for k, v in asdict(cfg).items() if k not in ("overwrite", "save_rows", "device", "cache_dir")}
+    params.update(engine.describe() if engine is not None else {})
+    params.update(
+        seeds=job.seeds,
+        work_size=list(job.work_hw[::-1]) if job.work_hw else None,
+        image_size=[int(job.image.shape[1]), int(job.image.shape[0])],
+        inpaint_kit_version=__version__,
+        **extra,
+    )
+    return params
+
+
+def row_path(collage_path: Path, stem: str, row: int, seed: int) -> Path:
+    return collage_path.with_name(f"{stem}_row{row}_seed{seed}.png")
+
+
+def write_job(job: Job, cfg: InferConfig, engine: Engine | None, collage_path, stem: str | None = None) -> list[Path]:
+    """Write the collage (and with ``save_rows`` each row) atomically, each PNG carrying its
+    parameters. Returns the paths written."""
+    collage_path = Path(collage_path)
+    stem = stem or collage_path.stem.removesuffix("_collage")
+    meta = metadata(cfg, engine, job)
+    sheet = grid(job.image, job.mask, job.results, cfg.collage_spacing_h, cfg.collage_spacing_v)
+    written = [save_png(collage_path, sheet, meta)]
+    if cfg.save_rows:
+        for i, (seed, result) in enumerate(zip(job.seeds, job.results)):
+            written.append(save_png(row_path(collage_path, stem, i, seed), result, {**meta, "seeds": [seed], "row": i}))
+    return written
