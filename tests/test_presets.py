@@ -95,3 +95,15 @@ def test_write_tiny_model_refuses_existing_unless_overwrite(tmp_path):
     write_tiny_model(out, "tiny", seed=1, overwrite=True)
     assert (out / "model_index.json").exists() and not (out / "keep.txt").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # no temporary folders left behind
+
+
+def test_tiny_model_command_writes_and_refuses_to_clobber(tmp_path, capsys):
+    from inpaint_kit.cli import main
+
+    out = tmp_path / "tm"
+    assert main(["tiny-model", "--out", str(out), "--seed", "2"]) == 0
+    assert json.loads((out / "inpaint_kit.json").read_text())["seed"] == 2
+    assert main(["tiny-model", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {out} already exists; pass --overwrite to replace it or choose another --out"]
+    assert main(["tiny-model", "--out", str(out), "--overwrite"]) == 0
