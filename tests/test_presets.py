@@ -103,6 +103,7 @@ def test_tiny_model_command_writes_and_refuses_to_clobber(tmp_path, capsys):
     out = tmp_path / "tm"
     assert main(["tiny-model", "--out", str(out), "--seed", "2"]) == 0
     assert json.loads((out / "inpaint_kit.json").read_text())["seed"] == 2
+    capsys.readouterr()
     assert main(["tiny-model", "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"error: {out} already exists; pass --overwrite to replace it or choose another --out"]
