@@ -1,0 +1,159 @@
+"""Training data: ``<data_root>/imgs`` paired by stem with ``masks/`` (black = repair, or as
+``--mask_mode`` says) or ``masks_inverted/`` (white = repair), recursively, exactly as at inference.
+
+Every draw is a pure function of ``(seed, draw number)``: which image, its crop and flip, and its random
+mask. A resumed run therefore sees exactly the samples an uninterrupted run would have seen, with no
+data-loader state to save.
+
+Mask sources (``--mask_source``):
+* ``pairs``  - the given masks are the holes to fill (for clean images with masks of hole shapes);
+* ``random`` - holes from the package's mask generators; a given mask marks *known damage*, whose
+  pixels are not ground truth and get loss weight 0 (damage-aware loss);
+* ``mixed``  - alternates the two, draw by draw.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..errors import InpaintKitError
+from ..images import load_grey, load_image
+from ..masks import create_advanced_mask, to_repair
+from ..pairing import pair, scan
+
+# Hole shapes used for random masks: rectangles, strokes (cracks to large losses), stripes, centre blocks.
+TRAIN_MASK_KINDS = ("random_rect", "irregular", "thin", "thick", "stripes", "center")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One training image: its mask file (None when there is none), the mask file's convention and caption."""
+
+    image: Path
+    mask: Path | None
+    mask_mode: str
+    caption: str
+
+
+def _caption(image: Path, default: str) -> str:
+    """``<stem>.txt`` beside the image if present (stripped), else ``default``."""
+    txt = image.with_suffix(".txt")
+    return txt.read_text(encoding="utf-8").strip() if txt.is_file() else default
+
+
+def _check_size(path: Path, size: int) -> None:
+    """Refuse an image whose short side is below ``size / 8`` (it would be upscaled more than 8x)."""
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+    except (OSError, ValueError) as e:
+        raise InpaintKitError(f"{path}: not a readable image ({e}); re-export it as PNG or JPEG")
+    if min(w, h) * 8 < size:
+        raise InpaintKitError(f"{path}: {w}x{h} is smaller than --size/8 ({size // 8} px); "
+                              f"remove it or lower --size to {min(w, h) * 8} or less")
+
+
+def find_samples(data_root: str | Path, mask_source: str, mask_mode: str = "black", prompt: str = "",
+                 size: int = 512) -> list[Sample]:
+    """List the training samples under ``data_root`` and check them (one-line errors for a missing or
+    empty ``imgs/``, missing or unpaired masks where masks are needed, and images that are too small)."""
+    root = Path(data_root)
+    imgs = root / "imgs"
+    if not imgs.is_dir():
+        raise InpaintKitError(f"{root}: no imgs/ folder; --data_root needs imgs/ and masks/ (or masks_inverted/)")
+    images = scan(imgs)
+    if not images:
+        raise InpaintKitError(f"{imgs}: no images found; put your training images there")
+    folders = [(root / "masks", mask_mode), (root / "masks_inverted", "white")]
+    present = [(d, mode) for d, mode in folders if d.is_dir()]
+    if len(present) == 2:
+        raise InpaintKitError(f"{root}: has both masks/ and masks_inverted/; keep one")
+    masks_by_image: dict[Path, Path] = {}
+    file_mode = mask_mode
+    if present:
+        masks_dir, file_mode = present[0]
+        pairing = pair(imgs, masks_dir)
+        masks_by_image = {img: m for img, m, _ in pairing.pairs}
+        if mask_source != "random" and pairing.unpaired_images:
+            raise InpaintKitError(
+                f"{pairing.unpaired_images[0]}: no mask with this stem in {masks_dir} "
+                f"({len(pairing.unpaired_images)} unpaired); add masks or use --mask_source random"
+            )
+        if not pairing.pairs:
+            raise InpaintKitError(f"{masks_dir}: no mask pairs with an image in {imgs} by file stem; check the names")
+    elif mask_source != "random":
+        raise InpaintKitError(f"{root}: no masks/ or masks_inverted/ folder; add one or use --mask_source random")
+    for img in images:
+        _check_size(img, size)
+    return [Sample(img, masks_by_image.get(img), file_mode, _caption(img, prompt)) for img in images]
+
+
+def find_class_samples(class_dir: str | Path, class_prompt: str) -> list[Sample]:
+    """The prior-preservation class images (no masks: they always get random holes)."""
+    return [Sample(p, None, "black", class_prompt) for p in scan(class_dir)]
+
+
+def _resize_crop(image: np.ndarray, masks: list[np.ndarray], size: int, rng: np.random.Generator, flip: bool):
+    """Scale the short side to ``size`` (Lanczos; masks nearest), take a random ``size`` square, flip."""
+    h, w = image.shape[:2]
+    scale = size / min(h, w)
+    nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
+    image = np.asarray(Image.fromarray(image, "RGB").resize((nw, nh), Image.LANCZOS))
+    masks = [np.asarray(Image.fromarray(m.astype(np.uint8) * 255, "L").resize((nw, nh), Image.NEAREST)) >= 128
+             for m in masks]
+    top, left = int(rng.integers(0, nh - size + 1)), int(rng.integers(0, nw - size + 1))
+    crop = (slice(top, top + size), slice(left, left + size))
+    image, masks = image[crop], [m[crop] for m in masks]
+    if flip:
+        image, masks = image[:, ::-1], [m[:, ::-1] for m in masks]
+    return np.ascontiguousarray(image), [np.ascontiguousarray(m) for m in masks]
+
+
+def draw_index(seed: int, draw: int, n: int) -> int:
+    """Which sample draw number ``draw`` uses: a fresh permutation of ``n`` per epoch (seeded)."""
+    epoch, pos = divmod(draw, n)
+    return int(np.random.default_rng([seed, epoch]).permutation(n)[pos])
+
+
+def load_sample(sample: Sample, size: int, mask_source: str, draw: int, seed: int, damage_aware: bool = True) -> dict:
+    """Build one training example, deterministic in ``(seed, draw)``.
+
+    Returns ``pixels`` float32 ``(3, size, size)`` in [-1, 1], ``mask`` float32 ``(1, size, size)`` (1 =
+    repaint), ``damage`` float32 ``(1, size, size)`` (1 = known damage, loss weight 0) and ``caption``."""
+    rng = np.random.default_rng([seed, draw, 1])
+    image = load_image(sample.image)
+    given = to_repair(load_grey(sample.mask), sample.mask_mode) if sample.mask is not None else None
+    if given is not None and given.shape != image.shape[:2]:
+        given = np.asarray(Image.fromarray(given.astype(np.uint8) * 255, "L")
+                           .resize(image.shape[1::-1], Image.NEAREST)) >= 128
+    use_pairs = given is not None and (mask_source == "pairs" or (mask_source == "mixed" and draw % 2 == 0))
+    flip = bool(rng.integers(0, 2))
+    extra = [given] if given is not None else []
+    image, extra = _resize_crop(image, extra, size, rng, flip)
+    if use_pairs:
+        mask, damage = extra[0], np.zeros((size, size), bool)
+        if not mask.any():  # this crop missed the hole: fall back to a random one
+            mask = create_advanced_mask(TRAIN_MASK_KINDS[int(rng.integers(len(TRAIN_MASK_KINDS)))], size, size, rng)
+    else:
+        kind = TRAIN_MASK_KINDS[int(rng.integers(len(TRAIN_MASK_KINDS)))]
+        mask = create_advanced_mask(kind, size, size, rng)
+        damage = extra[0] if (extra and damage_aware) else np.zeros((size, size), bool)
+    pixels = image.astype(np.float32).transpose(2, 0, 1) / 127.5 - 1.0
+    return {"pixels": pixels, "mask": mask[None].astype(np.float32), "damage": damage[None].astype(np.float32),
+            "caption": sample.caption}
+
+
+def collate(items: list[dict]):
+    """Stack examples into tensors: pixels ``(B, 3, S, S)``, mask and damage ``(B, 1, S, S)``, captions list."""
+    import torch
+
+    return {
+        "pixels": torch.from_numpy(np.stack([i["pixels"] for i in items])),
+        "mask": torch.from_numpy(np.stack([i["mask"] for i in items])),
+        "damage": torch.from_numpy(np.stack([i["damage"] for i in items])),
+        "captions": [i["caption"] for i in items],
+    }

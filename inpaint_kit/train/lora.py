@@ -1,0 +1,163 @@
+"""What trains and how it is saved: peft LoRA adapters on the UNet attention projections (default), the
+projections themselves (``--train attn``, partial UNet), and an optional text-encoder LoRA.
+
+Two output formats, both read by ``infer --lora`` (:mod:`inpaint_kit.engine.sd`):
+* ``lora_unet.safetensors``: the diffusers LoRA format (``unet.`` / ``text_encoder.`` prefixed keys and
+  the peft config as metadata), so plain diffusers loads it with
+  ``pipe.load_lora_weights(dir, weight_name="lora_unet.safetensors")``;
+* ``unet_partial_tuned.safetensors``: a plain state dict of the tuned UNet attention weights with their
+  diffusers UNet key names (``down_blocks.0.attentions.0.transformer_blocks.0.attn1.to_q.weight``, ...),
+  to be loaded over the base UNet with ``unet.load_state_dict(sd, strict=False)``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from ..errors import InpaintKitError
+from ..images import atomic_write
+
+UNET_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")  # attention projections of every transformer block
+TEXT_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj")  # CLIP text encoder self-attention
+PARTIAL_FORMAT = "inpaint-kit-unet-partial"
+
+
+def target_layers(model: torch.nn.Module, targets=UNET_TARGETS) -> dict[str, torch.nn.Linear]:
+    """Linear layers of ``model`` whose qualified name ends with one of ``targets``, by name."""
+    found = {}
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear) and any(name == t or name.endswith("." + t) for t in targets):
+            found[name] = module
+    return found
+
+
+def check_rank(model: torch.nn.Module, rank: int, targets=UNET_TARGETS, what: str = "UNet") -> None:
+    """Refuse a LoRA rank larger than the smallest targeted layer (the update could not be low-rank)."""
+    layers = target_layers(model, targets)
+    if not layers:
+        raise InpaintKitError(f"the {what} has no attention layers named {', '.join(targets)}; it cannot take a LoRA")
+    name, layer = min(layers.items(), key=lambda kv: min(kv[1].in_features, kv[1].out_features))
+    limit = min(layer.in_features, layer.out_features)
+    if rank > limit:
+        raise InpaintKitError(
+            f"--rank {rank} is larger than the {what} layer {name} ({layer.in_features}->{layer.out_features}); "
+            f"use --rank {limit} or less"
+        )
+
+
+def add_lora(model: torch.nn.Module, rank: int, alpha: float, targets=UNET_TARGETS) -> None:
+    """Freeze ``model`` and attach a trainable peft LoRA (``rank``, ``alpha``) to its ``targets``.
+
+    Works for the diffusers UNet and the transformers text encoder (both have ``add_adapter``)."""
+    from peft import LoraConfig
+
+    model.requires_grad_(False)
+    config = LoraConfig(r=rank, lora_alpha=alpha, init_lora_weights="gaussian", target_modules=list(targets))
+    model.add_adapter(config)
+
+
+def unfreeze_attention(unet: torch.nn.Module) -> None:
+    """Freeze the UNet except the attention projection weights and biases (``--train attn``)."""
+    unet.requires_grad_(False)
+    for layer in target_layers(unet).values():
+        layer.requires_grad_(True)
+
+
+def trainable_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The parameters being trained, by their ``model.state_dict()`` names (detached, on CPU, contiguous)."""
+    return {n: p.detach().to("cpu").contiguous() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def count_trainable(*models: torch.nn.Module) -> int:
+    """Number of trainable parameters across ``models``."""
+    return sum(p.numel() for m in models if m is not None for p in m.parameters() if p.requires_grad)
+
+
+def _lora_layers(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft.utils import get_peft_model_state_dict
+
+    return convert_state_dict_to_diffusers(get_peft_model_state_dict(model))
+
+
+def save_lora(out_dir: str | Path, unet: torch.nn.Module, text_encoder: torch.nn.Module | None = None,
+              weight_name: str = "lora_unet.safetensors") -> Path:
+    """Write the LoRA of ``unet`` (and of ``text_encoder`` if it has one) in the diffusers format, atomically:
+    diffusers writes into a temporary folder beside the target, then the file is renamed into place."""
+    from diffusers import StableDiffusionInpaintPipeline
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    kwargs = {"unet_lora_layers": _lora_layers(unet),
+              "unet_lora_adapter_metadata": unet.peft_config["default"].to_dict()}
+    if text_encoder is not None and getattr(text_encoder, "peft_config", None):
+        kwargs["text_encoder_lora_layers"] = _lora_layers(text_encoder)
+        kwargs["text_encoder_lora_adapter_metadata"] = text_encoder.peft_config["default"].to_dict()
+    tmp = Path(tempfile.mkdtemp(prefix=".lora.", dir=out_dir))
+    try:
+        StableDiffusionInpaintPipeline.save_lora_weights(tmp, weight_name=weight_name, **kwargs)
+        os.replace(tmp / weight_name, out_dir / weight_name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir / weight_name
+
+
+def partial_state_dict(unet: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The UNet attention projection weights and biases, keyed as in ``unet.state_dict()``."""
+    out = {}
+    for name, layer in target_layers(unet).items():
+        for pname, p in layer.named_parameters():
+            out[f"{name}.{pname}"] = p.detach().to("cpu").contiguous()
+    return out
+
+
+def save_partial(out_path: str | Path, unet: torch.nn.Module, base_model: str = "") -> Path:
+    """Write the tuned attention weights of ``unet`` as a plain safetensors state dict, atomically."""
+    from safetensors.torch import save_file
+
+    state = partial_state_dict(unet)
+    meta = {"format": "pt", "inpaint_kit": PARTIAL_FORMAT, "base_model": str(base_model)}
+    return atomic_write(out_path, lambda tmp: save_file(state, str(tmp), metadata=meta))
+
+
+def check_fits(unet: torch.nn.Module, weights_path: str | Path) -> None:
+    """Raise a one-line :class:`InpaintKitError` if a ``lora_unet.safetensors`` or
+    ``unet_partial_tuned.safetensors`` does not fit ``unet`` (missing layers or different shapes), before
+    any weight is loaded. Text-encoder keys of a LoRA file are not checked here."""
+    from safetensors import safe_open
+
+    path = Path(weights_path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except Exception as e:  # safetensors raises its own error types for corrupt headers
+        raise InpaintKitError(f"{path}: not a readable safetensors file ({e}); re-export the weights")
+    base = {k: tuple(v.shape) for k, v in unet.state_dict().items()}
+    layers = target_layers(unet)
+    for key, shape in shapes.items():
+        if key.startswith("text_encoder."):
+            continue
+        if ".lora_A." in key or ".lora_B." in key or ".lora.down." in key or ".lora.up." in key:
+            name = key.removeprefix("unet.").split(".lora")[0]
+            layer = layers.get(name)
+            if layer is None:
+                raise InpaintKitError(f"{path}: LoRA layer {name} does not exist in this model; "
+                                      "it was trained for a different base model")
+            # lora_A (down): (r, in_features); lora_B (up): (out_features, r)
+            expected = layer.in_features if (".lora_A." in key or ".lora.down." in key) else layer.out_features
+            got = shape[1] if (".lora_A." in key or ".lora.down." in key) else shape[0]
+            if got != expected:
+                raise InpaintKitError(f"{path}: LoRA {key} has shape {shape} but the model's layer {name} is "
+                                      f"{layer.in_features}->{layer.out_features}; it was trained for a different base model")
+        elif key in base:
+            if shape != base[key]:
+                raise InpaintKitError(f"{path}: {key} has shape {shape} but the model expects {base[key]}; "
+                                      "it was trained for a different base model")
+        elif not key.endswith(".alpha"):
+            raise InpaintKitError(f"{path}: weight {key} does not exist in this model; "
+                                  "it was trained for a different base model")
