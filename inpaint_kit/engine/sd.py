@@ -1,0 +1,376 @@
+"""The Stable Diffusion inpainting engine: loads a ``StableDiffusionInpaintPipeline`` once and fills
+working canvases with all collage rows in ONE batched pipeline call.
+
+What it adds to a plain ``pipe(...)`` call, and why:
+
+* **Row guarantee.** Each row's initial latents come from its own ``torch.Generator('cpu')`` seeded
+  with the row's seed, and the masked image is VAE-encoded once, deterministically (the latent
+  distribution's mode), and handed to the pipeline as ``masked_image_latents``. The per-row generators
+  are also passed on, so schedulers that draw noise at every step (euler_a, ddpm) draw it per row.
+  Result: a row is the same alone or in a batch (the pipeline's own generator handling does not give
+  this: it encodes the masked image by *sampling* with only the first generator).
+* **No-op guidance skipped.** With an empty prompt and an empty negative prompt the conditional and
+  unconditional text embeddings are identical, so classifier-free guidance returns the conditional
+  prediction whatever the scale: the engine runs with guidance 1.0, which halves the UNet batch.
+* **Work counted.** ``unet_evaluations`` (UNet forward calls) and ``unet_rows`` (rows through the UNet,
+  i.e. batch size x calls) accumulate over the engine's life, for the benchmark.
+
+Model sources (``load_sd_engine(model)``):
+  - a local diffusers folder (with ``model_index.json``): loaded offline;
+  - a single ``.safetensors`` / ``.ckpt`` checkpoint (A1111 style). diffusers needs the model's configs
+    (a diffusers folder, weights optional) to build it offline; the folder is looked up beside the
+    checkpoint as ``<dir>/<stem>/`` and then ``<dir>/config/``. Without one, diffusers' own lookup is
+    tried (the matching hub repo's configs, from the cache or the network). ``.ckpt`` files are read
+    with ``torch.load(weights_only=True)``: a pickle that wants to run code is refused;
+  - a hub id: loaded from the Hugging Face cache (``cache_dir``) if it is there, else downloaded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import InpaintKitError
+from . import Sampling
+
+log = logging.getLogger("inpaint_kit")
+
+# name -> (diffusers class, config overrides). Built from the model's own scheduler config, so the
+# noise schedule (betas, timestep spacing, prediction type) stays the model's.
+_SCHEDULER_SPECS = {
+    "ddim": ("DDIMScheduler", {}),
+    "dpmpp_2m": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "solver_order": 2}),
+    "euler_a": ("EulerAncestralDiscreteScheduler", {}),
+    "euler": ("EulerDiscreteScheduler", {}),
+    "unipc": ("UniPCMultistepScheduler", {}),
+    "pndm": ("PNDMScheduler", {"skip_prk_steps": True}),
+    "ddpm": ("DDPMScheduler", {}),
+}
+SCHEDULERS = ("default", *_SCHEDULER_SPECS)
+DTYPES = ("auto", "fp32", "fp16", "bf16")
+CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt")
+LORA_NAMES = ("lora_unet.safetensors", "pytorch_lora_weights.safetensors")  # diffusers LoRA format
+PARTIAL_NAME = "unet_partial_tuned.safetensors"  # plain UNet state dict (inpaint_kit.train.lora.save_partial)
+ADAPTER = "inpaint_kit"
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+# ----------------------------------------------------------------------------------------------------
+# loading
+
+
+def resolve_device_dtype(device: str | None, dtype: str):
+    """``device`` None -> cuda if available else cpu; ``dtype`` auto -> fp16 on CUDA, fp32 elsewhere."""
+    import torch
+
+    if dtype not in DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if dtype == "auto":
+        dtype = "fp16" if torch.device(device).type == "cuda" else "fp32"
+    return device, dtype, {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0][:300] if text else type(e).__name__
+
+
+def _single_file_config(path: Path) -> Path | None:
+    """The diffusers config folder for checkpoint ``path``: ``<dir>/<stem>/`` or ``<dir>/config/``."""
+    for folder in (path.with_suffix(""), path.parent / "config"):
+        if (folder / "model_index.json").is_file():
+            return folder
+    return None
+
+
+def _load_single_file(path: Path, torch_dtype, cache_dir):
+    from diffusers import StableDiffusionInpaintPipeline
+
+    config = _single_file_config(path)
+    kwargs = dict(dtype=torch_dtype, safety_checker=None, requires_safety_checker=False)
+    try:
+        if config is not None:
+            return StableDiffusionInpaintPipeline.from_single_file(
+                str(path), config=str(config), local_files_only=True, **kwargs)
+        return StableDiffusionInpaintPipeline.from_single_file(str(path), cache_dir=cache_dir, **kwargs)
+    except Exception as e:  # diffusers raises OSError/ValueError/KeyError/UnpicklingError/... here
+        where = f"with config folder {config}" if config else (
+            f"(no config folder found: put the model's diffusers folder at {path.with_suffix('')}/ or "
+            f"{path.parent / 'config'}/)")
+        raise InpaintKitError(f"cannot load checkpoint {path} {where}: {_one_line(e)}") from e
+
+
+def _load_hub(model: str, torch_dtype, cache_dir):
+    """Cached copies load without network; otherwise download; failing both is one line."""
+    from diffusers import StableDiffusionInpaintPipeline
+    from huggingface_hub import constants
+
+    kwargs = dict(dtype=torch_dtype, cache_dir=cache_dir, safety_checker=None, requires_safety_checker=False)
+    try:
+        return StableDiffusionInpaintPipeline.from_pretrained(model, local_files_only=True, **kwargs)
+    except OSError:
+        pass  # not (fully) cached
+    hint = "pass --model PATH (a diffusers folder or a .safetensors/.ckpt file)"
+    cache = f" ({cache_dir})" if cache_dir else ""
+    if constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        raise InpaintKitError(f"model {model!r} is not in the Hugging Face cache{cache} and HF_HUB_OFFLINE is set; {hint}")
+    try:
+        return StableDiffusionInpaintPipeline.from_pretrained(model, **kwargs)
+    except Exception as e:
+        name = type(e).__name__
+        if "RepositoryNotFound" in name or "GatedRepo" in name:
+            reason = "the Hugging Face hub has no such (public) model"
+        else:
+            reason = "the Hugging Face hub is not reachable"
+        raise InpaintKitError(f"model {model!r} is not in the Hugging Face cache{cache} and {reason}; {hint}") from e
+
+
+def load_pipeline(model: str, torch_dtype=None, cache_dir: str | None = None):
+    """A ``StableDiffusionInpaintPipeline`` from a diffusers folder, a single checkpoint file or a hub id
+    (see module docstring); every failure is a one-line :class:`InpaintKitError`."""
+    from diffusers import StableDiffusionInpaintPipeline
+
+    path = Path(model).expanduser()
+    kinds = "a diffusers folder (with model_index.json), a .safetensors/.ckpt checkpoint or a hub id"
+    if path.is_dir():
+        if not (path / "model_index.json").is_file():
+            raise InpaintKitError(f"{path} is a folder but not a diffusers model (no model_index.json); --model takes {kinds}")
+        try:
+            return StableDiffusionInpaintPipeline.from_pretrained(
+                path, local_files_only=True, dtype=torch_dtype, safety_checker=None, requires_safety_checker=False)
+        except Exception as e:
+            raise InpaintKitError(f"cannot load diffusers folder {path}: {_one_line(e)}") from e
+    if path.is_file():
+        if path.suffix.lower() not in CHECKPOINT_SUFFIXES:
+            raise InpaintKitError(f"{path} is not a model file (expected .safetensors or .ckpt); --model takes {kinds}")
+        return _load_single_file(path, torch_dtype, cache_dir)
+    if path.exists() or not _HUB_ID.match(model) or model.startswith((".", "~")) or path.suffix.lower() in CHECKPOINT_SUFFIXES:
+        raise InpaintKitError(f"{model}: no such model file or folder; --model takes {kinds}")
+    return _load_hub(model, torch_dtype, cache_dir)
+
+
+def build_scheduler(name: str, config):
+    """A scheduler ``name`` (one of :data:`SCHEDULERS` except ``default``) built from a model's config."""
+    import diffusers
+
+    if name not in _SCHEDULER_SPECS:
+        raise ValueError(f"unknown scheduler {name!r}; choose one of {', '.join(SCHEDULERS)}")
+    cls_name, overrides = _SCHEDULER_SPECS[name]
+    return getattr(diffusers, cls_name).from_config(config, **overrides)
+
+
+# ----------------------------------------------------------------------------------------------------
+# LoRA and partial fine-tunes
+
+
+def _resolve_lora(lora: str) -> tuple[str, Path]:
+    """(kind, file) for ``--lora``: kind 'lora' (diffusers LoRA) or 'partial' (plain UNet state dict).
+
+    A folder must hold ``lora_unet.safetensors`` (or diffusers' ``pytorch_lora_weights.safetensors``) or
+    ``unet_partial_tuned.safetensors``; a file is classified by its keys (LoRA keys contain ``lora``)."""
+    path = Path(lora).expanduser()
+    if path.is_dir():
+        for name in (*LORA_NAMES, PARTIAL_NAME):
+            if (path / name).is_file():
+                return ("partial" if name == PARTIAL_NAME else "lora"), path / name
+        raise InpaintKitError(f"{path} holds no {', '.join((*LORA_NAMES, PARTIAL_NAME))}; pass the training output folder or one of these files")
+    if not path.is_file():
+        raise InpaintKitError(f"{path}: no such LoRA file or folder")
+    if path.suffix.lower() != ".safetensors":
+        raise InpaintKitError(f"{path}: LoRA / fine-tune weights must be a .safetensors file")
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            keys, meta = list(f.keys()), f.metadata() or {}
+    except Exception as e:
+        raise InpaintKitError(f"{path}: not a readable safetensors file ({_one_line(e)})") from e
+    if meta.get("inpaint_kit") == "inpaint-kit-unet-partial" or not any("lora" in k for k in keys):
+        return "partial", path
+    return "lora", path
+
+
+def apply_partial(unet, path: Path, scale: float) -> int:
+    """Load a partial fine-tune over ``unet``: each weight becomes ``lerp(base, tuned, scale)`` (scale 0
+    is the base exactly, 1 the tuned weights exactly). Every key must exist in the UNet with the same
+    shape, else a one-line error naming the file. Returns the number of tensors changed."""
+    import torch
+    from safetensors.torch import load_file
+
+    tuned = load_file(str(path))
+    base = unet.state_dict()
+    for key, value in tuned.items():
+        if key not in base:
+            raise InpaintKitError(f"{path}: weight {key} does not exist in this model's UNet; it was trained for a different base model")
+        if tuple(value.shape) != tuple(base[key].shape):
+            raise InpaintKitError(f"{path}: {key} has shape {tuple(value.shape)} but the model's UNet expects "
+                                  f"{tuple(base[key].shape)}; it was trained for a different base model")
+    with torch.no_grad():
+        for key, value in tuned.items():
+            target = base[key]  # state_dict tensors share storage with the parameters
+            mixed = torch.lerp(target.float(), value.to(target.device).float(), float(scale))
+            target.copy_(mixed.to(target.dtype))
+    return len(tuned)
+
+
+def apply_lora(pipe, path: Path, scale: float) -> None:
+    """Load a diffusers-format LoRA into ``pipe`` as adapter ``inpaint_kit`` weighted by ``scale``."""
+    if _has_peft_keys(path):
+        try:
+            from ..train.lora import check_fits  # same shape rules as the trainer that wrote the file
+        except ImportError:  # pragma: no cover - trainer not installed
+            check_fits = None
+        if check_fits is not None:
+            check_fits(pipe.unet, path)
+    try:
+        pipe.load_lora_weights(str(path.parent), weight_name=path.name, adapter_name=ADAPTER)
+    except Exception as e:  # shape mismatches surface as RuntimeError/ValueError with long texts
+        raise InpaintKitError(f"{path}: LoRA does not fit this model ({_one_line(e)})") from e
+    if ADAPTER not in pipe.get_list_adapters().get("unet", []):
+        raise InpaintKitError(f"{path}: no LoRA weight matches a layer of this model's UNet; it was trained for a different base model")
+    pipe.set_adapters([ADAPTER], adapter_weights=[float(scale)])
+
+
+def _has_peft_keys(path: Path) -> bool:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return any(".lora_A." in k or ".lora_B." in k for k in f.keys())
+
+
+# ----------------------------------------------------------------------------------------------------
+# the engine
+
+
+class SDEngine:
+    """A loaded SD inpainting pipeline implementing :class:`inpaint_kit.engine.Engine`."""
+
+    multiple = 8
+
+    def __init__(self, pipe, model: str, device: str, dtype: str, scheduler: str = "default",
+                 lora: str | None = None, lora_scale: float = 1.0):
+        if pipe.unet.config.in_channels != 9:
+            raise InpaintKitError(f"{model} is not an inpainting model (its UNet takes {pipe.unet.config.in_channels} "
+                                  "input channels, inpainting models take 9); use an inpainting checkpoint")
+        self.pipe = pipe
+        self.model, self.device, self.dtype = model, device, dtype
+        self.scheduler, self.lora, self.lora_scale = scheduler, lora, lora_scale
+        self.unet_evaluations = 0  # UNet forward calls
+        self.unet_rows = 0  # sum of their batch sizes (rows x CFG doubling)
+        self.last_info: dict = {}
+        pipe.unet.register_forward_pre_hook(self._count, with_kwargs=True)
+
+    def _count(self, module, args, kwargs):
+        sample = args[0] if args else kwargs["sample"]
+        self.unet_evaluations += 1
+        self.unet_rows += int(sample.shape[0])
+
+    def describe(self) -> dict:
+        """Provenance for output metadata (``cfg_skipped`` once a call has run)."""
+        info = {
+            "model": self.model,
+            "scheduler": self.scheduler,
+            "scheduler_class": type(self.pipe.scheduler).__name__,
+            "lora": self.lora,
+            "lora_scale": self.lora_scale if self.lora else None,
+            "dtype": self.dtype,
+            "device": self.device,
+        }
+        if "cfg_skipped" in self.last_info:
+            info["cfg_skipped"] = self.last_info["cfg_skipped"]
+        return info
+
+    def masked_image_latents(self, image: np.ndarray, mask: np.ndarray):
+        """VAE latents (1, 4, h/8, w/8) of the image with the repair region set to 0 (mid grey in
+        [-1, 1], as the pipeline does), encoded deterministically with the latent distribution's mode."""
+        import torch
+
+        vae = self.pipe.vae
+        x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 127.5 - 1.0  # (1, 3, h, w) in [-1, 1]
+        x = x * torch.from_numpy(~mask)[None, None].float()
+        with torch.no_grad():
+            z = vae.encode(x.to(self.device, vae.dtype)).latent_dist.mode()
+        return z * vae.config.scaling_factor
+
+    def initial_latents(self, seeds: Sequence[int], h: int, w: int):
+        """Per-row noise (rows, 4, h/8, w/8), row i from ``Generator('cpu').manual_seed(seeds[i])``, and
+        the generators (advanced past that draw) for schedulers that add noise at each step."""
+        import torch
+
+        f = self.pipe.vae_scale_factor
+        shape = (1, self.pipe.vae.config.latent_channels, h // f, w // f)
+        generators = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
+        latents = torch.cat([torch.randn(shape, generator=g, dtype=torch.float32) for g in generators])
+        return latents.to(self.device, self.pipe.unet.dtype), generators
+
+    def inpaint(self, image: np.ndarray, mask: np.ndarray, seeds: Sequence[int], sampling: Sampling,
+                progress: bool = True) -> list[np.ndarray]:
+        """Fill ``mask`` (True = repaint) in ``image`` once per seed, all rows in one pipeline call."""
+        from PIL import Image
+
+        h, w = image.shape[:2]
+        if h % self.multiple or w % self.multiple or mask.shape != (h, w) or not len(seeds):
+            raise ValueError(f"inpaint needs sides that are multiples of {self.multiple}, a mask of the image's "
+                             f"size and at least one seed; got image {image.shape}, mask {mask.shape}, {len(seeds)} seeds")
+        latents, generators = self.initial_latents(seeds, h, w)
+        cfg_skipped = not sampling.prompt and not sampling.negative_prompt and sampling.guidance > 1.0
+        before = (self.unet_evaluations, self.unet_rows)
+        self.pipe.set_progress_bar_config(disable=not progress, leave=False)
+        out = self.pipe(
+            prompt=sampling.prompt,
+            negative_prompt=sampling.negative_prompt or None,
+            image=Image.fromarray(image),
+            mask_image=Image.fromarray(mask.astype(np.uint8) * 255),
+            masked_image_latents=self.masked_image_latents(image, mask),
+            height=h,
+            width=w,
+            strength=1.0,
+            num_inference_steps=sampling.steps,
+            guidance_scale=1.0 if cfg_skipped else sampling.guidance,
+            num_images_per_prompt=len(seeds),
+            generator=generators,
+            latents=latents,
+            output_type="np",
+        ).images  # (rows, h, w, 3) float in [0, 1]
+        self.last_info = {
+            "cfg_skipped": cfg_skipped,
+            "unet_evaluations": self.unet_evaluations - before[0],
+            "unet_rows": self.unet_rows - before[1],
+        }
+        return [np.clip(np.round(row * 255), 0, 255).astype(np.uint8) for row in out]
+
+
+def load_sd_engine(
+    model: str,
+    *,
+    device: str | None = None,
+    dtype: str = "auto",
+    scheduler: str = "default",
+    lora: str | None = None,
+    lora_scale: float = 1.0,
+    cache_dir: str | None = None,
+) -> SDEngine:
+    """Load an SD inpainting model (hub id, diffusers folder or single checkpoint) as an :class:`SDEngine`,
+    with ``scheduler`` (one of :data:`SCHEDULERS`) and an optional LoRA / partial fine-tune."""
+    if scheduler not in SCHEDULERS:
+        raise ValueError(f"unknown scheduler {scheduler!r}; choose one of {', '.join(SCHEDULERS)}")
+    device, dtype_name, torch_dtype = resolve_device_dtype(device, dtype)
+    lora_kind = _resolve_lora(lora) if lora else None  # bad --lora fails before the slow model load
+    pipe = load_pipeline(model, torch_dtype=torch_dtype, cache_dir=cache_dir)
+    pipe.to(device)
+    if scheduler != "default":
+        pipe.scheduler = build_scheduler(scheduler, pipe.scheduler.config)
+    if lora_kind is not None:
+        kind, path = lora_kind
+        if kind == "partial":
+            n = apply_partial(pipe.unet, path, lora_scale)
+            log.info("loaded %d fine-tuned UNet tensors from %s (scale %s)", n, path, lora_scale)
+        else:
+            apply_lora(pipe, path, lora_scale)
+    return SDEngine(pipe, model, device, dtype_name, scheduler, lora, lora_scale)
