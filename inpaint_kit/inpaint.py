@@ -147,12 +147,13 @@ def row_path(collage_path: Path, stem: str, row: int, seed: int) -> Path:
     return collage_path.with_name(f"{stem}_row{row}_seed{seed}.png")
 
 
-def write_job(job: Job, cfg: InferConfig, engine: Engine | None, collage_path, stem: str | None = None) -> list[Path]:
+def write_job(job: Job, cfg: InferConfig, engine: Engine | None, collage_path, stem: str | None = None,
+              **extra) -> list[Path]:
     """Write the collage (and with ``save_rows`` each row) atomically, each PNG carrying its
-    parameters. Returns the paths written."""
+    parameters (plus ``extra`` ones). Returns the paths written."""
     collage_path = Path(collage_path)
     stem = stem or collage_path.stem.removesuffix("_collage")
-    meta = metadata(cfg, engine, job)
+    meta = metadata(cfg, engine, job, **extra)
     sheet = grid(job.image, job.mask, job.results, cfg.collage_spacing_h, cfg.collage_spacing_v)
     written = [save_png(collage_path, sheet, meta)]
     if cfg.save_rows:

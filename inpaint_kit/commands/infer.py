@@ -12,26 +12,7 @@ SCHEDULER_CHOICES = ("default", "ddim", "dpmpp_2m", "euler_a", "euler", "unipc",
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..engine import DEFAULT_MODEL
-
-    core = p.add_argument_group("model and sampling")
-    core.add_argument("--model", default=DEFAULT_MODEL,
-                      help="hub id, local diffusers folder, single .safetensors/.ckpt file, 'builtin', or a trained DDPM folder")
-    core.add_argument("--size", type=int, default=768, help="long side of the working canvas (sides rounded to multiples of 8)")
-    core.add_argument("--steps", type=int, default=30, help="denoising steps")
-    core.add_argument("--guidance", type=float, default=5.0, help="classifier-free guidance scale (skipped when both prompts are empty)")
-    core.add_argument("--prompt", default="", help="text prompt (SD models)")
-    core.add_argument("--negative_prompt", default="", help="negative prompt (SD models)")
-    core.add_argument("--mask_mode", choices=("black", "white"), default="black", help="which mask colour marks the region to repair")
-    core.add_argument("--mask_blur", type=int, default=0, help="feather the seam over N pixels just outside the mask")
-    core.add_argument("--rows", type=int, default=4, help="collage rows, one seed each")
-    core.add_argument("--seed", type=int, default=0, help="row i uses seed+i; 0 = random seeds (recorded in the outputs)")
-    core.add_argument("--scheduler", choices=SCHEDULER_CHOICES, default="default", help="sampler for SD models")
-    core.add_argument("--lora", default=None, help="LoRA folder/file (lora_unet.safetensors) or unet_partial_tuned.safetensors")
-    core.add_argument("--lora_scale", type=float, default=1.0, help="LoRA strength (0 = base model)")
-    core.add_argument("--cache_dir", default=None, help="Hugging Face cache folder for hub ids")
-    core.add_argument("--device", default=None, help="cuda, cuda:1, cpu, ... (default: cuda if available)")
-    core.add_argument("--dtype", choices=("auto", "fp32", "fp16", "bf16"), default="auto", help="auto = fp16 on CUDA, fp32 on CPU")
+    add_model_arguments(p)
 
     single = p.add_argument_group("single image")
     single.add_argument("--image", help="image file")
@@ -43,12 +24,46 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     batch.add_argument("--batch_masks_dir", help="folder of masks paired by file stem (recursive; <stem>_mask also pairs)")
     batch.add_argument("--output_dir", default="outputs", help="batch output folder (sub-folders mirrored)")
 
+    add_output_arguments(p)
+    add_ddpm_arguments(p)
+
+
+def add_model_arguments(p: argparse.ArgumentParser, mask_flags: bool = True) -> None:
+    """Model and sampling flags shared by ``infer`` and ``outpaint`` (``mask_flags``: --mask_mode, --mask_blur)."""
+    from ..engine import DEFAULT_MODEL
+
+    core = p.add_argument_group("model and sampling")
+    core.add_argument("--model", default=DEFAULT_MODEL,
+                      help="hub id, local diffusers folder, single .safetensors/.ckpt file, 'builtin', or a trained DDPM folder")
+    core.add_argument("--size", type=int, default=768, help="long side of the working canvas (sides rounded to multiples of 8)")
+    core.add_argument("--steps", type=int, default=30, help="denoising steps")
+    core.add_argument("--guidance", type=float, default=5.0, help="classifier-free guidance scale (skipped when both prompts are empty)")
+    core.add_argument("--prompt", default="", help="text prompt (SD models)")
+    core.add_argument("--negative_prompt", default="", help="negative prompt (SD models)")
+    if mask_flags:
+        core.add_argument("--mask_mode", choices=("black", "white"), default="black", help="which mask colour marks the region to repair")
+        core.add_argument("--mask_blur", type=int, default=0, help="feather the seam over N pixels just outside the mask")
+    core.add_argument("--rows", type=int, default=4, help="collage rows, one seed each")
+    core.add_argument("--seed", type=int, default=0, help="row i uses seed+i; 0 = random seeds (recorded in the outputs)")
+    core.add_argument("--scheduler", choices=SCHEDULER_CHOICES, default="default", help="sampler for SD models")
+    core.add_argument("--lora", default=None, help="LoRA folder/file (lora_unet.safetensors) or unet_partial_tuned.safetensors")
+    core.add_argument("--lora_scale", type=float, default=1.0, help="LoRA strength (0 = base model)")
+    core.add_argument("--cache_dir", default=None, help="Hugging Face cache folder for hub ids")
+    core.add_argument("--device", default=None, help="cuda, cuda:1, cpu, ... (default: cuda if available)")
+    core.add_argument("--dtype", choices=("auto", "fp32", "fp16", "bf16"), default="auto", help="auto = fp16 on CUDA, fp32 on CPU")
+
+
+def add_output_arguments(p: argparse.ArgumentParser) -> None:
+    """Collage and resume flags shared by ``infer`` and ``outpaint``."""
     out = p.add_argument_group("output")
     out.add_argument("--collage_spacing_h", type=int, default=20, help="pixels between tiles")
     out.add_argument("--collage_spacing_v", type=int, default=20, help="pixels between rows")
     out.add_argument("--save_rows", action="store_true", help="also write each row as <stem>_row<i>_seed<seed>.png")
     out.add_argument("--overwrite", action="store_true", help="redo outputs that already exist (default: skip them, so runs resume)")
 
+
+def add_ddpm_arguments(p: argparse.ArgumentParser) -> None:
+    """Flags of the from-scratch DDPM engine (collected into ``ddpm_options``)."""
     ddpm = p.add_argument_group("builtin / DDPM models only")
     ddpm.add_argument("--sampler", choices=("ddim", "ddpm", "repaint"), default=None, help="DDPM sampler (default: the model's)")
     ddpm.add_argument("--jump_length", type=int, default=None, help="RePaint jump length")

@@ -1,0 +1,108 @@
+"""``inpaint-kit outpaint``: extend one image or a whole tree past its borders, in chunks."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .infer import DDPM_FLAGS, add_ddpm_arguments, add_model_arguments, add_output_arguments
+
+HELP = "Extend an image (--image) or a tree (--batch_imgs_dir) left/right/up/down with a diffusion model, in chunks."
+
+DIRECTIONS = ("left", "right", "up", "down")  # same as inpaint_kit.outpaint.DIRECTIONS (not imported: --help stays light)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    ext = p.add_argument_group("extension (any combination of sides)")
+    for d in DIRECTIONS:
+        ext.add_argument(f"--{d}", type=int, default=None, metavar="PIXELS", help=f"pixels to add on the {d} side")
+    ext.add_argument("--direction", default=None, help="comma list of sides to extend by --pixels, e.g. left,up")
+    ext.add_argument("--pixels", type=int, default=None, help="pixels per side for --direction")
+    ext.add_argument("--fill", choices=("edge", "blur", "noise", "gray"), default="edge",
+                     help="how the new area starts: replicated border, blurred border colours, noise, flat grey")
+    ext.add_argument("--overlap", type=int, default=64, help="already-final pixels the model sees beside each new strip")
+    ext.add_argument("--max_step", type=int, default=256, help="largest strip generated per pass (pixels)")
+    ext.add_argument("--mask_blur", type=int, default=8,
+                     help="new pixels over which the seam is blended into the old ones (old pixels never change)")
+    ext.add_argument("--max_canvas", type=int, default=8192, help="refuse canvases with a side larger than this")
+    ext.add_argument("--max_megapixels", type=float, default=40.0, help="refuse canvases larger than this")
+
+    add_model_arguments(p, mask_flags=False)
+
+    single = p.add_argument_group("single image")
+    single.add_argument("--image", help="image file")
+    single.add_argument("--output", help="collage path (default outputs/<stem>_collage.png)")
+
+    batch = p.add_argument_group("batch")
+    batch.add_argument("--batch_imgs_dir", help="folder of images (recursive); every image is extended the same way")
+    batch.add_argument("--output_dir", default="outputs", help="batch output folder (sub-folders mirrored)")
+
+    add_output_arguments(p)
+    add_ddpm_arguments(p)
+
+
+def sides_from_args(args: argparse.Namespace) -> dict:
+    """``--left/--right/--up/--down`` merged with ``--direction ... --pixels N`` (a side given twice is an error)."""
+    from ..errors import InpaintKitError
+
+    sides = {d: getattr(args, d) for d in DIRECTIONS}
+    if (args.direction is None) != (args.pixels is None):
+        raise InpaintKitError("--direction and --pixels go together, e.g. --direction left,up --pixels 256")
+    if args.direction is not None:
+        for d in (x.strip() for x in args.direction.split(",")):
+            if d not in DIRECTIONS:
+                raise InpaintKitError(f"--direction {args.direction!r}: {d!r} is not one of {', '.join(DIRECTIONS)}")
+            if sides[d] is not None:
+                raise InpaintKitError(f"--{d} given twice (also in --direction); give each side once")
+            sides[d] = args.pixels
+    return sides
+
+
+def config_from_args(args: argparse.Namespace):
+    """The one place argparse values become an :class:`~inpaint_kit.outpaint.OutpaintConfig`."""
+    from dataclasses import fields
+
+    from ..outpaint import OutpaintConfig
+
+    values = {f.name: getattr(args, f.name) for f in fields(OutpaintConfig)
+              if f.name not in (*DIRECTIONS, "ddpm_options") and hasattr(args, f.name)}
+    ddpm_options = {k: getattr(args, k) for k in DDPM_FLAGS if getattr(args, k) is not None}
+    return OutpaintConfig(**values, **sides_from_args(args), ddpm_options=ddpm_options).validate()
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import InpaintKitError
+
+    if bool(args.image) == bool(args.batch_imgs_dir):
+        raise InpaintKitError("give either --image or --batch_imgs_dir")
+    cfg = config_from_args(args)
+    return run_single(cfg, args) if args.image else run_batch_command(cfg, args)
+
+
+def run_single(cfg, args) -> int:
+    from ..images import load_image
+    from ..inpaint import write_job
+    from ..outpaint import job_metadata, outpaint_array
+
+    output = Path(args.output) if args.output else Path("outputs") / f"{Path(args.image).stem}_collage.png"
+    if output.exists() and not cfg.overwrite:
+        print(f"{output} exists; skipped (pass --overwrite to redo it)", file=sys.stderr)
+        return 0
+    image = load_image(args.image)
+    cfg.check_canvas(*image.shape[:2], name=args.image)  # refuse before loading a model
+    engine = cfg.load_engine()
+    job = outpaint_array(engine, cfg, image, cfg.seeds(), Path(args.image).name)
+    for path in write_job(job, cfg, engine, output, stem=Path(args.image).stem, **job_metadata(job)):
+        print(path)
+    h, w = job.image.shape[:2]
+    print(f"canvas {w}x{h} in {len(job.calls)} model calls; seeds: {' '.join(map(str, job.seeds))}", file=sys.stderr)
+    return 0
+
+
+def run_batch_command(cfg, args) -> int:
+    from ..outpaint import run_outpaint_batch
+
+    report = run_outpaint_batch(cfg, args.batch_imgs_dir, args.output_dir)
+    print(report.summary(), file=sys.stderr)
+    return report.exit_code

@@ -1,0 +1,381 @@
+"""Outpainting: extend an image past its border, in chunks, with the same engines and guarantees as
+inpainting. Outpainting is inpainting on an extended canvas, so this module only adds three things:
+
+1. the canvas: the original at offset ``(left, up)`` and the new area initialised by ``--fill``
+   (:func:`extend_canvas`, pure numpy);
+2. the plan: a list of model calls (:class:`Window`), each generating one strip of at most
+   ``max_step`` new pixels from a window that also holds ``overlap`` already-final pixels, so no call
+   ever sees the whole canvas (:func:`plan_windows`, a pure function of sizes);
+3. the seam: the model's colour error on the known pixels fades out over ``mask_blur`` new pixels,
+   so known pixels never change and strips meet smoothly (:func:`blend_new`).
+
+    cfg = OutpaintConfig(model="builtin", left=300, up=128, rows=2, seed=7)
+    engine = cfg.load_engine()
+    job = outpaint_file(engine, cfg, "imgs/mural.png")
+    write_job(job, cfg, engine, "outputs/mural_collage.png", **job_metadata(job))
+
+The collage row is ``original on the filled canvas | canvas with the new area white | result``,
+which is :func:`inpaint_kit.collage.grid` of the job's ``image`` (the filled canvas) and ``mask``
+(the new area).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from .batch import BatchReport, append_manifest, collage_path
+from .engine import Engine
+from .errors import InpaintKitError
+from .geometry import resize_image, to_work
+from .images import load_image
+from .inpaint import InferConfig, Job, metadata, write_job
+from .pairing import scan
+
+log = logging.getLogger("inpaint_kit")
+
+DIRECTIONS = ("left", "right", "up", "down")
+FILLS = ("edge", "blur", "noise", "gray")
+
+
+@dataclass
+class OutpaintConfig(InferConfig):
+    """An inference config plus the extension. ``None`` = that side is not extended; a given side must
+    be at least 1 pixel. Validation raises, it never rewrites a value."""
+
+    mask_blur: int = 8  # here: new pixels over which the seam is blended (old pixels never change)
+    left: int | None = None
+    right: int | None = None
+    up: int | None = None
+    down: int | None = None
+    overlap: int = 64
+    fill: str = "edge"
+    max_step: int = 256
+    max_canvas: int = 8192  # largest side of the extended canvas, pixels
+    max_megapixels: float = 40.0  # largest area of the extended canvas
+
+    def extension(self) -> dict[str, int]:
+        """``{"left": px, "right": px, "up": px, "down": px}`` with 0 for sides not extended."""
+        return {d: getattr(self, d) or 0 for d in DIRECTIONS}
+
+    def validate(self) -> "OutpaintConfig":
+        super().validate()
+        given = {d: getattr(self, d) for d in DIRECTIONS if getattr(self, d) is not None}
+        for d, px in given.items():
+            if px < 1:
+                raise InpaintKitError(f"--{d} {px}: give a positive number of pixels (or leave the side out)")
+        if not given:
+            raise InpaintKitError("no direction given; pass --left/--right/--up/--down PIXELS or --direction left,up --pixels N")
+        checks = [
+            (self.overlap >= 0, f"--overlap {self.overlap} must be >= 0"),
+            (self.max_step >= 1, f"--max_step {self.max_step} must be at least 1"),
+            (self.fill in FILLS, f"--fill {self.fill!r} must be one of {', '.join(FILLS)}"),
+            (self.max_canvas >= 1 and self.max_megapixels > 0, "--max_canvas and --max_megapixels must be positive"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise InpaintKitError(message)
+        return self
+
+    def check_canvas(self, h: int, w: int, name: str = "image") -> tuple[int, int]:
+        """The extended canvas ``(H, W)`` for an ``h x w`` image; raises if it exceeds the limits."""
+        e = self.extension()
+        ch, cw = h + e["up"] + e["down"], w + e["left"] + e["right"]
+        if max(ch, cw) > self.max_canvas or ch * cw > self.max_megapixels * 1e6:
+            raise InpaintKitError(
+                f"{name}: extending {w}x{h} to {cw}x{ch} exceeds the canvas limit ({self.max_canvas} px per side, "
+                f"{self.max_megapixels:g} MP); extend less or raise --max_canvas / --max_megapixels")
+        return ch, cw
+
+
+# --- 1. The canvas -----------------------------------------------------------------------------
+
+
+def extend_canvas(image: np.ndarray, left: int = 0, right: int = 0, up: int = 0, down: int = 0,
+                  fill: str = "edge") -> tuple[np.ndarray, np.ndarray]:
+    """Place ``image`` (H, W, 3) at offset ``(left, up)`` of a ``(H+up+down, W+left+right, 3)`` canvas.
+
+    Returns ``(canvas, new)`` where ``new`` is the bool mask of the added area (True = to generate).
+    The new area starts as ``fill``: ``edge`` replicates the border pixels outwards, ``blur`` smooths
+    those replicated colours, ``noise`` adds strong fixed-seed noise to the blurred colours, ``gray``
+    is flat mid-grey. The original's pixels are copied bit for bit."""
+    if fill not in FILLS:
+        raise ValueError(f"fill must be one of {FILLS}, got {fill!r}")
+    h, w = image.shape[:2]
+    pad = ((up, down), (left, right), (0, 0))
+    if fill == "gray":
+        canvas = np.pad(image, pad, mode="constant", constant_values=128)
+    else:
+        canvas = np.pad(image, pad, mode="edge")
+    if fill in ("blur", "noise"):
+        canvas = _blurred(canvas, sigma=max(2.0, 0.1 * min(h, w)))
+    if fill == "noise":
+        # A fixed seed: the fill is shared by all rows, so a row must not depend on which rows run.
+        noise = np.random.default_rng(0).normal(0.0, 48.0, canvas.shape)
+        canvas = np.clip(canvas + noise, 0, 255).astype(np.uint8)
+    new = np.ones(canvas.shape[:2], bool)
+    new[up : up + h, left : left + w] = False
+    canvas[~new] = image.reshape(-1, 3)  # exact original (blurring touched it)
+    return canvas, new
+
+
+def _blurred(image: np.ndarray, sigma: float) -> np.ndarray:
+    import cv2
+
+    return cv2.GaussianBlur(image, (0, 0), sigmaX=sigma, borderType=cv2.BORDER_REPLICATE)
+
+
+# --- 2. The plan -------------------------------------------------------------------------------
+
+Box = tuple[int, int, int, int]  # (top, left, bottom, right) in canvas pixels, exclusive ends
+
+
+@dataclass(frozen=True)
+class Window:
+    """One model call: the model sees ``box`` and generates the pixels of ``new`` (inside ``box``);
+    everything else in ``box`` is already final. ``pass_index`` counts strips over the whole plan."""
+
+    direction: str
+    pass_index: int
+    box: Box
+    new: Box
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.box[2] - self.box[0], self.box[3] - self.box[1]
+
+    def mask(self) -> np.ndarray:
+        """Bool ``(h, w)`` over ``box``: True on the pixels this call generates."""
+        t, l, _, _ = self.box
+        m = np.zeros(self.shape, bool)
+        m[self.new[0] - t : self.new[2] - t, self.new[1] - l : self.new[3] - l] = True
+        return m
+
+
+def even_split(total: int, n: int) -> list[int]:
+    """``total`` cut into ``n`` integer parts differing by at most one, larger ones first."""
+    return [total // n + (1 if i < total % n else 0) for i in range(n)]
+
+
+def strip_sizes(total: int, max_step: int) -> list[int]:
+    """Split ``total`` new pixels into the fewest strips of at most ``max_step``, as even as possible
+    (600 with 256 gives 200, 200, 200: no thin last sliver with little to go on)."""
+    return even_split(total, math.ceil(total / max_step))
+
+
+def segments(start: int, end: int, span: int, overlap: int) -> list[tuple[int, int, int]]:
+    """Cut ``[start, end)`` along a strip into pieces whose windows are at most ``span`` long.
+
+    Returns ``(context_start, new_start, new_end)``: piece j > 0 also sees ``overlap`` pixels of
+    piece j-1 (generated just before), so neighbouring pieces continue each other."""
+    length = end - start
+    if length <= span:
+        return [(start, start, end)]
+    o = min(overlap, span // 2)  # keep at least half of every window new, so pieces make progress
+    out, pos = [], start
+    for size in even_split(length, math.ceil(length / (span - o))):
+        out.append((max(start, pos - o), pos, pos + size))
+        pos += size
+    return out
+
+
+def plan_windows(h: int, w: int, left: int = 0, right: int = 0, up: int = 0, down: int = 0,
+                 max_step: int = 256, overlap: int = 64, span: int = 768) -> list[Window]:
+    """Every model call, in order, to extend an ``h x w`` image (a pure function of sizes).
+
+    Horizontal growth comes first, over the original's rows; vertical growth then runs over the full
+    new width, so corners are generated from final pixels and never left as gaps. Each strip adds at
+    most ``max_step`` pixels and its window reaches ``overlap`` pixels back into final pixels, so on
+    the growing side a window is at most ``max_step + overlap`` long. Along the strip, windows are at
+    most ``max(span, max_step + overlap)`` long; longer strips are generated in overlapping pieces."""
+    span = max(span, max_step + overlap)
+    top, bottom, lft, rgt = up, up + h, left, left + w  # the final region so far
+    windows: list[Window] = []
+    for direction, amount in (("left", left), ("right", right), ("up", up), ("down", down)):
+        for step in strip_sizes(amount, max_step) if amount else []:
+            k = len({win.pass_index for win in windows})
+            if direction in ("left", "right"):
+                along = segments(top, bottom, span, overlap)
+                if direction == "left":
+                    box_cols, new_cols = (lft - step, min(lft + overlap, rgt)), (lft - step, lft)
+                    lft -= step
+                else:
+                    box_cols, new_cols = (max(rgt - overlap, lft), rgt + step), (rgt, rgt + step)
+                    rgt += step
+                for ctx, s, e in along:
+                    windows.append(Window(direction, k, (ctx, box_cols[0], e, box_cols[1]),
+                                          (s, new_cols[0], e, new_cols[1])))
+            else:
+                along = segments(lft, rgt, span, overlap)
+                if direction == "up":
+                    box_rows, new_rows = (top - step, min(top + overlap, bottom)), (top - step, top)
+                    top -= step
+                else:
+                    box_rows, new_rows = (max(bottom - overlap, top), bottom + step), (bottom, bottom + step)
+                    bottom += step
+                for ctx, s, e in along:
+                    windows.append(Window(direction, k, (box_rows[0], ctx, box_rows[1], e),
+                                          (new_rows[0], s, new_rows[1], e)))
+    return windows
+
+
+# --- 3. The seam -------------------------------------------------------------------------------
+
+
+def blend_new(crop: np.ndarray, result: np.ndarray, new: np.ndarray, blur: int) -> np.ndarray:
+    """Combine a model result with the window it was made from: pixels outside ``new`` stay ``crop``'s
+    bit for bit; inside, the result is used, shifted near the border by the model's own error on the
+    nearest known pixels (``crop - result``, lightly smoothed), fading linearly to nothing over
+    ``blur`` new pixels. So the feathering lives only on the new side, and a model that reproduces the
+    known pixels with a colour cast (an SD VAE does) still meets them without a step."""
+    out = crop.copy()
+    if blur <= 0 or new.all():
+        out[new] = result[new]
+        return out
+    import cv2
+
+    known = ~new
+    residual = crop.astype(np.float32) - result.astype(np.float32)  # (h, w, 3), meaningful on known pixels
+    # Smooth over known pixels only (normalised convolution), so one noisy pixel does not become a streak.
+    weight = cv2.GaussianBlur(known.astype(np.float32), (0, 0), 1.5)
+    smooth = cv2.GaussianBlur(residual * known[..., None], (0, 0), 1.5) / np.maximum(weight, 1e-6)[..., None]
+    # For every new pixel: distance to, and index of, the nearest known pixel.
+    dist, labels = cv2.distanceTransformWithLabels(new.astype(np.uint8), cv2.DIST_L2, 5,
+                                                   labelType=cv2.DIST_LABEL_PIXEL)
+    lut = np.zeros((labels.max() + 1, 3), np.float32)
+    lut[labels[known]] = smooth[known]
+    fade = np.clip(1.0 - (dist - 1.0) / float(blur), 0.0, 1.0)[..., None]  # 1 next to the border, 0 beyond blur
+    shifted = np.clip(np.rint(result.astype(np.float32) + fade * lut[labels]), 0, 255).astype(np.uint8)
+    out[new] = shifted[new]
+    return out
+
+
+# --- The runner --------------------------------------------------------------------------------
+
+
+def call_seed(seed: int, call: int) -> int:
+    """Seed of model call ``call`` for the row of ``seed``: the row's own sequence, so a row is the
+    same alone or batched. Call 0 uses the row seed itself (a one-call outpaint = an inpaint)."""
+    if call == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, call]).generate_state(1)[0]) % (2**31 - 1) + 1
+
+
+@dataclass
+class Call:
+    """Record of one model call: its window and the working size the model saw, (h, w)."""
+
+    window: Window
+    work_hw: tuple[int, int]
+    batched_rows: int  # rows filled by this one engine call (all rows while they share the window)
+
+
+@dataclass
+class OutpaintJob(Job):
+    """A :class:`Job` whose ``image`` is the filled canvas and ``mask`` the new area, plus the calls."""
+
+    original: np.ndarray = None  # (H, W, 3) uint8, the user's image
+    offset: tuple[int, int] = (0, 0)  # (left, up) of the original on the canvas
+    calls: list[Call] = field(default_factory=list)
+
+
+def outpaint_array(engine: Engine, cfg: OutpaintConfig, image: np.ndarray, seeds: Sequence[int],
+                   name: str = "image", progress: bool = True) -> OutpaintJob:
+    """Extend ``image`` once per seed along ``cfg``'s plan. Results are exactly the canvas size, with
+    the original at ``(left, up)`` bit for bit."""
+    h, w = image.shape[:2]
+    cfg.check_canvas(h, w, name)
+    e = cfg.extension()
+    canvas, new_area = extend_canvas(image, **e, fill=cfg.fill)
+    plan = plan_windows(h, w, **e, max_step=cfg.max_step, overlap=cfg.overlap, span=cfg.size)
+    rows = [canvas.copy() for _ in seeds]
+    sampling, calls = cfg.sampling(), []
+    for n, win in enumerate(tqdm(plan, desc=f"outpaint {name}", unit="call", disable=not progress, leave=False)):
+        (t, l, b, r), mask = win.box, win.mask()
+        crops = [row[t:b, l:r] for row in rows]
+        work_mask = None
+        results, batched = [None] * len(rows), 1
+        # One engine call for all rows while their windows are identical (the first strip, or one row);
+        # once rows have diverged the Engine protocol takes one image per call, so each row gets its own.
+        groups = _identical_groups(crops)
+        for members in groups:
+            work_image, work_mask = to_work(crops[members[0]], mask, cfg.size, engine.multiple)
+            filled = engine.inpaint(work_image, work_mask, [call_seed(seeds[i], n) for i in members], sampling,
+                                    progress=False)
+            for i, f in zip(members, filled):
+                results[i] = blend_new(crops[i], resize_image(f, win.shape), mask, cfg.mask_blur)
+            batched = max(batched, len(members))
+        for row, res in zip(rows, results):
+            row[t:b, l:r] = res
+        calls.append(Call(win, work_mask.shape, batched))
+    largest = max((c.work_hw for c in calls), key=lambda hw: hw[0] * hw[1], default=None)
+    return OutpaintJob(name, canvas, new_area, list(seeds), rows, largest, original=image,
+                       offset=(e["left"], e["up"]), calls=calls)
+
+
+def _identical_groups(crops: list[np.ndarray]) -> list[list[int]]:
+    """Indices of crops grouped by identical content (first-seen order)."""
+    groups: list[list[int]] = []
+    for i, c in enumerate(crops):
+        for g in groups:
+            if np.array_equal(crops[g[0]], c):
+                g.append(i)
+                break
+        else:
+            groups.append([i])
+    return groups
+
+
+def outpaint_file(engine: Engine, cfg: OutpaintConfig, image_path, seeds=None, progress: bool = True) -> OutpaintJob:
+    """:func:`outpaint_array` on a file (seeds drawn from ``cfg`` unless given)."""
+    return outpaint_array(engine, cfg, load_image(image_path), seeds or cfg.seeds(), Path(image_path).name, progress)
+
+
+def job_metadata(job: OutpaintJob) -> dict:
+    """Outpaint-specific parameters recorded beside :func:`inpaint_kit.inpaint.metadata`'s."""
+    h, w = job.original.shape[:2]
+    return {
+        "original_size": [int(w), int(h)],
+        "offset": list(job.offset),
+        "calls": [[*c.window.box, *c.work_hw] for c in job.calls],  # top, left, bottom, right, work h, work w
+        "passes": len({c.window.pass_index for c in job.calls}),
+    }
+
+
+def run_outpaint_batch(cfg: OutpaintConfig, imgs_dir, output_dir, engine: Engine | None = None,
+                       progress: bool = True) -> BatchReport:
+    """Extend every image under ``imgs_dir`` into ``<output_dir>/<sub/folders>/<stem>_collage.png``:
+    the engine is loaded once (not at all if everything is done), existing outputs are skipped unless
+    ``cfg.overwrite``, bad items are reported and the run goes on, one manifest line per item."""
+    output_dir = Path(output_dir)
+    images = scan(imgs_dir)
+    if not images:
+        raise InpaintKitError(f"{imgs_dir}: no images found; pass a folder of .png/.jpg/... files")
+    report = BatchReport()
+    for image_path in tqdm(images, desc="images", unit="img", disable=not progress):
+        rel = image_path.relative_to(imgs_dir)
+        out = collage_path(output_dir, rel)
+        record = {"image": str(image_path), "output": str(out)}
+        if out.exists() and not cfg.overwrite:
+            report.skipped.append(out)
+            continue
+        try:
+            if engine is None:
+                engine = cfg.load_engine()
+            job = outpaint_file(engine, cfg, image_path, progress=progress)
+            paths = write_job(job, cfg, engine, out, stem=rel.stem, **job_metadata(job))
+        except InpaintKitError as e:
+            report.failed.append((image_path, str(e)))
+            append_manifest(output_dir, {**record, "status": "failed", "error": str(e)})
+            tqdm.write(f"error: {e}")
+            continue
+        report.written.append(out)
+        append_manifest(output_dir, {**record, "status": "ok", "files": [str(p) for p in paths],
+                                     **metadata(cfg, engine, job, **job_metadata(job))})
+    return report
