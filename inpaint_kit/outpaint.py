@@ -366,9 +366,11 @@ def run_outpaint_batch(cfg: OutpaintConfig, imgs_dir, output_dir, engine: Engine
             report.skipped.append(out)
             continue
         try:
+            image = load_image(image_path)
+            cfg.check_canvas(*image.shape[:2], name=str(image_path))  # before loading any model
             if engine is None:
                 engine = cfg.load_engine()
-            job = outpaint_file(engine, cfg, image_path, progress=progress)
+            job = outpaint_array(engine, cfg, image, cfg.seeds(), image_path.name, progress)
             paths = write_job(job, cfg, engine, out, stem=rel.stem, **job_metadata(job))
         except InpaintKitError as e:
             report.failed.append((image_path, str(e)))

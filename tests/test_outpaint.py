@@ -183,7 +183,7 @@ def test_rows_continue_their_own_seed_sequence_alone_or_batched():
     assert call_seed(8, 0) == 8 and call_seed(8, 1) == call_seed(8, 1) != call_seed(9, 1)
 
 
-def _border_steps(result, e, h, w, windows):
+def _border_steps(result, windows):
     """Mean absolute step across every strip border (old|new and strip|strip), per border."""
     steps = []
     for win in windows:
@@ -207,10 +207,10 @@ def test_strips_meet_without_visible_seams_and_blur_is_what_removes_them():
     job = outpaint_array(CastEngine(), _cfg(**ext, mask_blur=8), image, [1], progress=False)
     windows = [c.window for c in job.calls]
     assert len({w.pass_index for w in windows}) == 5  # 3 strips left, 2 up
-    steps = _border_steps(job.results[0], _cfg(**ext).extension(), h, w, windows)
+    steps = _border_steps(job.results[0], windows)
     assert max(steps) <= own, (steps, own)
     hard = outpaint_array(CastEngine(), _cfg(**ext, mask_blur=0), image, [1], progress=False)
-    assert max(_border_steps(hard.results[0], None, h, w, windows)) > 2 * own  # the test can fail
+    assert max(_border_steps(hard.results[0], windows)) > 2 * own  # the test can fail
 
 
 # --- config errors -----------------------------------------------------------------------------
