@@ -230,10 +230,12 @@ def plan_windows(h: int, w: int, left: int = 0, right: int = 0, up: int = 0, dow
 
 def blend_new(crop: np.ndarray, result: np.ndarray, new: np.ndarray, blur: int) -> np.ndarray:
     """Combine a model result with the window it was made from: pixels outside ``new`` stay ``crop``'s
-    bit for bit; inside, the result is used, shifted near the border by the model's own error on the
-    nearest known pixels (``crop - result``, lightly smoothed), fading linearly to nothing over
-    ``blur`` new pixels. So the feathering lives only on the new side, and a model that reproduces the
-    known pixels with a colour cast (an SD VAE does) still meets them without a step."""
+    bit for bit; inside, the result is shifted by the model's own error on the known pixels
+    (``crop - result``): next to the border by the error of the nearest known pixel (lightly smoothed),
+    fading linearly over ``blur`` new pixels to the mean error of the window. So the feathering lives
+    only on the new side, a model that returns the known pixels with a colour cast (an SD VAE does)
+    still meets them without a step, and the cast does not pile up strip after strip. ``blur`` 0
+    pastes the model's pixels untouched."""
     out = crop.copy()
     if blur <= 0 or new.all():
         out[new] = result[new]
@@ -250,8 +252,10 @@ def blend_new(crop: np.ndarray, result: np.ndarray, new: np.ndarray, blur: int) 
                                                    labelType=cv2.DIST_LABEL_PIXEL)
     lut = np.zeros((labels.max() + 1, 3), np.float32)
     lut[labels[known]] = smooth[known]
+    mean = residual[known].mean(axis=0)  # (3,) the window's colour cast
     fade = np.clip(1.0 - (dist - 1.0) / float(blur), 0.0, 1.0)[..., None]  # 1 next to the border, 0 beyond blur
-    shifted = np.clip(np.rint(result.astype(np.float32) + fade * lut[labels]), 0, 255).astype(np.uint8)
+    correction = mean + fade * (lut[labels] - mean)
+    shifted = np.clip(np.rint(result.astype(np.float32) + correction), 0, 255).astype(np.uint8)
     out[new] = shifted[new]
     return out
 

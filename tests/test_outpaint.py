@@ -142,15 +142,21 @@ def test_600_px_with_max_step_256_is_three_passes_within_step_plus_overlap():
 
 
 def test_blend_new_keeps_known_pixels_and_fades_the_error_over_blur_new_pixels():
-    crop = np.full((4, 10, 3), 100, np.uint8)
-    result = np.full((4, 10, 3), 120, np.uint8)  # the model returns everything 20 too bright
-    new = np.zeros((4, 10), bool)
+    crop = np.full((16, 10, 3), 100, np.uint8)
+    result = np.full((16, 10, 3), 120, np.uint8)  # the model returns everything 20 too bright
+    new = np.zeros((16, 10), bool)
     new[:, :6] = True
     hard = blend_new(crop, result, new, 0)
     assert (hard[:, :6] == 120).all() and (hard[:, 6:] == 100).all()
     soft = blend_new(crop, result, new, 4)
     assert (soft[:, 6:] == 100).all()  # old pixels never change
-    assert soft[0, :6, 0].tolist() == [120, 120, 115, 110, 105, 100]  # 1 px from the border: fully corrected
+    assert (soft[:, :6] == 100).all()  # a uniform cast is removed everywhere
+    result[:8] = 110  # rows 0-7 come back 10 too bright, rows 8-15 20: the mean cast is 15
+    soft = blend_new(crop, result, new, 4)
+    assert (soft[:, 6:] == 100).all()
+    assert soft[0, 5, 0] == 100 and soft[15, 5, 0] == 100  # next to the border: that pixel's own error
+    assert soft[0, 0, 0] == 110 - 15 and soft[15, 0, 0] == 120 - 15  # beyond blur: the window's mean error
+    assert soft[0, :6, 0].tolist() == [95, 95, 96, 98, 99, 100]
 
 
 # --- runner with the deterministic engine ------------------------------------------------------
@@ -211,6 +217,21 @@ def test_strips_meet_without_visible_seams_and_blur_is_what_removes_them():
     assert max(steps) <= own, (steps, own)
     hard = outpaint_array(CastEngine(), _cfg(**ext, mask_blur=0), image, [1], progress=False)
     assert max(_border_steps(hard.results[0], windows)) > 2 * own  # the test can fail
+
+
+def test_a_colour_cast_does_not_pile_up_strip_after_strip():
+    image = _smooth_photo(48, 64)
+    cfg = _cfg(left=90, mask_blur=8)  # three strips
+
+    class Faithful(CastEngine):
+        cast = np.zeros(3, int)
+
+    outer = np.s_[:, :10]  # the last strip, 60+ px from the original
+    cast = outpaint_array(CastEngine(), cfg, image, [1], progress=False).results[0][outer].astype(float).mean((0, 1))
+    faithful = outpaint_array(Faithful(), cfg, image, [1], progress=False).results[0][outer].astype(float).mean((0, 1))
+    raw = outpaint_array(CastEngine(), _cfg(left=90, mask_blur=0), image, [1], progress=False).results[0][outer]
+    assert np.abs(cast - faithful).max() < 2
+    assert np.abs(raw.astype(float).mean((0, 1)) - faithful - 3 * CastEngine.cast).max() < 2  # uncorrected: 3 casts
 
 
 # --- config errors -----------------------------------------------------------------------------
