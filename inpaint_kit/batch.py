@@ -53,7 +53,7 @@ def append_manifest(output_dir: Path, record: dict) -> None:
 
 def run_batch(cfg: InferConfig, imgs_dir, masks_dir, output_dir, engine=None, progress: bool = True) -> BatchReport:
     """Inpaint every paired image under ``imgs_dir``; the engine is loaded once, on the first item that
-    needs it (a fully resumed run loads nothing)."""
+    needs it (a fully resumed run loads nothing). Bad items are reported and skipped."""
     output_dir = Path(output_dir)
     pairing = pair(imgs_dir, masks_dir)
     report = BatchReport(unpaired_images=pairing.unpaired_images, unpaired_masks=pairing.unpaired_masks)
@@ -66,9 +66,7 @@ def run_batch(cfg: InferConfig, imgs_dir, masks_dir, output_dir, engine=None, pr
             report.skipped.append(out)
             continue
         try:
-            if engine is None:
-                engine = cfg.load_engine()
-            job = inpaint_file(engine, cfg, image_path, mask_path, progress=progress)
+            job, engine = inpaint_file(cfg, image_path, mask_path, engine, progress=progress)
             paths = write_job(job, cfg, engine, out, stem=rel.stem)
         except InpaintKitError as e:
             report.failed.append((image_path, str(e)))

@@ -27,7 +27,7 @@ def resize_image(image: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
     h, w = size_hw
     if image.shape[:2] == (h, w):
         return image
-    return np.asarray(Image.fromarray(image, "RGB").resize((w, h), Image.LANCZOS))
+    return np.array(Image.fromarray(image, "RGB").resize((w, h), Image.LANCZOS))  # writable copy
 
 
 def resize_mask(mask: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:

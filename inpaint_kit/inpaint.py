@@ -2,9 +2,8 @@
 -> collage. :class:`InferConfig` is the single typed request that the CLI, the batch runner and the
 Python API all build.
 
-    cfg = InferConfig(model="builtin", rows=3, seed=7)
-    engine = cfg.load_engine()
-    job = inpaint_file(engine, cfg, "imgs/a.png", "masks/a.png")
+    cfg = InferConfig(model="builtin", rows=3, seed=7).validate()
+    job, engine = inpaint_file(cfg, "imgs/a.png", "masks/a.png")
     write_job(job, cfg, engine, "outputs/a_collage.png")
 """
 
@@ -110,7 +109,7 @@ def load_pair(image_path: str | Path, mask_path: str | Path, mask_mode: str) -> 
     return image, mask
 
 
-def inpaint_array(engine: Engine, cfg: InferConfig, image: np.ndarray, mask: np.ndarray,
+def inpaint_array(engine: Engine | None, cfg: InferConfig, image: np.ndarray, mask: np.ndarray,
                   seeds: list[int], name: str = "image", progress: bool = True) -> Job:
     """Fill ``mask`` once per seed, all rows in one engine call; results are at the image's size and
     outside the mask (and its ``mask_blur`` band) equal to the image bit for bit."""
@@ -123,10 +122,16 @@ def inpaint_array(engine: Engine, cfg: InferConfig, image: np.ndarray, mask: np.
     return Job(name, image, mask, seeds, results, work_mask.shape)
 
 
-def inpaint_file(engine: Engine, cfg: InferConfig, image_path, mask_path, seeds=None, progress=True) -> Job:
-    """:func:`inpaint_array` on files (seeds drawn from ``cfg`` unless given)."""
+def inpaint_file(cfg: InferConfig, image_path, mask_path, engine: Engine | None = None,
+                 seeds=None, progress=True) -> tuple[Job, Engine | None]:
+    """:func:`inpaint_array` on files. The inputs are read first, so a bad file fails before any model
+    is loaded; the engine is loaded from ``cfg`` only if needed and not given. Returns the job and the
+    engine (to reuse for the next file)."""
     image, mask = load_pair(image_path, mask_path, cfg.mask_mode)
-    return inpaint_array(engine, cfg, image, mask, seeds or cfg.seeds(), Path(image_path).name, progress)
+    if engine is None and mask.any():
+        engine = cfg.load_engine()
+    job = inpaint_array(engine, cfg, image, mask, seeds or cfg.seeds(), Path(image_path).name, progress)
+    return job, engine
 
 
 def metadata(cfg: InferConfig, engine: Engine | None, job: Job, **extra) -> dict:

@@ -109,8 +109,7 @@ def run_single(cfg, args) -> int:
     if output.exists() and not cfg.overwrite:
         print(f"{output} exists; skipped (pass --overwrite to redo it)", file=sys.stderr)
         return 0
-    engine = cfg.load_engine()
-    job = inpaint_file(engine, cfg, args.image, args.mask)
+    job, engine = inpaint_file(cfg, args.image, args.mask)
     for path in write_job(job, cfg, engine, output, stem=Path(args.image).stem):
         print(path)
     print(f"seeds: {' '.join(map(str, job.seeds))}", file=sys.stderr)
