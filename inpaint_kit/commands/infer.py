@@ -8,7 +8,7 @@ from pathlib import Path
 
 HELP = "Inpaint one image (--image/--mask) or directory trees (--batch_imgs_dir/--batch_masks_dir) into collages."
 
-SCHEDULER_CHOICES = ("default", "ddim", "dpmpp_2m", "euler_a", "euler", "unipc", "pndm")
+from ..engine.sd import SCHEDULERS  # light: the module imports torch/diffusers only inside functions
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -45,7 +45,7 @@ def add_model_arguments(p: argparse.ArgumentParser, mask_flags: bool = True) -> 
         core.add_argument("--mask_blur", type=int, default=0, help="feather the seam over N pixels just outside the mask")
     core.add_argument("--rows", type=int, default=4, help="collage rows, one seed each")
     core.add_argument("--seed", type=int, default=0, help="row i uses seed+i; 0 = random seeds (recorded in the outputs)")
-    core.add_argument("--scheduler", choices=SCHEDULER_CHOICES, default="default", help="sampler for SD models")
+    core.add_argument("--scheduler", choices=SCHEDULERS, default="default", help="sampler for SD models")
     core.add_argument("--lora", default=None, help="LoRA folder/file (lora_unet.safetensors) or unet_partial_tuned.safetensors")
     core.add_argument("--lora_scale", type=float, default=1.0, help="LoRA strength (0 = base model)")
     core.add_argument("--cache_dir", default=None, help="Hugging Face cache folder for hub ids")
