@@ -347,6 +347,42 @@ def test_batch_tree_resume_manifest_and_bad_items(tmp_path, tiny_model_dir, caps
     assert not list(out.rglob(".*.tmp"))
 
 
+# --- end to end: the from-scratch DDPM engine --------------------------------------------------
+
+BUILTIN_READY = (ROOT / "inpaint_kit" / "assets" / "builtin" / "model.safetensors").is_file()
+
+
+@pytest.fixture(scope="module")
+def tiny_ddpm_dir(tmp_path_factory):
+    """A random-weight DDPM of the ``tiny`` preset with 32-pixel windows, saved like ``train-ddpm`` does."""
+    import torch
+
+    from inpaint_kit.ddpm.unet import PRESETS, InpaintUNet, ModelConfig, save_model
+
+    torch.manual_seed(0)
+    return save_model(tmp_path_factory.mktemp("ddpm") / "tiny", InpaintUNet(ModelConfig(resolution=32, **PRESETS["tiny"])))
+
+
+@pytest.mark.parametrize("model", ["tiny_ddpm", pytest.param("builtin", marks=pytest.mark.skipif(
+    not BUILTIN_READY, reason="the builtin model's weights are not exported yet"))])
+def test_cli_ddpm_extends_all_sides_with_exact_original_and_reproducible_rows(tmp_path, photo_file, request, model):
+    model_arg = str(request.getfixturevalue("tiny_ddpm_dir")) if model == "tiny_ddpm" else "builtin"
+    common = ["outpaint", "--model", model_arg, "--image", str(photo_file), "--left", "70", "--right", "9",
+              "--up", "12", "--down", "40", "--max_step", "32", "--overlap", "16", "--steps", "3", "--size", "64",
+              "--collage_spacing_h", "0", "--collage_spacing_v", "0"]
+    assert main([*common, "--output", str(tmp_path / "two.png"), "--rows", "2", "--seed", "4"]) == 0
+    assert main([*common, "--output", str(tmp_path / "one.png"), "--rows", "1", "--seed", "5"]) == 0
+    cw, ch = 53 + 79, 37 + 52
+    two, one = load_image(tmp_path / "two.png"), load_image(tmp_path / "one.png")
+    assert two.shape == (2 * ch, 3 * cw, 3) and one.shape == (ch, 3 * cw, 3)
+    original = load_image(photo_file)
+    for result in (two[:ch, 2 * cw:], two[ch:, 2 * cw:], one[:, 2 * cw:]):
+        assert np.array_equal(result[12:12 + 37, 70:70 + 53], original)
+    assert np.array_equal(two[ch:], one)  # row 1 of seed 4 is seed 5 alone
+    meta = read_metadata(tmp_path / "two.png")
+    assert meta["passes"] == 3 + 1 + 1 + 2 and meta["engine"] == "ddpm"
+
+
 @pytest.mark.parametrize("extra,message", [
     ([], "no direction given"),
     (["--left", "0"], "--left 0: give a positive number of pixels"),
@@ -364,6 +400,15 @@ def test_cli_bad_input_is_one_line_before_any_model_loads(tmp_path, photo_file, 
     err = capsys.readouterr().err.strip()
     assert code == 2 and err.startswith("error: ") and message in err and len(err.splitlines()) == 1
     assert not out.exists()
+
+
+def test_cli_unreadable_image_is_one_line(tmp_path, capsys):
+    (tmp_path / "text.png").write_text("hello")
+    for bad in ("missing.png", "text.png"):
+        code = main(["outpaint", "--model", str(tmp_path / "no-such-model"), "--image", str(tmp_path / bad),
+                     "--left", "8", "--output", str(tmp_path / "o.png")])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and err.startswith("error: ") and bad in err and len(err.splitlines()) == 1
 
 
 def test_cli_needs_exactly_one_input(tmp_path, photo_file, capsys):
