@@ -252,3 +252,44 @@ def test_weights_for_another_model_fail_with_one_line_naming_the_file(tiny_model
     (tmp_path / "empty").mkdir()
     assert "holds no lora_unet.safetensors" in one_line_error(
         lambda: load_sd_engine(str(tiny_model_dir), lora=str(tmp_path / "empty")))
+
+
+# ---- single-file checkpoints (A1111 layout) ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def single_files(tiny_model_dir, tmp_path_factory):
+    """The tiny model (seed 0) as model.safetensors with its config folder model/, and as old.ckpt with a
+    config/ folder. Both config folders hold a seed-1 model, so loading its weights instead would show."""
+    from safetensors.torch import save_file
+
+    from inpaint_kit.presets import build_pipeline, write_tiny_model
+
+    from ldm_checkpoint import ldm_state_dict  # tests/ is on sys.path (pytest rootdir-less import mode)
+
+    root = tmp_path_factory.mktemp("single")
+    state = ldm_state_dict(build_pipeline("tiny", seed=0))
+    save_file(state, str(root / "model.safetensors"))
+    write_tiny_model(root / "model", "tiny", seed=1)
+    (root / "old").mkdir()
+    torch.save({"state_dict": state}, root / "old" / "old.ckpt")
+    write_tiny_model(root / "old" / "config", "tiny", seed=1)
+    return root
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "old/old.ckpt"])
+def test_single_file_checkpoint_loads_its_own_weights(single_files, engine, canvas, name):
+    image, mask = canvas
+    eng = load_sd_engine(str(single_files / name))
+    expected = engine.inpaint(image, mask, [4], FAST, progress=False)[0]  # the seed-0 folder model
+    assert max_diff(eng.inpaint(image, mask, [4], FAST, progress=False)[0], expected) <= 1
+
+
+def test_single_file_without_config_folder_says_where_to_put_one(single_files, tmp_path):
+    import shutil
+
+    lonely = tmp_path / "lonely.safetensors"
+    shutil.copy(single_files / "model.safetensors", lonely)
+    msg = one_line_error(lambda: load_sd_engine(str(lonely), cache_dir=str(tmp_path / "cache")))
+    assert msg.startswith(f"cannot load checkpoint {lonely} (no config folder found")
+    assert str(tmp_path / "lonely") in msg and str(tmp_path / "config") in msg
