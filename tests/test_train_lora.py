@@ -310,3 +310,36 @@ def test_cli_trains_via_script_entry(data_root, tiny_model_dir, tmp_path):
     run = subprocess.run([sys.executable, str(ROOT / "scripts" / "train_lora_inpaint.py"), "--help"],
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 0 and "--data_root" in run.stdout and "--prior_loss_weight" in run.stdout
+
+
+def test_validation_image_written_at_input_size_with_pixels_outside_mask_kept(data_root, tiny_model_dir, tmp_path):
+    from inpaint_kit.images import read_metadata
+
+    rng = np.random.default_rng(9)
+    image = rng.integers(0, 256, (44, 50, 3), dtype=np.uint8)
+    Image.fromarray(image).save(tmp_path / "v.png")
+    m = np.full((44, 50), 255, np.uint8)
+    m[10:30, 12:40] = 0  # black = repair
+    Image.fromarray(m).save(tmp_path / "vm.png")
+    cfg = config(data_root, tiny_model_dir, tmp_path / "v", steps=2, validate_every=2, validation_steps=2,
+                 validation_image=str(tmp_path / "v.png"), validation_mask=str(tmp_path / "vm.png"))
+    train(cfg)
+    out = np.asarray(Image.open(tmp_path / "v" / "validation" / "step_000002.png").convert("RGB"))
+    assert out.shape == image.shape
+    keep = m >= 128
+    assert np.array_equal(out[keep], image[keep]) and not np.array_equal(out[~keep], image[~keep])
+    assert read_metadata(tmp_path / "v" / "validation" / "step_000002.png")["step"] == 2
+
+
+def test_validate_every_needs_image_and_mask(data_root, tiny_model_dir, tmp_path):
+    with pytest.raises(InpaintKitError, match="--validate_every needs --validation_image and --validation_mask"):
+        config(data_root, tiny_model_dir, tmp_path, validate_every=5).validate()
+
+
+def test_bf16_and_gradient_checkpointing_run_on_cpu_fp16_refused(data_root, tiny_model_dir, tmp_path):
+    r = train(config(data_root, tiny_model_dir, tmp_path / "bf", steps=1, mixed_precision="bf16",
+                     gradient_checkpointing=True))
+    assert np.isfinite(r.losses[0])
+    if not torch.cuda.is_available():
+        with pytest.raises(InpaintKitError, match="fp16 needs a GPU"):
+            LoraTrainer(config(data_root, tiny_model_dir, tmp_path / "fp", mixed_precision="fp16"))

@@ -125,6 +125,11 @@ class LoraTrainConfig:
             raise InpaintKitError("--warmup_steps, --mask_loss_weight and --prior_loss_weight must not be negative")
         if self.validate_every and not (self.validation_image and self.validation_mask):
             raise InpaintKitError("--validate_every needs --validation_image and --validation_mask")
+        if self.checkpoints_total_limit < 1:
+            raise InpaintKitError(f"--checkpoints_total_limit {self.checkpoints_total_limit}: must be at least 1")
+        if self.device not in (None, "cpu", "cuda"):
+            raise InpaintKitError(f"--device {self.device!r}: use cpu or cuda (pick GPUs with accelerate launch / "
+                                  "CUDA_VISIBLE_DEVICES)")
         if self.with_prior and not self.class_prompt:
             raise InpaintKitError("--class_data_dir needs --class_prompt (e.g. 'a mural') for prior preservation")
         if self.with_prior and self.num_class_images < 1:

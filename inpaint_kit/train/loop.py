@@ -132,6 +132,8 @@ class LoraTrainer:
             project_config=ProjectConfiguration(project_dir=str(self.out), logging_dir=str(self.out / "logs")),
             cpu=cfg.device == "cpu",
         )
+        if cfg.mixed_precision == "fp16" and self.acc.device.type == "cpu":
+            raise InpaintKitError("--mixed_precision fp16 needs a GPU (CPU autocast is bf16 only); use bf16 or no")
         self.weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(self.acc.mixed_precision, torch.float32)
         self.step, self.nan_skips, self.losses = 0, 0, []
         self._build_models()
@@ -364,8 +366,13 @@ class LoraTrainer:
                 acc.backward(loss / cfg.accum)
             total += float(loss.detach()) / cfg.accum
         # Gradients are synced now, so every process takes the same decision.
-        finite = math.isfinite(total) and all(torch.isfinite(p.grad).all() for p in self.params if p.grad is not None)
-        if finite:
+        if acc.scaler is not None:
+            # fp16: the grad scaler already skips a step with inf/NaN gradients and lowers its scale;
+            # it must see them, or the scale would never come down.
+            acc.clip_grad_norm_(self.params, cfg.max_grad_norm)
+            self.optimizer.step()
+            self.nan_skips += int(self.optimizer.step_was_skipped)
+        elif math.isfinite(total) and all(torch.isfinite(p.grad).all() for p in self.params if p.grad is not None):
             acc.clip_grad_norm_(self.params, cfg.max_grad_norm)
             self.optimizer.step()
         else:

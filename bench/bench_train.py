@@ -1,0 +1,129 @@
+"""Fine-tuning cost: steps/s, peak memory and trainable parameters of LoRA vs ``--train attn`` on the
+``tiny`` and ``small`` presets (random weights), in one run. Prints a markdown table.
+
+Each configuration trains in its own child process so that memory numbers do not mix. Memory is the
+Linux peak resident set size (``VmHWM``): ``peak RSS`` for the whole process, and ``train +RSS`` for the
+growth during training alone (the peak is reset through ``/proc/self/clear_refs`` once the model is
+loaded and measured against the RSS at that moment: activations, gradients, optimizer state).
+
+    python bench/bench_train.py                       # tiny + small, lora + attn
+    python bench/bench_train.py --presets tiny --steps 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+SIZES = {"tiny": 64, "small": 256, "sd15": 512, "sd2": 512}
+
+
+def _status(field: str) -> int:
+    """A ``VmRSS``/``VmHWM`` value of this process in bytes."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def make_data(root: Path, size: int, n: int = 4) -> Path:
+    """``n`` random images of ``size`` px with a damage mask each."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    (root / "imgs").mkdir(parents=True, exist_ok=True)
+    (root / "masks").mkdir(exist_ok=True)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(root / "imgs" / f"b{i}.png")
+        m = np.full((size, size), 255, np.uint8)
+        m[size // 4 : size // 2, size // 3 : size // 2] = 0
+        Image.fromarray(m).save(root / "masks" / f"b{i}.png")
+    return root
+
+
+def child(args) -> None:
+    """Train one configuration and print a JSON line of measurements."""
+    import torch
+
+    from inpaint_kit.train.config import LoraTrainConfig
+    from inpaint_kit.train.loop import LoraTrainer
+
+    torch.set_num_threads(args.threads)
+    cfg = LoraTrainConfig(data_root=args.data, model=args.model, out=args.out, size=args.size, steps=args.steps + 1,
+                          rank=args.rank, train=[args.mode], mask_source="random", save_every=10**6,
+                          progress=False, gradient_checkpointing=args.gradient_checkpointing, lr=1e-4)
+    trainer = LoraTrainer(cfg)
+    trainer.train_step()  # warm-up (allocator, first-call overheads), not timed
+    Path("/proc/self/clear_refs").write_text("5")  # reset the peak RSS to the current RSS
+    rss0 = _status("VmRSS")
+    t0 = time.perf_counter()
+    for _ in range(args.steps):
+        trainer.train_step()
+    dt = time.perf_counter() - t0
+    print(json.dumps({"steps_per_s": args.steps / dt, "s_per_step": dt / args.steps, "peak_rss": _status("VmHWM"),
+                      "train_rss": _status("VmHWM") - rss0, "trainable": trainer.trainable_params,
+                      "unet_params": sum(p.numel() for n, p in trainer.unet.named_parameters() if "lora_" not in n)}))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--presets", nargs="+", default=["tiny", "small"])
+    p.add_argument("--modes", nargs="+", default=["lora", "attn"])
+    p.add_argument("--steps", type=int, default=None, help="timed updates (default 10 for tiny, 3 otherwise)")
+    p.add_argument("--rank", type=int, default=16)
+    p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core machine)")
+    p.add_argument("--gradient_checkpointing", action="store_true")
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    for name in ("model", "data", "out", "mode"):
+        p.add_argument(f"--{name}", help=argparse.SUPPRESS)
+    p.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child:
+        child(args)
+        return 0
+
+    from inpaint_kit.presets import write_tiny_model
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench_train_") as tmp:
+        tmp = Path(tmp)
+        for preset in args.presets:
+            size = SIZES[preset]
+            model = write_tiny_model(tmp / preset, preset=preset, seed=0)
+            data = make_data(tmp / f"data_{preset}", size)
+            steps = args.steps or (10 if preset == "tiny" else 3)
+            for mode in args.modes:
+                cmd = [sys.executable, __file__, "--child", "--model", str(model), "--data", str(data),
+                       "--out", str(tmp / f"out_{preset}_{mode}"), "--mode", mode, "--size", str(size),
+                       "--steps", str(steps), "--rank", str(args.rank), "--threads", str(args.threads)]
+                if args.gradient_checkpointing:
+                    cmd.append("--gradient_checkpointing")
+                run = subprocess.run(cmd, capture_output=True, text=True)
+                if run.returncode:
+                    print(run.stderr[-2000:], file=sys.stderr)
+                    return run.returncode
+                r = json.loads(run.stdout.strip().splitlines()[-1])
+                rows.append((preset, size, mode, steps, r))
+                print(f"# {preset} {mode}: {r['s_per_step']:.3f} s/step", file=sys.stderr, flush=True)
+    mib = 2**20
+    print(f"CPU, {args.threads} threads, batch 1, rank {args.rank}, fp32"
+          f"{', gradient checkpointing' if args.gradient_checkpointing else ''}; timed updates after one warm-up\n")
+    print("| preset | size | mode | trainable params | % of UNet | steps/s | s/step | peak RSS (MiB) | train +RSS (MiB) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for preset, size, mode, steps, r in rows:
+        print(f"| {preset} | {size} | {mode} | {r['trainable']:,} | {100 * r['trainable'] / r['unet_params']:.2f} | "
+              f"{r['steps_per_s']:.2f} | {r['s_per_step']:.3f} | "
+              f"{r['peak_rss'] / mib:.0f} | {r['train_rss'] / mib:.0f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
