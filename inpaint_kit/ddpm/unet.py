@@ -33,9 +33,9 @@ class ModelConfig:
 
     conditioning: str = "concat"
     resolution: int = 64  # training window side; the engine tiles larger canvases with it
-    block_out_channels: tuple[int, ...] = (48, 96, 192)
+    block_out_channels: tuple[int, ...] = (32, 64, 128, 192)
     layers_per_block: int = 1
-    attention_levels: tuple[bool, ...] = (False, False, True)  # attention at the lowest resolution
+    attention_levels: tuple[bool, ...] = (False, False, False, True)  # attention at the lowest resolution
     norm_num_groups: int = 16
     schedule: str = "cosine"  # "cosine" | "linear"
     num_train_timesteps: int = 1000
@@ -76,9 +76,10 @@ class ModelConfig:
 PRESETS = {
     # ~0.4 M params: tests only
     "tiny": dict(block_out_channels=(16, 32), layers_per_block=1, attention_levels=(False, True), norm_num_groups=8),
-    # ~6.1 M params: the builtin model's network (64x64 windows; ~1.9 s per batch-16 step on 2 CPU cores)
-    "small": dict(block_out_channels=(48, 96, 192), layers_per_block=1, attention_levels=(False, False, True),
-                  norm_num_groups=16),
+    # ~7.1 M params: the builtin model's network. 64x64 windows down to 8x8 with attention there; the
+    # thin 32-channel full-resolution level keeps a batch-16 step ~2.4x cheaper than (48, 96, 192).
+    "small": dict(block_out_channels=(32, 64, 128, 192), layers_per_block=1,
+                  attention_levels=(False, False, False, True), norm_num_groups=16),
     # ~11 M params: for a GPU or a long CPU run
     "base": dict(block_out_channels=(64, 128, 256, 256), layers_per_block=2,
                  attention_levels=(False, False, True, True), norm_num_groups=32),
