@@ -71,7 +71,8 @@ class OutpaintConfig(InferConfig):
             if px < 1:
                 raise InpaintKitError(f"--{d} {px}: give a positive number of pixels (or leave the side out)")
         if not given:
-            raise InpaintKitError("no direction given; pass --left/--right/--up/--down PIXELS or --direction left,up --pixels N")
+            raise InpaintKitError(
+                "no direction given; pass --left/--right/--up/--down PIXELS or --direction left,up --pixels N")
         checks = [
             (self.overlap >= 0, f"--overlap {self.overlap} must be >= 0"),
             (self.max_step >= 1, f"--max_step {self.max_step} must be at least 1"),

@@ -10,7 +10,8 @@ from .infer import DDPM_FLAGS, add_ddpm_arguments, add_model_arguments, add_outp
 
 HELP = "Extend an image (--image) or a tree (--batch_imgs_dir) left/right/up/down with a diffusion model, in chunks."
 
-DIRECTIONS = ("left", "right", "up", "down")  # same as inpaint_kit.outpaint.DIRECTIONS (not imported: --help stays light)
+# Same as inpaint_kit.outpaint.DIRECTIONS, not imported from there so that --help stays instant.
+DIRECTIONS = ("left", "right", "up", "down")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -21,7 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     ext.add_argument("--pixels", type=int, default=None, help="pixels per side for --direction")
     ext.add_argument("--fill", choices=("edge", "blur", "noise", "gray"), default="edge",
                      help="how the new area starts: replicated border, blurred border colours, noise, flat grey")
-    ext.add_argument("--overlap", type=int, default=64, help="already-final pixels the model sees beside each new strip")
+    ext.add_argument("--overlap", type=int, default=64,
+                     help="already-final pixels the model sees beside each new strip")
     ext.add_argument("--max_step", type=int, default=256, help="largest strip generated per pass (pixels)")
     ext.add_argument("--mask_blur", type=int, default=8,
                      help="new pixels over which the seam is blended into the old ones (old pixels never change)")
