@@ -302,26 +302,35 @@ def outpaint_array(engine: Engine, cfg: OutpaintConfig, image: np.ndarray, seeds
     rows = [canvas.copy() for _ in seeds]
     sampling, calls = cfg.sampling(), []
     for n, win in enumerate(tqdm(plan, desc=f"outpaint {name}", unit="call", disable=not progress, leave=False)):
-        (t, l, b, r), mask = win.box, win.mask()
-        crops = [row[t:b, l:r] for row in rows]
-        work_mask = None
-        results, batched = [None] * len(rows), 1
-        # One engine call for all rows while their windows are identical (the first strip, or one row);
-        # once rows have diverged the Engine protocol takes one image per call, so each row gets its own.
-        groups = _identical_groups(crops)
-        for members in groups:
-            work_image, work_mask = to_work(crops[members[0]], mask, cfg.size, engine.multiple)
-            filled = engine.inpaint(work_image, work_mask, [call_seed(seeds[i], n) for i in members], sampling,
-                                    progress=False)
-            for i, f in zip(members, filled):
-                results[i] = blend_new(crops[i], resize_image(f, win.shape), mask, cfg.mask_blur)
-            batched = max(batched, len(members))
+        t, l, b, r = win.box
+        crops = [row[t:b, l:r] for row in rows]  # views: written back only after all rows are filled
+        results, work_hw, batched = _fill_window(engine, cfg, sampling, win, crops, [call_seed(s, n) for s in seeds])
         for row, res in zip(rows, results):
             row[t:b, l:r] = res
-        calls.append(Call(win, work_mask.shape, batched))
+        calls.append(Call(win, work_hw, batched))
     largest = max((c.work_hw for c in calls), key=lambda hw: hw[0] * hw[1], default=None)
     return OutpaintJob(name, canvas, new_area, list(seeds), rows, largest, original=image,
                        offset=(e["left"], e["up"]), calls=calls)
+
+
+def _fill_window(engine: Engine, cfg: OutpaintConfig, sampling, win: Window, crops: list[np.ndarray],
+                 seeds: list[int]) -> tuple[list[np.ndarray], tuple[int, int], int]:
+    """Generate ``win``'s new pixels in every row's crop. Returns the blended crops, the working size
+    and the largest number of rows one engine call served.
+
+    Rows whose crops are identical (all of them in the first strip, or a single row) share one batched
+    engine call; once rows have diverged, the Engine protocol takes one image per call, so each row
+    gets its own."""
+    mask = win.mask()
+    results: list[np.ndarray | None] = [None] * len(crops)
+    work_hw, batched = win.shape, 0
+    for members in _identical_groups(crops):
+        work_image, work_mask = to_work(crops[members[0]], mask, cfg.size, engine.multiple)
+        filled = engine.inpaint(work_image, work_mask, [seeds[i] for i in members], sampling, progress=False)
+        for i, f in zip(members, filled):
+            results[i] = blend_new(crops[i], resize_image(f, win.shape), mask, cfg.mask_blur)
+        work_hw, batched = work_mask.shape, max(batched, len(members))
+    return results, work_hw, batched
 
 
 def _identical_groups(crops: list[np.ndarray]) -> list[list[int]]:

@@ -184,6 +184,8 @@ def test_rows_continue_their_own_seed_sequence_alone_or_batched():
     batched = outpaint_array(engine, cfg, image, [7, 8, 9], progress=False)
     first_call = engine.calls[0]
     assert first_call[2] == [7, 8, 9]  # the first call: all rows share the window, one batched call
+    assert [c.batched_rows for c in batched.calls] == [3] + [1] * (len(batched.calls) - 1)
+    assert len(engine.calls) == 1 + 3 * (len(batched.calls) - 1)  # diverged rows: one call each
     alone = outpaint_array(CastEngine(), cfg, image, [8], progress=False)
     assert np.array_equal(batched.results[1], alone.results[0])
     assert not np.array_equal(batched.results[0], batched.results[1])
