@@ -28,6 +28,8 @@ def add_arguments(p) -> None:
     p.add_argument("--log_every", type=int, default=25)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--stop_after", type=int, default=None,
+                   help="checkpoint and exit after this step, keeping the LR schedule of --steps (resume later)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
 
 
@@ -41,7 +43,7 @@ def run(args) -> int:
         mask_kinds=tuple(k.strip() for k in args.mask_kinds.split(",") if k.strip()),
         min_scale=args.min_scale, max_scale=args.max_scale, save_every=args.save_every,
         sample_every=args.sample_every, log_every=args.log_every, seed=args.seed, resume=args.resume,
-        threads=args.threads,
+        stop_after=args.stop_after, threads=args.threads,
     )
     out = train(cfg)
     print(f"saved {out}")

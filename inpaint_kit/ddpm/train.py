@@ -56,6 +56,7 @@ class TrainConfig:
     log_every: int = 25
     seed: int = 0
     resume: bool = False
+    stop_after: int | None = None  # exit after this step (checkpointed) while keeping the LR horizon ``steps``
     threads: int | None = None
     grad_clip: float = 1.0
     extra: dict = field(default_factory=dict)
@@ -74,7 +75,7 @@ class TrainConfig:
             raise InpaintKitError(f"need 0 < min_scale <= max_scale (got {self.min_scale}, {self.max_scale})")
 
     def model_config(self) -> ModelConfig:
-        recipe = {k: v for k, v in asdict(self).items() if k not in ("resume", "threads", "extra")}
+        recipe = {k: v for k, v in asdict(self).items() if k not in ("resume", "stop_after", "threads", "extra")}
         recipe["mask_kinds"] = list(self.mask_kinds)
         return ModelConfig(conditioning=self.conditioning, resolution=self.size, schedule=self.schedule,
                            extra={"training": recipe}, **PRESETS[self.preset])
@@ -246,7 +247,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     tqdm.write(f"ddpm: {count_parameters(net) / 1e6:.2f} M params, {len(data.images)} images, "
                f"steps {start}..{cfg.steps}, batch {cfg.batch}, {cfg.size}x{cfg.size}")
     net.train()
-    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress, dynamic_ncols=True)
+    end = min(cfg.steps, cfg.stop_after or cfg.steps)
+    bar = tqdm(range(start, end), initial=start, total=cfg.steps, disable=not progress, dynamic_ncols=True)
     smooth, t0 = None, time.time()
     for step in bar:
         x0, mask = data.batch(cfg.batch, rng)
@@ -263,10 +265,10 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         if cfg.log_every and done % cfg.log_every == 0:
             tqdm.write(f"step {done} loss {smooth:.5f} lr {sched.get_last_lr()[0]:.2e} "
                        f"{(time.time() - t0) / (done - start):.2f} s/step")
-        if done % cfg.save_every == 0 or done == cfg.steps:
+        if done % cfg.save_every == 0 or done == end:
             save_checkpoint(out, net, ema, opt, sched, done, rng, torch_gen)
         if preview is not None and done % cfg.sample_every == 0:
             sample_grid(out / "samples" / f"step_{done:07d}.png", model_config, ema, *preview)
-    if start >= cfg.steps and not (out / "model.safetensors").exists():
+    if start >= end and not (out / "model.safetensors").exists():
         save_checkpoint(out, net, ema, opt, sched, start, rng, torch_gen)
     return out

@@ -1,0 +1,31 @@
+"""The shipped model: ``--model builtin`` resolves to package data (no network), and the export that
+turns a training run's EMA weights into those files (float16 safetensors + config.json)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..errors import InpaintKitError
+
+BUILTIN_DIR = Path(__file__).resolve().parent.parent / "assets" / "builtin"
+
+
+def resolve_model(model: str | Path) -> Path:
+    """``builtin`` -> the installed package's model folder; anything else is taken as a folder path."""
+    if str(model) == "builtin":
+        if not (BUILTIN_DIR / "model.safetensors").is_file():
+            raise InpaintKitError(f"{BUILTIN_DIR}: builtin model files are missing; reinstall inpaint-kit")
+        return BUILTIN_DIR
+    return Path(model)
+
+
+def export_builtin(run_folder: str | Path, dst: str | Path = BUILTIN_DIR, dtype=torch.float16) -> Path:
+    """Copy a training run's EMA model into ``dst`` as ``dtype`` weights, checking it loads back."""
+    from .unet import load_model, save_model
+
+    net = load_model(run_folder)
+    save_model(dst, net, dtype=dtype)
+    load_model(dst)  # fails loudly now rather than on a user's machine
+    return Path(dst)
