@@ -12,7 +12,7 @@ inpainting. Outpainting is inpainting on an extended canvas, so this module only
     cfg = OutpaintConfig(model="builtin", left=300, up=128, rows=2, seed=7)
     engine = cfg.load_engine()
     job = outpaint_file(engine, cfg, "imgs/mural.png")
-    write_job(job, cfg, engine, "outputs/mural_collage.png", **job_metadata(job))
+    write_job(job, cfg, engine, "outputs/mural_outpaint.png", stem="mural_outpaint", **job_metadata(job))
 
 The collage row is ``original on the filled canvas | canvas with the new area white | result``,
 which is :func:`inpaint_kit.collage.grid` of the job's ``image`` (the filled canvas) and ``mask``
@@ -30,7 +30,7 @@ from typing import Sequence
 import numpy as np
 from tqdm import tqdm
 
-from .batch import BatchReport, append_manifest, collage_path
+from .batch import BatchReport, append_manifest
 from .engine import Engine
 from .errors import InpaintKitError
 from .geometry import resize_image, to_work
@@ -42,6 +42,9 @@ log = logging.getLogger("inpaint_kit")
 
 DIRECTIONS = ("left", "right", "up", "down")
 FILLS = ("edge", "blur", "noise", "gray")
+# Output names: <stem>_outpaint.png (rows <stem>_outpaint_row<i>_seed<s>.png), so that outpainting and
+# inpainting the same image into one folder never collide, nor resume-skip each other's results.
+SUFFIX = "_outpaint"
 
 
 @dataclass
@@ -364,7 +367,7 @@ def job_metadata(job: OutpaintJob) -> dict:
 
 def run_outpaint_batch(cfg: OutpaintConfig, imgs_dir, output_dir, engine: Engine | None = None,
                        progress: bool = True) -> BatchReport:
-    """Extend every image under ``imgs_dir`` into ``<output_dir>/<sub/folders>/<stem>_collage.png``:
+    """Extend every image under ``imgs_dir`` into ``<output_dir>/<sub/folders>/<stem>_outpaint.png``:
     the engine is loaded once (not at all if everything is done), existing outputs are skipped unless
     ``cfg.overwrite``, bad items are reported and the run goes on, one manifest line per item."""
     output_dir = Path(output_dir)
@@ -374,7 +377,7 @@ def run_outpaint_batch(cfg: OutpaintConfig, imgs_dir, output_dir, engine: Engine
     report = BatchReport()
     for image_path in tqdm(images, desc="images", unit="img", disable=not progress):
         rel = image_path.relative_to(imgs_dir)
-        out = collage_path(output_dir, rel)
+        out = output_dir / rel.parent / f"{rel.stem}{SUFFIX}.png"
         record = {"image": str(image_path), "output": str(out)}
         if out.exists() and not cfg.overwrite:
             report.skipped.append(out)
@@ -385,7 +388,7 @@ def run_outpaint_batch(cfg: OutpaintConfig, imgs_dir, output_dir, engine: Engine
             if engine is None:
                 engine = cfg.load_engine()
             job = outpaint_array(engine, cfg, image, cfg.seeds(), image_path.name, progress)
-            paths = write_job(job, cfg, engine, out, stem=rel.stem, **job_metadata(job))
+            paths = write_job(job, cfg, engine, out, stem=rel.stem + SUFFIX, **job_metadata(job))
         except InpaintKitError as e:
             report.failed.append((image_path, str(e)))
             append_manifest(output_dir, {**record, "status": "failed", "error": str(e)})

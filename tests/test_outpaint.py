@@ -299,8 +299,19 @@ def test_cli_sizes_exact_original_and_collage_on_tiny_sd(tmp_path, photo_file, t
             assert np.array_equal(tile[up:up + 37, left:left + 53], original)
         assert (preview[new] == 255).all() and np.array_equal(preview[~new], first[~new])
         assert not np.array_equal(result[new], first[new])
-        assert np.array_equal(load_image(tmp_path / f"mural_row{row}_seed{seed}.png"), result)
+        assert np.array_equal(load_image(tmp_path / f"mural_outpaint_row{row}_seed{seed}.png"), result)
     assert meta["seeds"] == [5, 6] and meta["original_size"] == [53, 37] and meta["fill"] == "edge"
+
+
+def test_default_output_name_does_not_collide_with_inference(tmp_path, photo_file, tiny_model_dir, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "outputs").mkdir()
+    (tmp_path / "outputs" / "mural_collage.png").write_bytes(b"an infer result")
+    assert main(["outpaint", "--model", str(tiny_model_dir), "--image", str(photo_file), "--down", "8",
+                 "--rows", "1", "--seed", "1", "--save_rows", *FAST]) == 0
+    assert load_image(tmp_path / "outputs" / "mural_outpaint.png").shape == (45, 3 * 53 + 40, 3)
+    assert (tmp_path / "outputs" / "mural_outpaint_row0_seed1.png").is_file()
+    assert (tmp_path / "outputs" / "mural_collage.png").read_bytes() == b"an infer result"
 
 
 def test_cli_600_px_with_max_step_256_runs_three_passes_on_tiny_sd(tmp_path, photo_file, tiny_model_dir):
@@ -335,16 +346,16 @@ def test_batch_tree_resume_manifest_and_bad_items(tmp_path, tiny_model_dir, caps
     assert main(args) == 1  # the bad item is reported, the others are written
     err = capsys.readouterr().err
     assert "2 written, 0 skipped (already done), 1 failed" in err and "broken.png: not a readable image" in err
-    assert load_image(out / "a_collage.png").shape == (2 * 40 + 20, 3 * 56 + 40, 3)
-    assert load_image(out / "room1" / "b_collage.png").shape == (2 * 32 + 20, 3 * 40 + 40, 3)
+    assert load_image(out / "a_outpaint.png").shape == (2 * 40 + 20, 3 * 56 + 40, 3)
+    assert load_image(out / "room1" / "b_outpaint.png").shape == (2 * 32 + 20, 3 * 40 + 40, 3)
     lines = [json.loads(x) for x in (out / "manifest.jsonl").read_text().splitlines()]
     assert sorted(x["status"] for x in lines) == ["failed", "ok", "ok"]
     assert all(x["seeds"] == [7, 8] and x["right"] == 16 for x in lines if x["status"] == "ok")
 
-    before = (out / "a_collage.png").stat().st_mtime_ns
+    before = (out / "a_outpaint.png").stat().st_mtime_ns
     assert main(args) == 1
     assert "0 written, 2 skipped" in capsys.readouterr().err
-    assert (out / "a_collage.png").stat().st_mtime_ns == before
+    assert (out / "a_outpaint.png").stat().st_mtime_ns == before
     assert main([*args, "--overwrite"]) == 1
     assert "2 written, 0 skipped" in capsys.readouterr().err
     assert not list(out.rglob(".*.tmp"))

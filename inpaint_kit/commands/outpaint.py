@@ -34,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     single = p.add_argument_group("single image")
     single.add_argument("--image", help="image file")
-    single.add_argument("--output", help="collage path (default outputs/<stem>_collage.png)")
+    single.add_argument("--output", help="collage path (default outputs/<stem>_outpaint.png)")
 
     batch = p.add_argument_group("batch")
     batch.add_argument("--batch_imgs_dir", help="folder of images (recursive); every image is extended the same way")
@@ -85,9 +85,10 @@ def run(args: argparse.Namespace) -> int:
 def run_single(cfg, args) -> int:
     from ..images import load_image
     from ..inpaint import write_job
-    from ..outpaint import job_metadata, outpaint_array
+    from ..outpaint import SUFFIX, job_metadata, outpaint_array
 
-    output = Path(args.output) if args.output else Path("outputs") / f"{Path(args.image).stem}_collage.png"
+    stem = Path(args.image).stem + SUFFIX
+    output = Path(args.output) if args.output else Path("outputs") / f"{stem}.png"
     if output.exists() and not cfg.overwrite:
         print(f"{output} exists; skipped (pass --overwrite to redo it)", file=sys.stderr)
         return 0
@@ -95,7 +96,7 @@ def run_single(cfg, args) -> int:
     cfg.check_canvas(*image.shape[:2], name=args.image)  # refuse before loading a model
     engine = cfg.load_engine()
     job = outpaint_array(engine, cfg, image, cfg.seeds(), Path(args.image).name)
-    for path in write_job(job, cfg, engine, output, stem=Path(args.image).stem, **job_metadata(job)):
+    for path in write_job(job, cfg, engine, output, stem=stem, **job_metadata(job)):
         print(path)
     h, w = job.image.shape[:2]
     print(f"canvas {w}x{h} in {len(job.calls)} model calls; seeds: {' '.join(map(str, job.seeds))}", file=sys.stderr)
