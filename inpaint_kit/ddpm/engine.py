@@ -180,32 +180,32 @@ class DDPMEngine:
 
         return eps_fn
 
-    def _paste(self, image: np.ndarray, x: torch.Tensor, origin, mask: np.ndarray) -> np.ndarray:
-        """Put the sampled region back into a copy of the image (cropping any padding)."""
+    def _paste(self, image: np.ndarray, x: torch.Tensor, origin, mask: np.ndarray | None) -> np.ndarray:
+        """Put the sampled region back into a copy of the image (cropping any padding). Outside ``mask``
+        the image's pixels are kept, except the soft blend band with ``mask_soften``; ``mask=None``
+        pastes the whole region (the raw canvas, for intermediates)."""
         r0, c0 = origin
-        h, w = mask.shape
+        h, w = image.shape[:2]
         out = image.copy()
         region = tensor_to_image(x)
         rh, rw = min(region.shape[0], h - r0), min(region.shape[1], w - c0)
         sub = out[r0 : r0 + rh, c0 : c0 + rw]
-        if self.mask_soften:
-            sub[...] = region[:rh, :rw]  # the softened blend band is part of the result
+        if mask is None or self.mask_soften:
+            sub[...] = region[:rh, :rw]
         else:
             keep = ~mask[r0 : r0 + rh, c0 : c0 + rw]
             sub[...] = np.where(keep[..., None], sub, region[:rh, :rw])
         return out
 
     def _save_intermediate(self, image, x, origin, seed, i, n) -> None:
+        """Save the canvas x_t (known region noised to the same level) every ``intermediate_every`` steps."""
         if self.save_intermediates is None:
             return
         every = self.intermediate_every or max(1, n // 10)
         if (i + 1) % every and i + 1 != n:
             return
-        canvas = self._paste(image, x, origin, np.ones(image.shape[:2], bool)) if not self.mask_soften else None
-        if canvas is None:
-            canvas = self._paste(image, x, origin, np.zeros(image.shape[:2], bool))
-        save_png(self.save_intermediates / f"seed{seed}_step{i + 1:04d}of{n:04d}.png", canvas,
-                 {"seed": int(seed), "step": i + 1, "of": n})
+        save_png(self.save_intermediates / f"seed{seed}_step{i + 1:04d}of{n:04d}.png",
+                 self._paste(image, x, origin, None), {"seed": int(seed), "step": i + 1, "of": n})
 
 
 def load_ddpm_engine(model: str = "builtin", *, device: str | None = None, dtype: str = "auto",

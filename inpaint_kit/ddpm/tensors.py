@@ -18,7 +18,7 @@ from ..masks import to_repair
 
 def image_to_tensor(image: np.ndarray) -> torch.Tensor:
     """RGB uint8 (H, W, 3) -> float (1, 3, H, W) in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+    return torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)[None].float() / 127.5 - 1.0
 
 
 def tensor_to_image(x: torch.Tensor) -> np.ndarray:
