@@ -6,10 +6,11 @@ inpainting. Outpainting is inpainting on an extended canvas, so this module only
 2. the plan: a list of model calls (:class:`Window`), each generating one strip of at most
    ``max_step`` new pixels from a window that also holds ``overlap`` already-final pixels, so no call
    ever sees the whole canvas (:func:`plan_windows`, a pure function of sizes);
-3. the seam: the model's colour error on the known pixels fades out over ``mask_blur`` new pixels,
-   so known pixels never change and strips meet smoothly (:func:`blend_new`).
+3. the seam: the model's colour error on each window's known pixels is taken out of its new pixels
+   (fully at the border, fading over ``mask_blur`` pixels to the window's mean error), so known
+   pixels never change, strips meet smoothly and a colour cast does not pile up (:func:`blend_new`).
 
-    cfg = OutpaintConfig(model="builtin", left=300, up=128, rows=2, seed=7)
+    cfg = OutpaintConfig(model="builtin", left=300, up=128, rows=2, seed=7).validate()
     engine = cfg.load_engine()
     job = outpaint_file(engine, cfg, "imgs/mural.png")
     write_job(job, cfg, engine, "outputs/mural_outpaint.png", stem="mural_outpaint", **job_metadata(job))
