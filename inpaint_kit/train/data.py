@@ -45,7 +45,7 @@ def _caption(image: Path, default: str) -> str:
     return txt.read_text(encoding="utf-8").strip() if txt.is_file() else default
 
 
-def _check_size(path: Path, size: int) -> None:
+def check_size(path: Path, size: int) -> None:
     """Refuse an image whose short side is below ``size / 8`` (it would be upscaled more than 8x)."""
     try:
         with Image.open(path) as im:
@@ -88,7 +88,7 @@ def find_samples(data_root: str | Path, mask_source: str, mask_mode: str = "blac
     elif mask_source != "random":
         raise InpaintKitError(f"{root}: no masks/ or masks_inverted/ folder; add one or use --mask_source random")
     for img in images:
-        _check_size(img, size)
+        check_size(img, size)
     return [Sample(img, masks_by_image.get(img), file_mode, _caption(img, prompt)) for img in images]
 
 

@@ -136,9 +136,11 @@ class LoraTrainer:
             raise InpaintKitError("--mixed_precision fp16 needs a GPU (CPU autocast is bf16 only); use bf16 or no")
         self.weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(self.acc.mixed_precision, torch.float32)
         self.step, self.nan_skips, self.losses = 0, 0, []
-        self._build_models()
-        self._build_optimizer()
         self._resume_from = find_checkpoint(cfg.resume, self.out) if cfg.resume else None
+        self._build_models()
+        if self._resume_from is not None:
+            self._check_resumable(self._resume_from)
+        self._build_optimizer()
 
     # --- build ---------------------------------------------------------------------------------------
     def _build_models(self):
@@ -154,13 +156,14 @@ class LoraTrainer:
             lora.check_rank(text_encoder, cfg.rank, lora.TEXT_TARGETS, "text encoder")
         pipe.vae.requires_grad_(False)
         text_encoder.requires_grad_(False)
-        torch.manual_seed(cfg.seed)  # LoRA initialisation
-        if cfg.unet_mode == "lora":
-            lora.add_lora(unet, cfg.rank, cfg.lora_alpha)
-        else:
-            lora.unfreeze_attention(unet)
-        if cfg.train_text_encoder:
-            lora.add_lora(text_encoder, cfg.rank, cfg.lora_alpha, lora.TEXT_TARGETS)
+        with torch.random.fork_rng(devices=[]):  # seeded LoRA initialisation; the caller's RNG is left alone
+            torch.manual_seed(cfg.seed)
+            if cfg.unet_mode == "lora":
+                lora.add_lora(unet, cfg.rank, cfg.lora_alpha)
+            else:
+                lora.unfreeze_attention(unet)
+            if cfg.train_text_encoder:
+                lora.add_lora(text_encoder, cfg.rank, cfg.lora_alpha, lora.TEXT_TARGETS)
         # Frozen weights in the training dtype; the trained ones stay fp32 (mixed precision runs the maths).
         pipe.vae.to(device)
         if self.weight_dtype != torch.float32:
@@ -194,7 +197,7 @@ class LoraTrainer:
         if not self.class_samples:
             raise InpaintKitError(f"--class_data_dir {cfg.class_data_dir}: no class images; check the folder")
         for s in self.class_samples:
-            data._check_size(s.image, cfg.size)
+            data.check_size(s.image, cfg.size)
 
     def _build_optimizer(self):
         from diffusers.optimization import get_scheduler
@@ -266,9 +269,8 @@ class LoraTrainer:
         acc.wait_for_everyone()
         return final
 
-    def resume(self, ckpt: Path) -> None:
-        """Restore weights, optimizer, LR scheduler and step count from ``ckpt`` after checking that it was
-        made from the same base model and the same training mode."""
+    def _check_resumable(self, ckpt: Path) -> dict:
+        """Refuse a checkpoint made from another base model or with another ``--train``/``--rank``."""
         state = json.loads((ckpt / STATE_NAME).read_text())
         if state.get("base") != self.fingerprint:
             was = state.get("base", {}).get("model", "?")
@@ -277,6 +279,11 @@ class LoraTrainer:
         if state.get("train") != self.cfg.train or state.get("rank") != self.cfg.rank:
             raise InpaintKitError(f"--resume {ckpt}: it was trained with --train {' '.join(state.get('train', []))} "
                                   f"--rank {state.get('rank')}; resume with the same settings")
+        return state
+
+    def resume(self, ckpt: Path) -> None:
+        """Restore weights, optimizer, LR scheduler and step count from ``ckpt`` (checked first)."""
+        state = self._check_resumable(ckpt)
         self.acc.load_state(str(ckpt))
         self.step, self.nan_skips = int(state["step"]), int(state.get("nan_skips", 0))
         # The optimizer comes back with the learning rate of the old schedule; when --steps or the schedule
