@@ -295,7 +295,7 @@ class SDEngine:
         import torch
 
         vae = self.pipe.vae
-        x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 127.5 - 1.0  # (1, 3, h, w) in [-1, 1]
+        x = torch.tensor(image).permute(2, 0, 1)[None].float() / 127.5 - 1.0  # (1, 3, h, w) in [-1, 1] (copy: input may be read-only)
         x = x * torch.from_numpy(~mask)[None, None].float()
         with torch.no_grad():
             z = vae.encode(x.to(self.device, vae.dtype)).latent_dist.mode()
