@@ -92,6 +92,7 @@ _CONFIGS = {
         vae=_SD_VAE,
         text=dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
                   projection_dim=768, hidden_act="quick_gelu", vocab_size=CLIP_VOCAB_SIZE),
+        # runwayml/stable-diffusion-inpainting ships a DDIM config (from memory: not checkable offline).
         scheduler="DDIMScheduler",
     ),
     "sd2": dict(

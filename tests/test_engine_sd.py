@@ -133,6 +133,22 @@ def test_paths_that_are_not_models(tmp_path):
     assert "no such model file or folder" in one_line_error(lambda: load_sd_engine("./not/here"))
 
 
+def test_a_cached_hub_id_loads_offline(tiny_model_dir, tmp_path, monkeypatch, engine, canvas):
+    import shutil
+
+    # The Hugging Face cache layout: models--<org>--<name>/refs/main -> snapshots/<commit>/
+    repo = tmp_path / "models--inpaint-kit-test--tiny"
+    commit = "0" * 40
+    shutil.copytree(tiny_model_dir, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    eng = load_sd_engine("inpaint-kit-test/tiny", cache_dir=str(tmp_path))
+    image, mask = canvas
+    assert np.array_equal(eng.inpaint(image, mask, [2], FAST, progress=False)[0],
+                          engine.inpaint(image, mask, [2], FAST, progress=False)[0])
+
+
 def test_unknown_hub_id_offline_fails_fast_with_one_line(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     t = time.time()
