@@ -125,3 +125,14 @@ def test_bad_models_are_one_line_errors(tiny_ddpm, tmp_path):
     assert "\n" not in str(e.value)
     with pytest.raises(InpaintKitError, match="--sampler 'euler' unknown"):
         load_ddpm_engine(str(tiny_ddpm), sampler="euler")
+
+
+def test_unconditional_network_inpaints_through_reinjection(tmp_path):
+    torch.manual_seed(1)
+    net = InpaintUNet(ModelConfig(conditioning="unconditional", resolution=16, **PRESETS["tiny"]))
+    assert net.unet.config.in_channels == 3
+    folder = save_model(tmp_path / "uncond", net)
+    eng = load_ddpm_engine(str(folder), sampler="ddpm")
+    img, mask = photo(16, 16), create_advanced_mask("center", 16, 16, np.random.default_rng(0))
+    (out,) = eng.inpaint(img, mask, [0], FAST, progress=False)
+    assert np.array_equal(out[~mask], img[~mask]) and (out[mask] != img[mask]).any()

@@ -128,6 +128,7 @@ def save_model(folder: str | Path, net: InpaintUNet, state_dict: dict | None = N
     sd = state_dict if state_dict is not None else net.state_dict()
     sd = {k: v.detach().to("cpu", dtype).contiguous() for k, v in sd.items()}
     atomic_write(folder / WEIGHTS_NAME, lambda tmp: save_file(sd, str(tmp), metadata={"format": "pt"}))
+    (folder / WEIGHTS_NAME).chmod(0o644)  # safetensors creates 0600 files; package data must be readable
     text = json.dumps(net.config.to_json(), indent=2)
     atomic_write(folder / CONFIG_NAME, lambda tmp: Path(tmp).write_text(text + "\n"))
     return folder
