@@ -10,6 +10,7 @@ loaded and measured against the RSS at that moment: activations, gradients, opti
 
     python bench/bench_train.py                       # tiny + small, lora + attn
     python bench/bench_train.py --presets tiny --steps 5
+    python bench/bench_train.py --markdown docs/benchmarks.md  # also update the Training section there
 """
 
 from __future__ import annotations
@@ -25,6 +26,34 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 SIZES = {"tiny": 64, "small": 256, "sd15": 512, "sd2": 512}
+SECTION = "## Training: LoRA vs --train attn"
+NOTES = (
+    "Random-weight pipelines of the presets (the cost does not depend on the weights), `--mask_source random`, "
+    "batch 1, AdamW. *trainable params* are what the optimizer updates: LoRA rank-16 adapters on the UNet "
+    "attention projections (`to_q/to_k/to_v/to_out.0`) vs those projections themselves (`--train attn`); "
+    "*% of UNet* is relative to the base UNet. *s/step* is the median wall time of one update (VAE encode "
+    "of image and masked image, text encoder, UNet forward + backward, optimizer step); *CPU s/step* is the "
+    "process CPU time per update, which is what an idle machine's wall time would be with one thread. "
+    "*peak RSS* is the process's peak resident memory (Linux `VmHWM`), *train +RSS* its growth during the "
+    "timed updates alone (the peak is reset via `/proc/self/clear_refs` once the model is loaded): "
+    "gradients, AdamW state and activations."
+)
+
+
+def write_section(path: Path, body: str) -> None:
+    """Replace (or append) this benchmark's section of the markdown file ``path``, leaving others alone."""
+    import re
+
+    from inpaint_kit.images import atomic_write
+
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    block = f"{SECTION}\n\n{body.strip()}\n"
+    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: block + "\n", text).rstrip() + "\n"
+    else:
+        text = text.rstrip() + "\n\n" + block
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def _status(field: str) -> int:
@@ -88,6 +117,7 @@ def main(argv=None) -> int:
     p.add_argument("--rank", type=int, default=16)
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core machine)")
     p.add_argument("--gradient_checkpointing", action="store_true")
+    p.add_argument("--markdown", type=Path, help="update the Training section of this file (docs/benchmarks.md)")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     for name in ("model", "data", "out", "mode"):
         p.add_argument(f"--{name}", help=argparse.SUPPRESS)
@@ -121,15 +151,28 @@ def main(argv=None) -> int:
                 rows.append((preset, size, mode, steps, r))
                 print(f"# {preset} {mode}: {r['s_per_step']:.3f} s/step", file=sys.stderr, flush=True)
     mib = 2**20
-    print(f"CPU, {args.threads} threads, batch 1, rank {args.rank}, fp32"
-          f"{', gradient checkpointing' if args.gradient_checkpointing else ''}; median wall time of the timed updates after one "
-          "warm-up; CPU s/step is process CPU time (robust to other jobs on a shared machine)\n")
-    print("| preset | size | mode | trainable params | % of UNet | steps/s | s/step (median) | CPU s/step | peak RSS (MiB) | train +RSS (MiB) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    lines = [
+        "| preset | size | mode | timed updates | trainable params | % of UNet | steps/s | s/step (median) | CPU s/step "
+        "| peak RSS (MiB) | train +RSS (MiB) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for preset, size, mode, steps, r in rows:
-        print(f"| {preset} | {size} | {mode} | {r['trainable']:,} | {100 * r['trainable'] / r['unet_params']:.2f} | "
-              f"{r['steps_per_s']:.2f} | {r['s_per_step']:.3f} | {r['cpu_s_per_step']:.3f} | "
-              f"{r['peak_rss'] / mib:.0f} | {r['train_rss'] / mib:.0f} |")
+        lines.append(f"| {preset} | {size} | {mode} | {steps} | {r['trainable']:,} | "
+                     f"{100 * r['trainable'] / r['unet_params']:.2f} | {r['steps_per_s']:.2f} | {r['s_per_step']:.3f} | "
+                     f"{r['cpu_s_per_step']:.3f} | {r['peak_rss'] / mib:.0f} | {r['train_rss'] / mib:.0f} |")
+    import os
+
+    import torch
+
+    env = (f"Environment: torch {torch.__version__}, {args.threads} torch thread(s) on {os.cpu_count()} CPUs (load "
+           f"average {', '.join(f'{x:.1f}' for x in os.getloadavg())} at the end: other jobs shared the machine), fp32"
+           f"{', gradient checkpointing' if args.gradient_checkpointing else ''}, rank {args.rank}.")
+    table = "\n".join(lines)
+    print(table + "\n\n" + env)
+    if args.markdown:
+        command = "python bench/bench_train.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        write_section(args.markdown, "\n\n".join([NOTES, f"Command: `{command.strip()}`", table, env]))
+        print(f"updated {args.markdown}", file=sys.stderr)
     return 0
 
 
