@@ -136,3 +136,21 @@ def test_unconditional_network_inpaints_through_reinjection(tmp_path):
     img, mask = photo(16, 16), create_advanced_mask("center", 16, 16, np.random.default_rng(0))
     (out,) = eng.inpaint(img, mask, [0], FAST, progress=False)
     assert np.array_equal(out[~mask], img[~mask]) and (out[mask] != img[mask]).any()
+
+
+def test_large_holes_get_a_coarse_pass_without_leaking_the_hole(tiny_ddpm):
+    eng = load_ddpm_engine(str(tiny_ddpm))
+    assert eng.describe()["coarse_factor_max"] == 4.0
+    img = photo(48, 48)
+    mask = np.zeros((48, 48), bool)
+    mask[8:40, 8:40] = True
+    (a,) = eng.inpaint(img, mask, [5], FAST, progress=False)
+    other = img.copy()
+    other[mask] = 0  # different content under the hole must not change the result
+    (b,) = eng.inpaint(other, mask, [5], FAST, progress=False)
+    assert np.array_equal(a[mask], b[mask])
+    flat = load_ddpm_engine(str(tiny_ddpm), coarse_factor_max=1.0)
+    assert "coarse_factor_max" not in flat.describe()
+    assert not np.array_equal(flat.inpaint(img, mask, [5], FAST, progress=False)[0], a)
+    (full,) = eng.inpaint(img, np.ones((48, 48), bool), [5], FAST, progress=False)  # nothing known at all
+    assert full.shape == img.shape

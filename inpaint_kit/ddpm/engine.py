@@ -18,12 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+import cv2
 import numpy as np
 import torch
+from PIL import Image
 
 from ..engine import Sampling
 from ..errors import InpaintKitError
-from ..geometry import mask_bbox
+from ..geometry import mask_bbox, resize_image
 from ..images import save_png
 from .builtin import resolve_model
 from .sampling import SAMPLERS, get_sampler
@@ -80,7 +82,7 @@ class DDPMEngine:
 
     def __init__(self, net, folder: Path, model_name: str, device, dtype, sampler: str, jump_length: int,
                  jump_n_sample: int, mask_soften: float, save_intermediates: str | None, intermediate_every: int,
-                 overlap: int, max_batch: int):
+                 overlap: int, max_batch: int, coarse_factor_max: float, refine_strength: float):
         self.net, self.folder, self.model_name = net, folder, model_name
         self.config = net.config
         self.device, self.dtype = device, dtype
@@ -93,6 +95,7 @@ class DDPMEngine:
         self.res = self.config.resolution
         self.overlap = overlap
         self.max_batch = max_batch
+        self.coarse_factor_max, self.refine_strength = coarse_factor_max, refine_strength
         self.multiple = self.config.multiple
 
     def describe(self) -> dict:
@@ -101,6 +104,8 @@ class DDPMEngine:
              "device": str(self.device), "conditioning": self.config.conditioning, "window": self.res}
         if self.sampler_name == "repaint":
             d.update(jump_length=self.jump_length, jump_n_sample=self.jump_n_sample)
+        elif self.coarse_factor_max >= 1.5:
+            d.update(coarse_factor_max=self.coarse_factor_max, refine_strength=self.refine_strength)
         if self.mask_soften:
             d["mask_soften"] = self.mask_soften
         return d
@@ -111,16 +116,48 @@ class DDPMEngine:
     def inpaint(self, image: np.ndarray, mask: np.ndarray, seeds: Sequence[int], sampling: Sampling = Sampling(),
                 progress: bool = True) -> list[np.ndarray]:
         """Fill ``mask`` once per seed; returns RGB uint8 arrays of ``image``'s size (known pixels unchanged)."""
-        from tqdm import tqdm
-
         if image.shape[:2] != mask.shape or image.ndim != 3:
             raise InpaintKitError(f"image {image.shape} and mask {mask.shape} sizes differ; resize the mask to the image")
         if not mask.any():
             return [image.copy() for _ in seeds]
+        results = []
+        for seed in seeds:
+            gen = torch.Generator().manual_seed(int(seed))  # this row's noise, coarse pass included
+            init = self._coarse_fill(image, mask, gen, sampling.steps, progress, seed)
+            results.append(self._fill(image, mask, gen, sampling.steps, progress, seed, init, save=True))
+        return results
+
+    def _coarse_fill(self, image, mask, gen, steps, progress, seed) -> np.ndarray | None:
+        """For holes much wider than half a window: fill a downscaled copy first (hole plus context fit in a
+        window there), upscaled as the start of the full-resolution pass. Gives large holes one coherent
+        structure instead of independent guesses per window."""
+        if self.coarse_factor_max < 1.5 or self.sampler_name == "repaint":
+            return None
+        top, left, bottom, right = mask_bbox(mask)
+        factor = min(self.coarse_factor_max, max(bottom - top, right - left) / (self.res / 2))
+        if factor < 1.5:
+            return None
+        h, w = mask.shape
+        sh, sw = max(2, round(h / factor)), max(2, round(w / factor))
+        # Hide the hole's old content before resizing (filters would leak it into neighbouring pixels),
+        # and grow the small mask over the resampling filter's reach.
+        fill = image[~mask].mean(axis=0) if (~mask).any() else np.full(3, 127.5)
+        hidden = np.where(mask[..., None], fill.round().astype(np.uint8), image)
+        small = resize_image(hidden, (sh, sw))
+        small_mask = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize((sw, sh), Image.BOX)) > 0
+        small_mask = cv2.dilate(small_mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+        coarse = self._fill(small, small_mask, gen, steps, progress, seed, None, save=False)
+        return resize_image(coarse, (h, w))
+
+    def _fill(self, image, mask, gen, steps, progress, seed, init: np.ndarray | None, save: bool) -> np.ndarray:
+        """One row: sample the windows around ``mask`` (from ``init`` if given) and paste into the image."""
+        from tqdm import tqdm
+
         # 1. Pad small canvases (reflect) so that a whole window fits.
         h, w = mask.shape
         ph, pw = max(0, self.res - h), max(0, self.res - w)
-        img_p = np.pad(image, ((0, ph), (0, pw), (0, 0)), mode="reflect" if min(h, w) > 1 else "edge")
+        pad = "reflect" if min(h, w) > 1 and ph < h and pw < w else "edge"
+        img_p = np.pad(image, ((0, ph), (0, pw), (0, 0)), mode=pad)
         hard_p = np.pad(mask, ((0, ph), (0, pw)))
         soft_p = soften_mask(hard_p, self.mask_soften)
         # 2. Windows around the mask; work only on the region they span.
@@ -131,23 +168,23 @@ class DDPMEngine:
         known = image_to_tensor(img_p[r0:r1, c0:c1]).to(self.device, self.dtype)  # (1, 3, H, W)
         hard = torch.from_numpy(hard_p[r0:r1, c0:c1].astype(np.float32))[None, None].to(self.device, self.dtype)
         soft = torch.from_numpy(soft_p[r0:r1, c0:c1])[None, None].to(self.device, self.dtype)
-        weights = self._weight_canvas(wins, known.shape[-2:])
-        # 3. Sample every row with its own generator.
-        results = []
-        for seed in seeds:
-            gen = [torch.Generator().manual_seed(int(seed))]
-            bar = tqdm(total=None, desc=f"ddpm seed {seed}", disable=not progress, leave=False)
+        start = {}
+        if init is not None:
+            init_p = np.pad(init, ((0, ph), (0, pw), (0, 0)), mode=pad)[r0:r1, c0:c1]
+            start = {"init": image_to_tensor(init_p).to(self.device, self.dtype), "strength": self.refine_strength}
+        # 3. Sample with this row's generator, blending the windows' predictions at every step.
+        bar = tqdm(total=None, desc=f"ddpm seed {seed}", disable=not progress, leave=False)
 
-            def callback(i, n, x, seed=seed, bar=bar):
-                bar.total = n
-                bar.update(1)
+        def callback(i, n, x):
+            bar.total = n
+            bar.update(1)
+            if save:
                 self._save_intermediate(image, x, (r0, c0), seed, i, n)
 
-            eps_fn = self._eps_fn(wins, weights, hard, known * (1 - hard))
-            x = self.sampler(eps_fn, self.schedule, known, soft, sampling.steps, gen, callback)
-            bar.close()
-            results.append(self._paste(image, x, (r0, c0), mask))
-        return results
+        eps_fn = self._eps_fn(wins, self._weight_canvas(wins, known.shape[-2:]), hard, known * (1 - hard))
+        x = self.sampler(eps_fn, self.schedule, known, soft, steps, [gen], callback, **start)
+        bar.close()
+        return self._paste(image, x, (r0, c0), mask)
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -211,14 +248,17 @@ class DDPMEngine:
 def load_ddpm_engine(model: str = "builtin", *, device: str | None = None, dtype: str = "auto",
                      sampler: str = "ddim", jump_length: int = 10, jump_n_sample: int = 10,
                      mask_soften: float = 0.0, save_intermediates: str | None = None, intermediate_every: int = 0,
-                     overlap: int | None = None, max_batch: int = 32, **ignored) -> DDPMEngine:
+                     overlap: int | None = None, max_batch: int = 32, coarse_factor_max: float = 4.0,
+                     refine_strength: float = 0.6, **ignored) -> DDPMEngine:
     """Load ``builtin`` or a ``train-ddpm`` model folder as an engine.
 
     ``sampler``: ddim (default; ``Sampling.steps`` steps), ddpm (ancestral; steps=1000 is the full chain) or
     repaint (with ``jump_length`` / ``jump_n_sample``). ``mask_soften``: Gaussian sigma in pixels for a soft
     blend band outside the mask. ``save_intermediates``: folder receiving the canvas every
     ``intermediate_every`` steps (default: 10 snapshots). ``overlap``: window overlap in pixels (default
-    a quarter window). Unknown keyword options (SD-only ones) are ignored."""
+    a quarter window). Holes wider than half a window are first filled at up to ``coarse_factor_max`` times
+    smaller scale and refined from noise level ``refine_strength`` at full scale (``coarse_factor_max=1``
+    turns this off; ddim/ddpm only). Unknown keyword options (SD-only ones) are ignored."""
     if sampler not in SAMPLERS:
         raise InpaintKitError(f"--sampler {sampler!r} unknown; choose from {', '.join(SAMPLERS)}")
     if jump_length < 1 or jump_n_sample < 1:
@@ -239,4 +279,4 @@ def load_ddpm_engine(model: str = "builtin", *, device: str | None = None, dtype
     if not 0 <= ov < res:
         raise InpaintKitError(f"overlap must be in 0..{res - 1} pixels for {res}-pixel windows (got {ov})")
     return DDPMEngine(net, folder, str(model), dev, dt, sampler, jump_length, jump_n_sample, mask_soften,
-                      save_intermediates, intermediate_every, ov, max_batch)
+                      save_intermediates, intermediate_every, ov, max_batch, coarse_factor_max, refine_strength)

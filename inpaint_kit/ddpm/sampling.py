@@ -10,26 +10,37 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
+import numpy as np
 import torch
 
-from .schedule import EpsFn, Schedule, denoise_step, randn_rows, reinject, renoise, repaint_jumps, spaced_timesteps
+from .schedule import EpsFn, Schedule, add_noise, denoise_step, randn_rows, reinject, renoise, repaint_jumps, spaced_timesteps
 
 SAMPLERS = ("ddim", "ddpm", "repaint")
 Callback = Callable[[int, int, torch.Tensor], None] | None
 
 
-def _start(schedule: Schedule, known, mask, generators, t_start: int):
-    """x_T: pure noise in the hole, the known image noised to t_start outside."""
+def _start(schedule: Schedule, known, mask, generators, t_start: int, init=None):
+    """x_{t_start}: pure noise in the hole (or ``init`` noised to t_start), the known image noised outside."""
     x = randn_rows(known.shape, generators, known)
+    if init is not None:
+        x = add_noise(schedule, init, t_start, x)
     return reinject(schedule, x, known, mask, t_start, randn_rows(known.shape, generators, known))
 
 
 def sample_strided(eps_fn: EpsFn, schedule: Schedule, known, mask, steps: int,
                    generators: Sequence[torch.Generator] | None = None, callback: Callback = None,
-                   eta: float = 0.0) -> torch.Tensor:
-    """DDIM (Song et al. 2021) over ``steps`` evenly spaced timesteps; eta=1 makes it strided DDPM."""
-    ts = spaced_timesteps(schedule.num_timesteps, steps)
-    x = _start(schedule, known, mask, generators, ts[0])
+                   eta: float = 0.0, init: torch.Tensor | None = None, strength: float = 1.0) -> torch.Tensor:
+    """DDIM (Song et al. 2021) over ``steps`` evenly spaced timesteps; eta=1 makes it strided DDPM.
+
+    With ``init`` (a rough fill, same shape as ``known``) the chain starts from it noised to
+    ``strength * T`` and runs ``strength * steps`` steps (SDEdit, Meng et al. 2022)."""
+    if init is not None and strength < 1.0:
+        top = max(1, round(strength * schedule.num_timesteps))
+        ts = spaced_timesteps(schedule.num_timesteps, schedule.num_timesteps)[-top:]
+        ts = [ts[i] for i in sorted({round(j) for j in np.linspace(0, top - 1, max(1, round(steps * strength)))})]
+    else:
+        ts, init = spaced_timesteps(schedule.num_timesteps, steps), None
+    x = _start(schedule, known, mask, generators, ts[0], init)
     for i, t in enumerate(ts):
         t_prev = ts[i + 1] if i + 1 < len(ts) else -1
         x = denoise_step(eps_fn, schedule, x, t, known, mask, t_prev=t_prev, eta=eta, generators=generators)
@@ -38,14 +49,14 @@ def sample_strided(eps_fn: EpsFn, schedule: Schedule, known, mask, steps: int,
     return x
 
 
-def sample_ddim(eps_fn, schedule, known, mask, steps, generators=None, callback=None):
+def sample_ddim(eps_fn, schedule, known, mask, steps, generators=None, callback=None, **start):
     """DDIM, deterministic (eta = 0) after the initial noise: good results in 10-50 steps."""
-    return sample_strided(eps_fn, schedule, known, mask, steps, generators, callback, eta=0.0)
+    return sample_strided(eps_fn, schedule, known, mask, steps, generators, callback, eta=0.0, **start)
 
 
-def sample_ddpm(eps_fn, schedule, known, mask, steps, generators=None, callback=None):
+def sample_ddpm(eps_fn, schedule, known, mask, steps, generators=None, callback=None, **start):
     """Ancestral DDPM (Ho et al. 2020); ``steps = T`` is the full chain, fewer steps stride it."""
-    return sample_strided(eps_fn, schedule, known, mask, steps, generators, callback, eta=1.0)
+    return sample_strided(eps_fn, schedule, known, mask, steps, generators, callback, eta=1.0, **start)
 
 
 def sample_repaint(eps_fn, schedule, known, mask, steps, generators=None, callback=None,
