@@ -221,7 +221,7 @@ def apply_partial(unet, path: Path, scale: float) -> int:
 
 def apply_lora(pipe, path: Path, scale: float) -> None:
     """Load a diffusers-format LoRA into ``pipe`` as adapter ``inpaint_kit`` weighted by ``scale``."""
-    if _has_peft_keys(path):
+    if _has_diffusers_lora_keys(path):
         try:
             from ..train.lora import check_fits  # same shape rules as the trainer that wrote the file
         except ImportError:  # pragma: no cover - trainer not installed
@@ -237,11 +237,14 @@ def apply_lora(pipe, path: Path, scale: float) -> None:
     pipe.set_adapters([ADAPTER], adapter_weights=[float(scale)])
 
 
-def _has_peft_keys(path: Path) -> bool:
+def _has_diffusers_lora_keys(path: Path) -> bool:
+    """True for the key styles ``check_fits`` understands (peft ``lora_A/B`` and diffusers ``lora.down/up``);
+    other styles (e.g. kohya's ``lora_unet_*``) are left to diffusers' own converters."""
     from safetensors import safe_open
 
+    markers = (".lora_A.", ".lora_B.", ".lora.down.", ".lora.up.")
     with safe_open(str(path), framework="pt") as f:
-        return any(".lora_A." in k or ".lora_B." in k for k in f.keys())
+        return any(m in k for k in f.keys() for m in markers)
 
 
 # ----------------------------------------------------------------------------------------------------
