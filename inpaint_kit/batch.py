@@ -51,29 +51,45 @@ def append_manifest(output_dir: Path, record: dict) -> None:
         f.write(json.dumps(record, sort_keys=True) + "\n")
 
 
+def run_items(items, output_dir: Path, overwrite: bool, work, progress: bool = True,
+              report: BatchReport | None = None) -> BatchReport:
+    """The loop every batch command shares. ``items`` are ``(source, output, record)``; ``work(source,
+    output)`` writes the output and returns ``(paths_written, metadata)``. Existing outputs are skipped
+    unless ``overwrite`` (resume); an :class:`InpaintKitError` is reported and the run goes on; every
+    item appends one manifest line."""
+    report = report or BatchReport()
+    for source, out, record in tqdm(items, desc="images", unit="img", disable=not progress):
+        if out.exists() and not overwrite:
+            report.skipped.append(out)
+            continue
+        try:
+            paths, meta = work(source, out)
+        except InpaintKitError as e:
+            report.failed.append((source, str(e)))
+            append_manifest(output_dir, {**record, "status": "failed", "error": str(e)})
+            tqdm.write(f"error: {e}")
+            continue
+        report.written.append(out)
+        append_manifest(output_dir, {**record, "status": "ok", "files": [str(p) for p in paths], **meta})
+    return report
+
+
 def run_batch(cfg: InferConfig, imgs_dir, masks_dir, output_dir, engine=None, progress: bool = True) -> BatchReport:
     """Inpaint every paired image under ``imgs_dir``; the engine is loaded once, on the first item that
     needs it (a fully resumed run loads nothing). Bad items are reported and skipped."""
     output_dir = Path(output_dir)
     pairing = pair(imgs_dir, masks_dir)
-    report = BatchReport(unpaired_images=pairing.unpaired_images, unpaired_masks=pairing.unpaired_masks)
     if not pairing.pairs:
         raise InpaintKitError(f"{imgs_dir}: no image has a mask with the same stem in {masks_dir}; check both folders")
-    for image_path, mask_path, rel in tqdm(pairing.pairs, desc="images", unit="img", disable=not progress):
-        out = collage_path(output_dir, rel)
-        record = {"image": str(image_path), "mask": str(mask_path), "output": str(out)}
-        if out.exists() and not cfg.overwrite:
-            report.skipped.append(out)
-            continue
-        try:
-            job, engine = inpaint_file(cfg, image_path, mask_path, engine, progress=progress)
-            paths = write_job(job, cfg, engine, out, stem=rel.stem)
-        except InpaintKitError as e:
-            report.failed.append((image_path, str(e)))
-            append_manifest(output_dir, {**record, "status": "failed", "error": str(e)})
-            tqdm.write(f"error: {e}")
-            continue
-        report.written.append(out)
-        append_manifest(output_dir, {**record, "status": "ok", "files": [str(p) for p in paths],
-                                     **metadata(cfg, engine, job)})
-    return report
+    masks = {image: mask for image, mask, _ in pairing.pairs}
+    items = [(image, collage_path(output_dir, rel), {"image": str(image), "mask": str(mask),
+                                                      "output": str(collage_path(output_dir, rel))})
+             for image, mask, rel in pairing.pairs]
+
+    def work(image_path: Path, out: Path):
+        nonlocal engine
+        job, engine = inpaint_file(cfg, image_path, masks[image_path], engine, progress=progress)
+        return write_job(job, cfg, engine, out, stem=image_path.stem), metadata(cfg, engine, job)
+
+    report = BatchReport(unpaired_images=pairing.unpaired_images, unpaired_masks=pairing.unpaired_masks)
+    return run_items(items, output_dir, cfg.overwrite, work, progress, report)

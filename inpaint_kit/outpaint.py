@@ -31,7 +31,7 @@ from typing import Sequence
 import numpy as np
 from tqdm import tqdm
 
-from .batch import BatchReport, append_manifest
+from .batch import BatchReport, run_items
 from .engine import Engine
 from .errors import InpaintKitError
 from .geometry import resize_image, to_work
@@ -375,27 +375,21 @@ def run_outpaint_batch(cfg: OutpaintConfig, imgs_dir, output_dir, engine: Engine
     images = scan(imgs_dir)
     if not images:
         raise InpaintKitError(f"{imgs_dir}: no images found; pass a folder of .png/.jpg/... files")
-    report = BatchReport()
-    for image_path in tqdm(images, desc="images", unit="img", disable=not progress):
+    items = []
+    for image_path in images:
         rel = image_path.relative_to(imgs_dir)
         out = output_dir / rel.parent / f"{rel.stem}{SUFFIX}.png"
-        record = {"image": str(image_path), "output": str(out)}
-        if out.exists() and not cfg.overwrite:
-            report.skipped.append(out)
-            continue
-        try:
-            image = load_image(image_path)
-            cfg.check_canvas(*image.shape[:2], name=str(image_path))  # before loading any model
-            if engine is None:
-                engine = cfg.load_engine()
-            job = outpaint_array(engine, cfg, image, cfg.seeds(), image_path.name, progress)
-            paths = write_job(job, cfg, engine, out, stem=rel.stem + SUFFIX, **job_metadata(job))
-        except InpaintKitError as e:
-            report.failed.append((image_path, str(e)))
-            append_manifest(output_dir, {**record, "status": "failed", "error": str(e)})
-            tqdm.write(f"error: {e}")
-            continue
-        report.written.append(out)
-        append_manifest(output_dir, {**record, "status": "ok", "files": [str(p) for p in paths],
-                                     **metadata(cfg, engine, job, **job_metadata(job))})
-    return report
+        items.append((image_path, out, {"image": str(image_path), "output": str(out)}))
+
+    def work(image_path: Path, out: Path):
+        nonlocal engine
+        image = load_image(image_path)
+        cfg.check_canvas(*image.shape[:2], name=str(image_path))  # before loading any model
+        if engine is None:
+            engine = cfg.load_engine()
+        job = outpaint_array(engine, cfg, image, cfg.seeds(), image_path.name, progress)
+        extra = job_metadata(job)
+        paths = write_job(job, cfg, engine, out, stem=out.stem, **extra)
+        return paths, metadata(cfg, engine, job, **extra)
+
+    return run_items(items, output_dir, cfg.overwrite, work, progress)
