@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+from markdown_section import write_section  # bench/ is on sys.path when a bench script runs
 
 SECTION = "## Inference: batched collage vs per-row reference"
 
@@ -109,20 +110,6 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_section(path: Path, body: str) -> None:
-    """Replace (or append) this benchmark's section of ``path``, leaving other sections alone."""
-    from inpaint_kit.images import atomic_write
-
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    block = f"{SECTION}\n\n{body.strip()}\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: block + "\n", text).rstrip() + "\n"
-    else:
-        text = text.rstrip() + "\n\n" + block
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--presets", nargs="+", default=["tiny", "small"], choices=["tiny", "small", "sd15", "sd2"])
@@ -174,7 +161,7 @@ def main(argv=None) -> int:
             "rows instead of rows x 2); the time ratio is lower where batch-size-independent work (VAE, text "
             "encoder, per-call overhead) or a batch that no longer fits the cache weighs in.",
         ])
-        write_section(args.markdown, body)
+        write_section(args.markdown, SECTION, body)
         print(f"updated {args.markdown}", file=sys.stderr)
     return 0
 

@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from markdown_section import write_section  # bench/ is on sys.path when a bench script runs
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 SIZES = {"tiny": 64, "small": 256, "sd15": 512, "sd2": 512}
@@ -38,22 +40,6 @@ NOTES = (
     "timed updates alone (the peak is reset via `/proc/self/clear_refs` once the model is loaded): "
     "gradients, AdamW state and activations."
 )
-
-
-def write_section(path: Path, body: str) -> None:
-    """Replace (or append) this benchmark's section of the markdown file ``path``, leaving others alone."""
-    import re
-
-    from inpaint_kit.images import atomic_write
-
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    block = f"{SECTION}\n\n{body.strip()}\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: block + "\n", text).rstrip() + "\n"
-    else:
-        text = text.rstrip() + "\n\n" + block
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def _status(field: str) -> int:
@@ -171,7 +157,7 @@ def main(argv=None) -> int:
     print(table + "\n\n" + env)
     if args.markdown:
         command = "python bench/bench_train.py " + " ".join(argv if argv is not None else sys.argv[1:])
-        write_section(args.markdown, "\n\n".join([NOTES, f"Command: `{command.strip()}`", table, env]))
+        write_section(args.markdown, SECTION, "\n\n".join([NOTES, f"Command: `{command.strip()}`", table, env]))
         print(f"updated {args.markdown}", file=sys.stderr)
     return 0
 
