@@ -44,9 +44,10 @@ def test_window_sampler_shapes_ranges_and_nonempty_masks(image_dir):
     assert torch.equal(x, x2) and torch.equal(m, m2)
 
 
-def test_loss_falls_within_a_few_dozen_steps(image_dir):
+@pytest.mark.parametrize("prediction", ["epsilon", "v"])
+def test_loss_falls_within_a_few_dozen_steps(image_dir, prediction):
     torch.manual_seed(0)
-    net = InpaintUNet(ModelConfig(resolution=16, **PRESETS["tiny"]))
+    net = InpaintUNet(ModelConfig(resolution=16, prediction=prediction, **PRESETS["tiny"]))
     sched = make_schedule("cosine", 1000)
     ws = WindowSampler(str(image_dir), 16, ("center", "random_rect"), 0.5, 1.0)
     held = ws.batch(16, np.random.default_rng(99))
@@ -68,18 +69,29 @@ def test_loss_falls_within_a_few_dozen_steps(image_dir):
 
 
 def test_saved_folder_round_trips_and_resume_is_exact(image_dir, tmp_path):
-    straight = train(tiny_cfg(image_dir, tmp_path / "a"), progress=False)
+    straight = train(tiny_cfg(image_dir, tmp_path / "a", prediction="v"), progress=False)
     cfg = json.loads((straight / "config.json").read_text())
     assert cfg["_inpaint_kit"] == "ddpm" and cfg["resolution"] == 16 and cfg["extra"]["training"]["steps"] == 6
+    assert cfg["prediction"] == "v"
     net = load_model(straight)
     assert read_config(straight).block_out_channels == PRESETS["tiny"]["block_out_channels"]
     # resume: stop after 3 steps, then 3 more from the checkpoint, gives the same weights as 6 straight
-    train(tiny_cfg(image_dir, tmp_path / "b", stop_after=3), progress=False)
-    resumed = train(tiny_cfg(image_dir, tmp_path / "b", steps=6, resume=True), progress=False)
+    train(tiny_cfg(image_dir, tmp_path / "b", stop_after=3, prediction="v"), progress=False)
+    resumed = train(tiny_cfg(image_dir, tmp_path / "b", steps=6, resume=True, prediction="v"), progress=False)
     assert torch.load(resumed / CHECKPOINT_NAME, weights_only=True)["step"] == 6
     other = load_model(resumed)
     for (k, v), w in zip(net.state_dict().items(), other.state_dict().values()):
         assert torch.allclose(v, w, atol=1e-6), k
+
+
+def test_init_from_starts_from_a_saved_model(image_dir, tmp_path):
+    first = train(tiny_cfg(image_dir, tmp_path / "a", steps=2), progress=False)
+    second = train(tiny_cfg(image_dir, tmp_path / "b", steps=1, lr=1e-12, warmup=1, init_from=str(first),
+                            prediction="v"), progress=False)
+    a, b = load_model(first).state_dict(), load_model(second).state_dict()
+    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+    with pytest.raises(InpaintKitError, match="its network differs from --preset small"):
+        train(tiny_cfg(image_dir, tmp_path / "c", steps=1, init_from=str(first), preset="small"), progress=False)
 
 
 def test_cli_trains_and_reports(image_dir, tmp_path, capsys):

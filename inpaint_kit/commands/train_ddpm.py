@@ -20,6 +20,9 @@ def add_arguments(p) -> None:
     p.add_argument("--preset", default="small", help="network size: tiny, small, base")
     p.add_argument("--conditioning", choices=("concat", "unconditional"), default="concat")
     p.add_argument("--schedule", choices=("cosine", "linear"), default="cosine")
+    p.add_argument("--prediction", choices=("epsilon", "v"), default="epsilon",
+                   help="network target: the noise (epsilon) or v = sqrt(ab) noise - sqrt(1-ab) x0")
+    p.add_argument("--init_from", default=None, help="start from this model folder's weights (same architecture)")
     p.add_argument("--mask_kinds", default=",".join(MASK_KINDS), help="comma-separated mask generators to train on")
     p.add_argument("--min_scale", type=float, default=0.35, help="smallest crop scale relative to the native image")
     p.add_argument("--max_scale", type=float, default=1.0)
@@ -40,6 +43,7 @@ def run(args) -> int:
         data=args.data, out=args.out, size=args.size, batch=args.batch, steps=args.steps, lr=args.lr,
         warmup=args.warmup, loss_region=args.loss_region, ema_decay=args.ema_decay, preset=args.preset,
         conditioning=args.conditioning, schedule=args.schedule,
+        prediction=args.prediction, init_from=args.init_from,
         mask_kinds=tuple(k.strip() for k in args.mask_kinds.split(",") if k.strip()),
         min_scale=args.min_scale, max_scale=args.max_scale, save_every=args.save_every,
         sample_every=args.sample_every, log_every=args.log_every, seed=args.seed, resume=args.resume,

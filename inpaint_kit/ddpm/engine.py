@@ -29,7 +29,7 @@ from ..geometry import mask_bbox, resize_image
 from ..images import save_png
 from .builtin import resolve_model
 from .sampling import SAMPLERS, get_sampler
-from .schedule import make_schedule
+from .schedule import make_schedule, to_eps
 from .tensors import image_to_tensor, soften_mask, tensor_to_image
 from .unet import load_model
 
@@ -101,7 +101,7 @@ class DDPMEngine:
     def describe(self) -> dict:
         """Provenance for output metadata."""
         d = {"model": self.model_name, "engine": "ddpm", "sampler": self.sampler_name, "dtype": str(self.dtype).split(".")[-1],
-             "device": str(self.device), "conditioning": self.config.conditioning, "window": self.res}
+             "device": str(self.device), "conditioning": self.config.conditioning, "prediction": self.config.prediction, "window": self.res}
         if self.sampler_name == "repaint":
             d.update(jump_length=self.jump_length, jump_n_sample=self.jump_n_sample)
         elif self.coarse_factor_max >= 1.5:
@@ -213,7 +213,8 @@ class DDPMEngine:
                 out = self.net(xb, tb, mb, kb)
                 for v, e in zip(chunk, out):
                     crop(eps, v).add_(e[None] * bw)
-            return eps / weights.clamp(min=1e-8)
+            # blend the raw outputs (linear in eps or v), then convert on the shared canvas
+            return to_eps(self.schedule, self.config.prediction, xt, t, eps / weights.clamp(min=1e-8))
 
         return eps_fn
 

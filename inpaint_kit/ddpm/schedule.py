@@ -80,6 +80,26 @@ def add_noise(schedule: Schedule, x0: torch.Tensor, t: torch.Tensor | int, noise
     return ab.sqrt() * x0 + (1 - ab).sqrt() * noise
 
 
+PREDICTIONS = ("epsilon", "v")
+
+
+def v_target(schedule: Schedule, x0: torch.Tensor, t: torch.Tensor | int, noise: torch.Tensor) -> torch.Tensor:
+    """v = sqrt(ab_t) noise - sqrt(1 - ab_t) x0 (Salimans & Ho 2022): the target of a ``v`` network."""
+    ab = _bcast(schedule.ab(torch.as_tensor(t)), x0)
+    return ab.sqrt() * noise - (1 - ab).sqrt() * x0
+
+
+def to_eps(schedule: Schedule, prediction: str, xt: torch.Tensor, t: int, out: torch.Tensor) -> torch.Tensor:
+    """The noise implied by a network output: ``epsilon`` as is, ``v`` as sqrt(1-ab) x_t + sqrt(ab) v.
+
+    v-prediction keeps x0 = sqrt(ab) x_t - sqrt(1-ab) v well conditioned at high noise, where recovering
+    x0 from an eps estimate divides its error by sqrt(ab_t) (about 5e-5 at the cosine schedule's end)."""
+    if prediction == "epsilon":
+        return out
+    ab = float(schedule.ab(t))
+    return math.sqrt(1 - ab) * xt + math.sqrt(ab) * out
+
+
 def renoise(schedule: Schedule, x: torch.Tensor, t_from: int, t_to: int, noise: torch.Tensor) -> torch.Tensor:
     """q(x_{t_to} | x_{t_from}) for t_to > t_from: RePaint's jump back up the chain."""
     ratio = float(schedule.ab(t_to) / schedule.ab(t_from))

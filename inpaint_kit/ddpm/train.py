@@ -24,8 +24,8 @@ from ..errors import InpaintKitError
 from ..images import atomic_write, load_image, save_png
 from ..masks import MASK_KINDS, create_advanced_mask
 from ..pairing import scan
-from .schedule import add_noise, make_schedule
-from .unet import PRESETS, InpaintUNet, ModelConfig, count_parameters, save_model
+from .schedule import PREDICTIONS, add_noise, make_schedule, to_eps, v_target
+from .unet import PRESETS, InpaintUNet, ModelConfig, count_parameters, load_model, save_model
 
 CHECKPOINT_NAME = "checkpoint.pt"
 MASK_CANVASES = (64, 128, 256)  # masks are drawn at these sizes and a window is cut out (inference sees windows)
@@ -48,6 +48,8 @@ class TrainConfig:
     preset: str = "small"
     conditioning: str = "concat"
     schedule: str = "cosine"
+    prediction: str = "epsilon"  # what the network outputs: "epsilon" (noise) or "v"
+    init_from: str | None = None  # start from this model folder's weights (same architecture)
     mask_kinds: tuple[str, ...] = MASK_KINDS
     min_scale: float = 0.35  # windows are cut at scale in [min_scale, max_scale] of the native image
     max_scale: float = 1.0
@@ -64,6 +66,8 @@ class TrainConfig:
     def validate(self) -> None:
         if self.loss_region not in ("masked", "all"):
             raise InpaintKitError(f"--loss_region must be masked or all, got {self.loss_region!r}")
+        if self.prediction not in PREDICTIONS:
+            raise InpaintKitError(f"--prediction must be one of {', '.join(PREDICTIONS)}, got {self.prediction!r}")
         if self.preset not in PRESETS:
             raise InpaintKitError(f"--preset {self.preset!r} unknown; choose from {', '.join(PRESETS)}")
         bad = [k for k in self.mask_kinds if k not in MASK_KINDS]
@@ -78,7 +82,7 @@ class TrainConfig:
         recipe = {k: v for k, v in asdict(self).items() if k not in ("resume", "stop_after", "threads", "extra")}
         recipe["mask_kinds"] = list(self.mask_kinds)
         return ModelConfig(conditioning=self.conditioning, resolution=self.size, schedule=self.schedule,
-                           extra={"training": recipe}, **PRESETS[self.preset])
+                           prediction=self.prediction, extra={"training": recipe}, **PRESETS[self.preset])
 
 
 # --- data ---------------------------------------------------------------------------------------
@@ -129,13 +133,15 @@ class WindowSampler:
 
 def loss_fn(net: InpaintUNet, schedule, x0: torch.Tensor, mask: torch.Tensor, region: str,
             generator: torch.Generator | None = None) -> torch.Tensor:
-    """Noise-prediction MSE at uniform random timesteps; ``region="masked"`` averages over hole pixels only."""
+    """MSE on the noise (or on v for a ``v`` network) at uniform random timesteps; ``region="masked"``
+    averages over hole pixels only."""
     b = x0.shape[0]
     t = torch.randint(0, schedule.num_timesteps, (b,), generator=generator)
     noise = torch.randn(x0.shape, generator=generator)
     xt = add_noise(schedule, x0, t, noise)
-    eps = net(xt, t, mask, x0 * (1 - mask))
-    err = (eps - noise) ** 2  # (B, 3, H, W)
+    out = net(xt, t, mask, x0 * (1 - mask))
+    target = noise if net.config.prediction == "epsilon" else v_target(schedule, x0, t, noise)
+    err = (out - target) ** 2  # (B, 3, H, W)
     if region == "all":
         return err.mean()
     return (err * mask).sum() / (mask.sum() * 3).clamp(min=1.0)
@@ -207,7 +213,8 @@ def sample_grid(path: Path, config: ModelConfig, ema: dict, x0: torch.Tensor, ma
     masked = x0 * (1 - mask)
 
     def eps_fn(xt, t):
-        return net(xt, torch.full((xt.shape[0],), t, dtype=torch.long), mask, masked)
+        out = net(xt, torch.full((xt.shape[0],), t, dtype=torch.long), mask, masked)
+        return to_eps(schedule, config.prediction, xt, t, out)
 
     gens = [torch.Generator().manual_seed(i) for i in range(x0.shape[0])]
     out = sample_ddim(eps_fn, schedule, x0, mask, steps, gens)
@@ -235,6 +242,12 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     torch.manual_seed(cfg.seed)  # network initialisation
 
     net = InpaintUNet(model_config)
+    if cfg.init_from and not cfg.resume:
+        try:
+            net.load_state_dict(load_model(cfg.init_from).state_dict())
+        except RuntimeError:
+            raise InpaintKitError(f"--init_from {cfg.init_from}: its network differs from --preset {cfg.preset}; "
+                                  "use the same preset") from None
     ema = {k: v.detach().clone() for k, v in net.state_dict().items()}
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg.warmup, cfg.steps))
