@@ -57,19 +57,11 @@ class TrainResult:
 
 
 def load_base_pipeline(model: str):
-    """The base ``StableDiffusionInpaintPipeline`` from a local folder, a single file, or a hub id."""
-    from diffusers import StableDiffusionInpaintPipeline
+    """The base ``StableDiffusionInpaintPipeline`` from a hub id, a local folder or a single checkpoint,
+    loaded exactly as ``infer`` loads it (same sources, same one-line errors)."""
+    from ..engine.sd import load_pipeline
 
-    path = Path(model)
-    try:
-        if path.is_file():
-            pipe = StableDiffusionInpaintPipeline.from_single_file(str(path))
-        else:
-            pipe = StableDiffusionInpaintPipeline.from_pretrained(model, local_files_only=path.is_dir(),
-                                                                  safety_checker=None, requires_safety_checker=False)
-    except (OSError, ValueError, EnvironmentError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise InpaintKitError(f"--model {model}: cannot load it as an SD inpainting model ({first})")
+    pipe = load_pipeline(model)
     if pipe.unet.config.in_channels != 9:
         raise InpaintKitError(f"--model {model}: its UNet takes {pipe.unet.config.in_channels} input channels, "
                               "not 9; use an inpainting model (e.g. stabilityai/stable-diffusion-2-inpainting)")
