@@ -45,6 +45,18 @@ def test_rows_are_the_same_alone_or_batched(engine, canvas):
     assert max_diff(batch[0], batch[1]) > 10  # different seeds, different rows
 
 
+def test_each_row_may_bring_its_own_image_in_one_batched_call(engine, canvas):
+    image, mask = canvas
+    other = 255 - image
+    batch = engine.inpaint([image, other], mask, [10, 11], FAST, progress=False)
+    batched_calls = engine.last_info["unet_evaluations"]
+    assert max_diff(batch[0], engine.inpaint(image, mask, [10], FAST, progress=False)[0]) <= 1
+    assert batched_calls == engine.last_info["unet_evaluations"]  # both rows in the work of one
+    assert max_diff(batch[1], engine.inpaint(other, mask, [11], FAST, progress=False)[0]) <= 1
+    with pytest.raises(ValueError, match="per-row images"):
+        engine.inpaint([image], mask, [1, 2], FAST, progress=False)
+
+
 def test_rows_match_with_a_scheduler_that_adds_noise_every_step(tiny_model_dir, canvas):
     image, mask = canvas
     eng = load_sd_engine(str(tiny_model_dir), scheduler="euler_a")

@@ -6,7 +6,8 @@ An engine is loaded once per run and called once per image with all collage rows
     engine = load_engine("path/or/hub-id", device=None, dtype="auto")
     results = engine.inpaint(image, mask, seeds=[1, 2, 3], sampling=Sampling(steps=30))
 
-``image`` is RGB uint8 ``(h, w, 3)`` at the working size (sides multiples of ``engine.multiple``),
+``image`` is RGB uint8 ``(h, w, 3)`` at the working size (sides multiples of ``engine.multiple``), or
+a list of such images, one per seed (rows that have diverged, as in later outpainting strips);
 ``mask`` bool ``(h, w)`` with True = repaint; one RGB uint8 ``(h, w, 3)`` comes back per seed. The row
 for a seed is the same whether it is rendered alone or with other seeds (the engine owns its noise).
 Pasting back outside the mask and resizing to the user's size are not the engine's job.
@@ -42,9 +43,21 @@ class Engine(Protocol):
         """Provenance recorded in every output: model, scheduler, lora, dtype, device, ..."""
 
     def inpaint(
-        self, image: np.ndarray, mask: np.ndarray, seeds: Sequence[int], sampling: Sampling, progress: bool = True
+        self, image, mask: np.ndarray, seeds: Sequence[int], sampling: Sampling, progress: bool = True
     ) -> list[np.ndarray]:
-        """Fill ``mask`` in ``image`` once per seed; returns uint8 arrays of the input's size."""
+        """Fill ``mask`` in ``image`` (or in each row's own image) once per seed; returns uint8 arrays
+        of the input's size."""
+
+
+def row_images(image, rows: int) -> list[np.ndarray]:
+    """The engines' ``image`` argument as a list: ``[image]`` for one image shared by all rows, else
+    the given per-row list (checked: one per row, all of one size)."""
+    if isinstance(image, np.ndarray):
+        return [image]
+    images = list(image)
+    if len(images) != rows or any(im.shape != images[0].shape for im in images):
+        raise ValueError(f"per-row images must be {rows} arrays of one size, got {[im.shape for im in images]}")
+    return images
 
 
 def is_ddpm_model(model: str) -> bool:

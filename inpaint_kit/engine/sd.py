@@ -36,7 +36,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import InpaintKitError
-from . import Sampling
+from . import Sampling, row_images
 
 log = logging.getLogger("inpaint_kit")
 
@@ -315,11 +315,15 @@ class SDEngine:
         latents = torch.cat([torch.randn(shape, generator=g, dtype=torch.float32) for g in generators])
         return latents.to(self.device, self.pipe.unet.dtype), generators
 
-    def inpaint(self, image: np.ndarray, mask: np.ndarray, seeds: Sequence[int], sampling: Sampling,
+    def inpaint(self, image, mask: np.ndarray, seeds: Sequence[int], sampling: Sampling,
                 progress: bool = True) -> list[np.ndarray]:
-        """Fill ``mask`` (True = repaint) in ``image`` once per seed, all rows in one pipeline call."""
+        """Fill ``mask`` (True = repaint) in ``image`` once per seed, all rows in one pipeline call.
+        ``image`` may also be a list with one image per seed (rows that have diverged)."""
+        import torch
         from PIL import Image
 
+        images = row_images(image, len(seeds))
+        image = images[0]
         h, w = image.shape[:2]
         if h % self.multiple or w % self.multiple or mask.shape != (h, w) or not len(seeds):
             raise ValueError(f"inpaint needs sides that are multiples of {self.multiple}, a mask of the image's "
@@ -334,7 +338,9 @@ class SDEngine:
             negative_prompt=sampling.negative_prompt or None,
             image=Image.fromarray(image),
             mask_image=Image.fromarray(mask.astype(np.uint8) * 255),
-            masked_image_latents=self.masked_image_latents(image, mask),
+            # one encoding for shared rows (the pipeline repeats it), else one per row, each alone
+            masked_image_latents=torch.cat([self.masked_image_latents(im, mask) for im in images])
+            if len(images) > 1 else self.masked_image_latents(image, mask),
             height=h,
             width=w,
             strength=1.0,
