@@ -134,7 +134,7 @@ class WindowSampler:
 def loss_fn(net: InpaintUNet, schedule, x0: torch.Tensor, mask: torch.Tensor, region: str,
             generator: torch.Generator | None = None) -> torch.Tensor:
     """MSE on the noise (or on v for a ``v`` network) at uniform random timesteps; ``region="masked"``
-    averages over hole pixels only."""
+    averages over each window's hole pixels only, then over the batch."""
     b = x0.shape[0]
     t = torch.randint(0, schedule.num_timesteps, (b,), generator=generator)
     noise = torch.randn(x0.shape, generator=generator)
@@ -144,7 +144,10 @@ def loss_fn(net: InpaintUNet, schedule, x0: torch.Tensor, mask: torch.Tensor, re
     err = (out - target) ** 2  # (B, 3, H, W)
     if region == "all":
         return err.mean()
-    return (err * mask).sum() / (mask.sum() * 3).clamp(min=1.0)
+    # Mean over each window's own hole, then over windows: a thin crack counts as much as a big hole
+    # (pooling all hole pixels would let the large masks outweigh the cracks by ~50x).
+    per_window = (err * mask).sum(dim=(1, 2, 3)) / (mask.sum(dim=(1, 2, 3)) * 3).clamp(min=1.0)
+    return per_window.mean()
 
 
 def lr_factor(step: int, warmup: int, total: int) -> float:
