@@ -26,6 +26,8 @@ def add_arguments(p) -> None:
     p.add_argument("--mask_kinds", default=",".join(MASK_KINDS), help="comma-separated mask generators to train on")
     p.add_argument("--min_scale", type=float, default=0.35, help="smallest crop scale relative to the native image")
     p.add_argument("--max_scale", type=float, default=1.0)
+    p.add_argument("--colour_weight", type=float, default=1.0, help="draw colour photos this many times as often as grey")
+    p.add_argument("--permute_channels", type=float, default=0.0, help="probability of shuffling a window's RGB channels")
     p.add_argument("--save_every", type=int, default=250, help="checkpoint + export EMA model every N steps")
     p.add_argument("--sample_every", type=int, default=0, help="write a sample grid to OUT/samples every N steps (0 = never)")
     p.add_argument("--log_every", type=int, default=25)
@@ -45,7 +47,8 @@ def run(args) -> int:
         conditioning=args.conditioning, schedule=args.schedule,
         prediction=args.prediction, init_from=args.init_from,
         mask_kinds=tuple(k.strip() for k in args.mask_kinds.split(",") if k.strip()),
-        min_scale=args.min_scale, max_scale=args.max_scale, save_every=args.save_every,
+        min_scale=args.min_scale, max_scale=args.max_scale,
+        colour_weight=args.colour_weight, permute_channels=args.permute_channels, save_every=args.save_every,
         sample_every=args.sample_every, log_every=args.log_every, seed=args.seed, resume=args.resume,
         stop_after=args.stop_after, threads=args.threads,
     )

@@ -53,6 +53,8 @@ class TrainConfig:
     mask_kinds: tuple[str, ...] = MASK_KINDS
     min_scale: float = 0.35  # windows are cut at scale in [min_scale, max_scale] of the native image
     max_scale: float = 1.0
+    colour_weight: float = 1.0  # colour photos are drawn this many times as often as grey ones
+    permute_channels: float = 0.0  # probability of shuffling a window's RGB channels (colour variety)
     save_every: int = 250
     sample_every: int = 0
     log_every: int = 25
@@ -90,7 +92,8 @@ class TrainConfig:
 class WindowSampler:
     """Random training windows ``(B, 3, S, S)`` in [-1, 1] and masks ``(B, 1, S, S)`` from a folder."""
 
-    def __init__(self, folder: str, size: int, mask_kinds, min_scale: float, max_scale: float):
+    def __init__(self, folder: str, size: int, mask_kinds, min_scale: float, max_scale: float,
+                 colour_weight: float = 1.0, permute_channels: float = 0.0):
         paths = scan(folder)
         if not paths:
             raise InpaintKitError(f"{folder}: no images found (looked for png/jpg/webp/bmp/tif, recursively)")
@@ -98,10 +101,14 @@ class WindowSampler:
         self.names = [str(p.relative_to(folder)) for p in paths]
         self.size, self.kinds = size, tuple(mask_kinds)
         self.min_scale, self.max_scale = min_scale, max_scale
+        colour = [float(np.ptp(np.asarray(im.reduce(4), np.int16), axis=2).mean() > 2) for im in self.images]
+        w = np.array([colour_weight if c else 1.0 for c in colour])
+        self.p = w / w.sum()
+        self.permute = permute_channels
 
     def window(self, rng: np.random.Generator) -> np.ndarray:
         """One RGB uint8 window: a crop of side ``size/scale`` resized to ``size``, maybe mirrored."""
-        im = self.images[int(rng.integers(len(self.images)))]
+        im = self.images[int(rng.choice(len(self.images), p=self.p))]
         w, h = im.size
         # log-uniform scale, but never a crop larger than the image
         scale = math.exp(rng.uniform(math.log(self.min_scale), math.log(self.max_scale)))
@@ -109,6 +116,8 @@ class WindowSampler:
         x0, y0 = rng.uniform(0, w - side), rng.uniform(0, h - side)
         crop = im.resize((self.size, self.size), Image.BICUBIC, box=(x0, y0, x0 + side, y0 + side))
         arr = np.asarray(crop)
+        if self.permute and rng.random() < self.permute:
+            arr = arr[..., rng.permutation(3)]
         return arr[:, ::-1] if rng.random() < 0.5 else arr
 
     def mask(self, rng: np.random.Generator) -> np.ndarray:
@@ -239,7 +248,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     model_config = cfg.model_config()  # also validates size against the network's downsampling
-    data = WindowSampler(cfg.data, cfg.size, cfg.mask_kinds, cfg.min_scale, cfg.max_scale)
+    data = WindowSampler(cfg.data, cfg.size, cfg.mask_kinds, cfg.min_scale, cfg.max_scale, cfg.colour_weight,
+                         cfg.permute_channels)
     rng = np.random.default_rng(cfg.seed)
     torch_gen = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)  # network initialisation
