@@ -19,12 +19,13 @@ SAMPLERS = ("ddim", "ddpm", "repaint")
 Callback = Callable[[int, int, torch.Tensor], None] | None
 
 
-def _start(schedule: Schedule, known, mask, generators, t_start: int, init=None):
-    """x_{t_start}: pure noise in the hole (or ``init`` noised to t_start), the known image noised outside."""
-    x = randn_rows(known.shape, generators, known)
-    if init is not None:
-        x = add_noise(schedule, init, t_start, x)
-    return reinject(schedule, x, known, mask, t_start, randn_rows(known.shape, generators, known))
+def _start(schedule: Schedule, known, mask, generators, t_start: int, init=None, fixed: bool = False):
+    """x_{t_start}: noise in the hole (``init`` noised to t_start if given), the known image noised outside.
+    With ``fixed`` the same noise image serves both and is returned for re-injection at later steps."""
+    noise = randn_rows(known.shape, generators, known)
+    x = noise if init is None else add_noise(schedule, init, t_start, noise)
+    outside = noise if fixed else randn_rows(known.shape, generators, known)
+    return reinject(schedule, x, known, mask, t_start, outside), (noise if fixed else None)
 
 
 def sample_strided(eps_fn: EpsFn, schedule: Schedule, known, mask, steps: int,
@@ -40,10 +41,13 @@ def sample_strided(eps_fn: EpsFn, schedule: Schedule, known, mask, steps: int,
         ts = [ts[i] for i in sorted({round(j) for j in np.linspace(0, top - 1, max(1, round(steps * strength)))})]
     else:
         ts, init = spaced_timesteps(schedule.num_timesteps, steps), None
-    x = _start(schedule, known, mask, generators, ts[0], init)
+    # A deterministic chain (eta = 0) keeps one noise image for the known region too, so that the whole
+    # canvas follows one consistent DDIM trajectory; ancestral sampling draws fresh noise every step.
+    x, known_noise = _start(schedule, known, mask, generators, ts[0], init, fixed=eta == 0)
     for i, t in enumerate(ts):
         t_prev = ts[i + 1] if i + 1 < len(ts) else -1
-        x = denoise_step(eps_fn, schedule, x, t, known, mask, t_prev=t_prev, eta=eta, generators=generators)
+        x = denoise_step(eps_fn, schedule, x, t, known, mask, t_prev=t_prev, eta=eta, generators=generators,
+                         known_noise=known_noise)
         if callback:
             callback(i, len(ts), x)
     return x
@@ -66,7 +70,7 @@ def sample_repaint(eps_fn, schedule, known, mask, steps, generators=None, callba
     ts = spaced_timesteps(schedule.num_timesteps, steps)[::-1]  # index i -> timestep ts[i], ascending
     seq = repaint_jumps(steps, jump_length, jump_n_sample)
     tt = lambda i: ts[i] if i >= 0 else -1  # noqa: E731
-    x = _start(schedule, known, mask, generators, tt(seq[0]))
+    x, _ = _start(schedule, known, mask, generators, tt(seq[0]))
     n_down = sum(1 for a, b in zip(seq, seq[1:]) if b < a)
     done = 0
     for cur, nxt in zip(seq, seq[1:]):

@@ -147,14 +147,19 @@ EpsFn = Callable[[torch.Tensor, int], torch.Tensor]
 
 def denoise_step(eps_fn: EpsFn, schedule: Schedule, xt: torch.Tensor, t: int, known: torch.Tensor,
                  mask: torch.Tensor, t_prev: int | None = None, eta: float = 1.0,
-                 generators: Sequence[torch.Generator] | None = None) -> torch.Tensor:
+                 generators: Sequence[torch.Generator] | None = None,
+                 known_noise: torch.Tensor | None = None) -> torch.Tensor:
     """Predict noise at ``t``, step to ``t_prev`` (default ``t - 1``) and re-inject the known region
-    noised to ``t_prev``. At ``t_prev = -1`` it returns the predicted x0 with the known pixels exact."""
+    noised to ``t_prev`` (with fresh noise, or ``known_noise`` if given: a deterministic DDIM chain keeps
+    one noise image for the whole canvas). At ``t_prev = -1`` it returns the predicted x0 with the known
+    pixels exact."""
     t_prev = t - 1 if t_prev is None else t_prev
     eps = eps_fn(xt, t)
     need_noise = eta > 0 and t_prev >= 0
     x_prev, _ = step(schedule, xt, t, t_prev, eps, eta, randn_rows(xt.shape, generators, xt) if need_noise else None)
-    noise = randn_rows(xt.shape, generators, xt) if t_prev >= 0 else None
+    noise = None
+    if t_prev >= 0:
+        noise = known_noise if known_noise is not None else randn_rows(xt.shape, generators, xt)
     return reinject(schedule, x_prev, known, mask, t_prev, noise)
 
 
