@@ -11,7 +11,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .errors import InpaintKitError
-from .inpaint import InferConfig, inpaint_file, metadata, write_job
+from .inpaint import InferConfig, inpaint_file, write_job
 from .pairing import pair
 
 log = logging.getLogger("inpaint_kit")
@@ -89,7 +89,7 @@ def run_batch(cfg: InferConfig, imgs_dir, masks_dir, output_dir, engine=None, pr
     def work(image_path: Path, out: Path):
         nonlocal engine
         job, engine = inpaint_file(cfg, image_path, masks[image_path], engine, progress=progress)
-        return write_job(job, cfg, engine, out, stem=image_path.stem), metadata(cfg, engine, job)
+        return write_job(job, cfg, engine, out, stem=image_path.stem)
 
     report = BatchReport(unpaired_images=pairing.unpaired_images, unpaired_masks=pairing.unpaired_masks)
     return run_items(items, output_dir, cfg.overwrite, work, progress, report)

@@ -153,9 +153,9 @@ def row_path(collage_path: Path, stem: str, row: int, seed: int) -> Path:
 
 
 def write_job(job: Job, cfg: InferConfig, engine: Engine | None, collage_path, stem: str | None = None,
-              **extra) -> list[Path]:
+              **extra) -> tuple[list[Path], dict]:
     """Write the collage (and with ``save_rows`` each row) atomically, each PNG carrying its
-    parameters (plus ``extra`` ones). Returns the paths written."""
+    parameters (plus ``extra`` ones). Returns the paths written and the parameters (for a manifest)."""
     collage_path = Path(collage_path)
     stem = stem or collage_path.stem.removesuffix("_collage")
     meta = metadata(cfg, engine, job, **extra)
@@ -164,4 +164,4 @@ def write_job(job: Job, cfg: InferConfig, engine: Engine | None, collage_path, s
     if cfg.save_rows:
         for i, (seed, result) in enumerate(zip(job.seeds, job.results)):
             written.append(save_png(row_path(collage_path, stem, i, seed), result, {**meta, "seeds": [seed], "row": i}))
-    return written
+    return written, meta

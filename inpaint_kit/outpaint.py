@@ -36,7 +36,7 @@ from .engine import Engine
 from .errors import InpaintKitError
 from .geometry import resize_image, to_work
 from .images import load_image
-from .inpaint import InferConfig, Job, metadata, write_job
+from .inpaint import InferConfig, Job, write_job
 from .pairing import scan
 
 log = logging.getLogger("inpaint_kit")
@@ -388,8 +388,6 @@ def run_outpaint_batch(cfg: OutpaintConfig, imgs_dir, output_dir, engine: Engine
         if engine is None:
             engine = cfg.load_engine()
         job = outpaint_array(engine, cfg, image, cfg.seeds(), image_path.name, progress)
-        extra = job_metadata(job)
-        paths = write_job(job, cfg, engine, out, stem=out.stem, **extra)
-        return paths, metadata(cfg, engine, job, **extra)
+        return write_job(job, cfg, engine, out, stem=out.stem, **job_metadata(job))
 
     return run_items(items, output_dir, cfg.overwrite, work, progress)

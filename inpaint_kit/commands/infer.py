@@ -110,7 +110,7 @@ def run_single(cfg, args) -> int:
         print(f"{output} exists; skipped (pass --overwrite to redo it)", file=sys.stderr)
         return 0
     job, engine = inpaint_file(cfg, args.image, args.mask)
-    for path in write_job(job, cfg, engine, output, stem=Path(args.image).stem):
+    for path in write_job(job, cfg, engine, output, stem=Path(args.image).stem)[0]:
         print(path)
     print(f"seeds: {' '.join(map(str, job.seeds))}", file=sys.stderr)
     return 0
