@@ -43,7 +43,7 @@ class EvalConfig:
     seed: int = 0
     size: int = 256
     steps: int = 20
-    sampler: str = "ddim"
+    sampler: str = "ddpm"
     radius: int = 3  # OpenCV inpaint radius
     out: str | None = None  # also write the table (.md) and the raw rows (.json) here
     ddpm_options: dict = field(default_factory=dict)

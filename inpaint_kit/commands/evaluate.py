@@ -14,7 +14,7 @@ def add_arguments(p) -> None:
     p.add_argument("--seed", type=int, default=0, help="masks and diffusion noise are drawn from this seed")
     p.add_argument("--size", type=int, default=256, help="images are scaled so that the long side is this")
     p.add_argument("--steps", type=int, default=20, help="sampling steps for diffusion methods")
-    p.add_argument("--sampler", default="ddim", choices=("ddim", "ddpm", "repaint"), help="DDPM models only")
+    p.add_argument("--sampler", default="ddpm", choices=("ddim", "ddpm", "repaint"), help="DDPM models only")
     p.add_argument("--jump_length", type=int, default=10, help="RePaint only")
     p.add_argument("--jump_n_sample", type=int, default=10, help="RePaint only")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 is fastest on a busy machine)")
