@@ -282,7 +282,7 @@ class Call:
 
     window: Window
     work_hw: tuple[int, int]
-    batched_rows: int  # rows filled by this one engine call (all rows while they share the window)
+    batched_rows: int  # rows filled by this one engine call (all of them: diverged rows bring their own crops)
 
 
 @dataclass
@@ -319,35 +319,17 @@ def outpaint_array(engine: Engine, cfg: OutpaintConfig, image: np.ndarray, seeds
 
 def _fill_window(engine: Engine, cfg: OutpaintConfig, sampling, win: Window, crops: list[np.ndarray],
                  seeds: list[int]) -> tuple[list[np.ndarray], tuple[int, int], int]:
-    """Generate ``win``'s new pixels in every row's crop. Returns the blended crops, the working size
-    and the largest number of rows one engine call served.
-
-    Rows whose crops are identical (all of them in the first strip, or a single row) share one batched
-    engine call; once rows have diverged, the Engine protocol takes one image per call, so each row
-    gets its own."""
+    """Generate ``win``'s new pixels in every row's crop, all rows in ONE engine call (each row brings
+    its own crop once rows have diverged). Returns the blended crops, the working size and the rows
+    served by the call."""
     mask = win.mask()
-    results: list[np.ndarray | None] = [None] * len(crops)
-    work_hw, batched = win.shape, 0
-    for members in _identical_groups(crops):
-        work_image, work_mask = to_work(crops[members[0]], mask, cfg.size, engine.multiple)
-        filled = engine.inpaint(work_image, work_mask, [seeds[i] for i in members], sampling, progress=False)
-        for i, f in zip(members, filled):
-            results[i] = blend_new(crops[i], resize_image(f, win.shape), mask, cfg.mask_blur)
-        work_hw, batched = work_mask.shape, max(batched, len(members))
-    return results, work_hw, batched
-
-
-def _identical_groups(crops: list[np.ndarray]) -> list[list[int]]:
-    """Indices of crops grouped by identical content (first-seen order)."""
-    groups: list[list[int]] = []
-    for i, c in enumerate(crops):
-        for g in groups:
-            if np.array_equal(crops[g[0]], c):
-                g.append(i)
-                break
-        else:
-            groups.append([i])
-    return groups
+    works = [to_work(c, mask, cfg.size, engine.multiple) for c in crops]
+    work_mask = works[0][1]  # the same window for every row, so the same mask
+    shared = all(np.array_equal(crops[0], c) for c in crops[1:])  # first strip: one encoding for all
+    image = works[0][0] if shared else [w for w, _ in works]
+    filled = engine.inpaint(image, work_mask, seeds, sampling, progress=False)
+    results = [blend_new(c, resize_image(f, win.shape), mask, cfg.mask_blur) for c, f in zip(crops, filled)]
+    return results, work_mask.shape, len(crops)
 
 
 def outpaint_file(engine: Engine, cfg: OutpaintConfig, image_path, seeds=None, progress: bool = True) -> OutpaintJob:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..engine import Sampling
+from ..engine import Sampling, row_images
 from ..errors import InpaintKitError
 from ..geometry import mask_bbox, resize_image
 from ..images import save_png
@@ -113,15 +113,18 @@ class DDPMEngine:
     # -- the call ------------------------------------------------------------------------------
 
     @torch.no_grad()
-    def inpaint(self, image: np.ndarray, mask: np.ndarray, seeds: Sequence[int], sampling: Sampling = Sampling(),
+    def inpaint(self, image, mask: np.ndarray, seeds: Sequence[int], sampling: Sampling = Sampling(),
                 progress: bool = True) -> list[np.ndarray]:
-        """Fill ``mask`` once per seed; returns RGB uint8 arrays of ``image``'s size (known pixels unchanged)."""
-        if image.shape[:2] != mask.shape or image.ndim != 3:
-            raise InpaintKitError(f"image {image.shape} and mask {mask.shape} sizes differ; resize the mask to the image")
+        """Fill ``mask`` once per seed; returns RGB uint8 arrays of ``image``'s size (known pixels unchanged).
+        ``image`` may also be a list with one image per seed (rows that have diverged)."""
+        images = row_images(image, len(seeds))
+        if images[0].shape[:2] != mask.shape or images[0].ndim != 3:
+            raise InpaintKitError(f"image {images[0].shape} and mask {mask.shape} sizes differ; resize the mask to the image")
+        images = images * len(seeds) if len(images) == 1 else images
         if not mask.any():
-            return [image.copy() for _ in seeds]
+            return [im.copy() for im in images]
         results = []
-        for seed in seeds:
+        for seed, image in zip(seeds, images):
             gen = torch.Generator().manual_seed(int(seed))  # this row's noise, coarse pass included
             init = self._coarse_fill(image, mask, gen, sampling.steps, progress, seed)
             results.append(self._fill(image, mask, gen, sampling.steps, progress, seed, init, save=True))
