@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..engine import Sampling, row_images
+from ..engine import DTYPES, Sampling, resolve_device_dtype, row_images
 from ..errors import InpaintKitError
 from ..geometry import mask_bbox, resize_image
 from ..images import save_png
@@ -33,8 +33,7 @@ from .schedule import make_schedule, to_eps
 from .tensors import image_to_tensor, soften_mask, tensor_to_image
 from .unet import load_model
 
-DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
-          "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+DTYPE_ALIASES = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}  # also accepted here
 
 
 @dataclass(frozen=True)
@@ -271,13 +270,11 @@ def load_ddpm_engine(model: str = "builtin", *, device: str | None = None, dtype
     if mask_soften < 0:
         raise InpaintKitError(f"--mask_soften must be >= 0 (got {mask_soften})")
     folder = resolve_model(model)
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if dtype == "auto":
-        dt = torch.float16 if dev.type == "cuda" else torch.float32
-    elif dtype in DTYPES:
-        dt = DTYPES[dtype]
-    else:
-        raise InpaintKitError(f"--dtype {dtype!r} unknown; choose from auto, {', '.join(DTYPES)}")
+    try:
+        device, _, dt = resolve_device_dtype(device, DTYPE_ALIASES.get(dtype, dtype))
+    except ValueError:
+        raise InpaintKitError(f"--dtype {dtype!r} unknown; choose from {', '.join((*DTYPES, *DTYPE_ALIASES))}")
+    dev = torch.device(device)
     net = load_model(folder, device=dev, dtype=dt)
     res = net.config.resolution
     ov = res // 4 if overlap is None else int(overlap)

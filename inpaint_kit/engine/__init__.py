@@ -22,6 +22,7 @@ from typing import Protocol, Sequence
 import numpy as np
 
 DEFAULT_MODEL = "stabilityai/stable-diffusion-2-inpainting"
+DTYPES = ("auto", "fp32", "fp16", "bf16")
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,19 @@ def row_images(image, rows: int) -> list[np.ndarray]:
     if len(images) != rows or any(im.shape != images[0].shape for im in images):
         raise ValueError(f"per-row images must be {rows} arrays of one size, got {[im.shape for im in images]}")
     return images
+
+
+def resolve_device_dtype(device: str | None, dtype: str):
+    """``(device, dtype name, torch dtype)`` for every engine: ``device`` None -> cuda if available else
+    cpu; ``dtype`` auto -> fp16 on CUDA, fp32 elsewhere. An unknown dtype is a ValueError."""
+    import torch
+
+    if dtype not in DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if dtype == "auto":
+        dtype = "fp16" if torch.device(device).type == "cuda" else "fp32"
+    return device, dtype, {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
 
 
 def is_ddpm_model(model: str) -> bool:

@@ -36,7 +36,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import InpaintKitError
-from . import Sampling, row_images
+from . import DTYPES, Sampling, resolve_device_dtype, row_images  # noqa: F401 (DTYPES re-exported)
 
 log = logging.getLogger("inpaint_kit")
 
@@ -52,7 +52,6 @@ _SCHEDULER_SPECS = {
     "ddpm": ("DDPMScheduler", {}),
 }
 SCHEDULERS = ("default", *_SCHEDULER_SPECS)
-DTYPES = ("auto", "fp32", "fp16", "bf16")
 CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt")
 LORA_NAMES = ("lora_unet.safetensors", "pytorch_lora_weights.safetensors")  # diffusers LoRA format
 PARTIAL_NAME = "unet_partial_tuned.safetensors"  # plain UNet state dict (inpaint_kit.train.lora.save_partial)
@@ -62,18 +61,6 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 # ----------------------------------------------------------------------------------------------------
 # loading
-
-
-def resolve_device_dtype(device: str | None, dtype: str):
-    """``device`` None -> cuda if available else cpu; ``dtype`` auto -> fp16 on CUDA, fp32 elsewhere."""
-    import torch
-
-    if dtype not in DTYPES:
-        raise ValueError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if dtype == "auto":
-        dtype = "fp16" if torch.device(device).type == "cuda" else "fp32"
-    return device, dtype, {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
 
 
 def _one_line(e: BaseException) -> str:
