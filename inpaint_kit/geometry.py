@@ -30,24 +30,19 @@ def resize_image(image: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
     return np.array(Image.fromarray(image, "RGB").resize((w, h), Image.LANCZOS))  # writable copy
 
 
-def resize_mask(mask: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
-    """Resize a bool mask with nearest neighbour (alias kept here so geometry reads as one place)."""
-    return resize_nearest(mask, size_hw)
-
-
 def to_work(image: np.ndarray, mask: np.ndarray, size: int, multiple: int = 8):
     """Scale image and mask to the working canvas. Returns ``(work_image, work_mask)``.
 
     Paste-back later uses the full-resolution mask, so the working mask only has to cover it."""
     hw = work_size(*mask.shape, size=size, multiple=multiple)
-    work_mask = resize_mask(mask, hw)
+    work_mask = resize_nearest(mask, hw)
     if mask.any() and not work_mask.any():
         # A mask thinner than one working pixel would vanish: keep at least its area's pixels.
-        work_mask = _area_any(mask, hw)
+        work_mask = shrink_mask_any(mask, hw)
     return resize_image(image, hw), work_mask
 
 
-def _area_any(mask: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
+def shrink_mask_any(mask: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
     """Downscale a bool mask so that a working pixel is True if any source pixel under it is."""
     h, w = size_hw
     im = Image.fromarray(mask.astype(np.uint8) * 255, "L").resize((w, h), Image.BOX)

@@ -21,11 +21,10 @@ from typing import Sequence
 import cv2
 import numpy as np
 import torch
-from PIL import Image
 
 from ..engine import DTYPES, Sampling, resolve_device_dtype, row_images
 from ..errors import InpaintKitError
-from ..geometry import mask_bbox, resize_image
+from ..geometry import mask_bbox, resize_image, shrink_mask_any
 from ..images import save_png
 from .builtin import resolve_model
 from .sampling import SAMPLERS, get_sampler
@@ -146,7 +145,7 @@ class DDPMEngine:
         fill = image[~mask].mean(axis=0) if (~mask).any() else np.full(3, 127.5)
         hidden = np.where(mask[..., None], fill.round().astype(np.uint8), image)
         small = resize_image(hidden, (sh, sw))
-        small_mask = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize((sw, sh), Image.BOX)) > 0
+        small_mask = shrink_mask_any(mask, (sh, sw))
         small_mask = cv2.dilate(small_mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
         coarse = self._fill(small, small_mask, gen, steps, progress, seed, None, save=False)
         return resize_image(coarse, (h, w))
