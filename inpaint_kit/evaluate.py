@@ -24,13 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .classical import CLASSICAL, cv2_inpaint
 from .errors import InpaintKitError
 from .geometry import paste_back, resize_image, work_size
 from .images import atomic_write, load_image
 from .masks import MASK_KINDS, create_advanced_mask
 from .pairing import scan
 
-CLASSICAL = ("telea", "ns")
 
 
 @dataclass
@@ -43,7 +43,7 @@ class EvalConfig:
     seed: int = 0
     size: int = 256
     steps: int = 20
-    sampler: str = "ddpm"
+    sampler: str | None = None  # DDPM models: None = the model's default
     radius: int = 3  # OpenCV inpaint radius
     out: str | None = None  # also write the table (.md) and the raw rows (.json) here
     ddpm_options: dict = field(default_factory=dict)
@@ -103,16 +103,6 @@ def gradient_energy_ratio(truth: np.ndarray, result: np.ndarray, mask: np.ndarra
 
 # --- methods ------------------------------------------------------------------------------------
 
-def cv2_inpaint(image: np.ndarray, mask: np.ndarray, method: str, radius: int = 3) -> np.ndarray:
-    """OpenCV's classical inpainting: ``telea`` (fast marching) or ``ns`` (Navier-Stokes)."""
-    import cv2
-
-    flag = cv2.INPAINT_TELEA if method == "telea" else cv2.INPAINT_NS
-    bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-    out = cv2.inpaint(bgr, mask.astype(np.uint8) * 255, radius, flag)
-    return cv2.cvtColor(out, cv2.COLOR_BGR2RGB)
-
-
 def make_filler(method: str, cfg: EvalConfig):
     """``fill(image, mask) -> RGB uint8`` for a method name or model path (models load once here)."""
     if method in CLASSICAL:
@@ -122,6 +112,7 @@ def make_filler(method: str, cfg: EvalConfig):
     if method != "builtin" and not Path(method).exists() and "/" not in method:
         raise InpaintKitError(f"--methods: {method!r} is not telea, ns, builtin or a model path")
     options = dict(cfg.ddpm_options, sampler=cfg.sampler) if is_ddpm_model(method) else {}
+    options = {k: v for k, v in options.items() if v is not None}
     engine = load_engine(method, **options)
     sampling = Sampling(steps=cfg.steps)
 

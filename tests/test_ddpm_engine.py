@@ -154,3 +154,51 @@ def test_large_holes_get_a_coarse_pass_without_leaking_the_hole(tiny_ddpm):
     assert not np.array_equal(flat.inpaint(img, mask, [5], FAST, progress=False)[0], a)
     (full,) = eng.inpaint(img, np.ones((48, 48), bool), [5], FAST, progress=False)  # nothing known at all
     assert full.shape == img.shape
+
+
+def test_classical_init_starts_from_the_fill_and_keeps_known_pixels(tiny_ddpm):
+    from inpaint_kit.classical import cv2_inpaint
+
+    img = photo(40, 48, seed=3)
+    mask = create_advanced_mask("thick", 40, 48, np.random.default_rng(4))
+    telea = cv2_inpaint(img, mask, "telea")
+    low = load_ddpm_engine(str(tiny_ddpm), init="telea", strength=0.05)
+    assert low.describe()["init"] == "telea" and low.describe()["strength"] == 0.05
+    assert "coarse_factor_max" not in low.describe()  # the classical fill replaces the coarse pass
+    a, b = low.inpaint(img, mask, [7, 8], FAST, progress=False)
+    assert np.array_equal(a[~mask], img[~mask]) and np.array_equal(b[~mask], img[~mask])
+    assert np.array_equal(a, low.inpaint(img, mask, [7], FAST, progress=False)[0])  # seeded per row
+    assert not np.array_equal(a[mask], b[mask])
+    (high,) = load_ddpm_engine(str(tiny_ddpm), init="telea", strength=1.0).inpaint(img, mask, [7], FAST, progress=False)
+    dist = lambda x: np.abs(x[mask].astype(int) - telea[mask].astype(int)).mean()  # noqa: E731
+    assert dist(a) < 0.5 * dist(high), (dist(a), dist(high))  # low strength stays near the fill
+
+
+def test_sampling_defaults_come_from_the_model_config(tiny_ddpm, tmp_path):
+    from inpaint_kit.ddpm.unet import load_model
+
+    net = load_model(tiny_ddpm)
+    net.config.extra = {"inference": {"sampler": "ddim", "init": "ns", "strength": 0.4}}
+    folder = save_model(tmp_path / "with_defaults", net)
+    d = load_ddpm_engine(str(folder)).describe()
+    assert (d["sampler"], d["init"], d["strength"]) == ("ddim", "ns", 0.4)
+    d = load_ddpm_engine(str(folder), sampler="ddpm", init="noise").describe()  # explicit options win
+    assert d["sampler"] == "ddpm" and "init" not in d
+    assert load_ddpm_engine(str(folder), sampler="repaint").describe()["sampler"] == "repaint"  # from noise
+    d = load_ddpm_engine(str(tiny_ddpm)).describe()  # a model naming no defaults: plain ddpm from noise
+    assert d["sampler"] == "ddpm" and "init" not in d
+    net.config.extra = {"inference": {"init": "magic"}}
+    save_model(tmp_path / "bad_defaults", net)
+    with pytest.raises(InpaintKitError, match="bad extra.inference"):
+        load_ddpm_engine(str(tmp_path / "bad_defaults"))
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"init": "blur"}, "--init 'blur' unknown"),
+    ({"init": "telea", "strength": 0.0}, r"--strength must be in \(0, 1\]"),
+    ({"init": "telea", "strength": 1.5}, r"--strength must be in \(0, 1\]"),
+    ({"init": "telea", "sampler": "repaint"}, "RePaint always starts from noise"),
+])
+def test_bad_init_options_are_one_line_errors(tiny_ddpm, options, message):
+    with pytest.raises(InpaintKitError, match=message):
+        load_ddpm_engine(str(tiny_ddpm), **options)

@@ -21,11 +21,20 @@ def resolve_model(model: str | Path) -> Path:
     return Path(model)
 
 
-def export_builtin(run_folder: str | Path, dst: str | Path = BUILTIN_DIR, dtype=torch.float16) -> Path:
-    """Copy a training run's EMA model into ``dst`` as ``dtype`` weights, checking it loads back."""
+BUILTIN_INFERENCE = {"sampler": "ddpm", "init": "telea", "strength": 0.3}  # measured: docs/benchmarks.md
+
+
+def export_builtin(run_folder: str | Path, dst: str | Path = BUILTIN_DIR, dtype=torch.float16,
+                   inference: dict | None = BUILTIN_INFERENCE) -> Path:
+    """Copy a training run's EMA model into ``dst`` as ``dtype`` weights, checking it loads back.
+    ``inference`` becomes the model's sampling defaults (``config.json`` ``extra.inference``)."""
+    from .engine import model_defaults
     from .unet import load_model, save_model
 
     net = load_model(run_folder)
+    if inference is not None:
+        net.config.extra = {**net.config.extra, "inference": dict(inference)}
+        model_defaults(net.config, dst)  # refuse bad defaults before writing anything
     save_model(dst, net, dtype=dtype)
     load_model(dst)  # fails loudly now rather than on a user's machine
     return Path(dst)

@@ -7,6 +7,13 @@ blended MultiDiffusion-style (Bar-Tal et al. 2023): at every step each window pr
 pixels, the predictions are averaged with weights that fade towards window edges, and one diffusion
 step is taken on the shared canvas, so there are no seams. Windows containing no mask pixel are skipped.
 
+Where the chain starts (``init``): ``noise`` is plain diffusion (large holes first get a coarse pass at a
+smaller scale, see ``_coarse_fill``); ``telea`` / ``ns`` start from OpenCV's classical fill noised to
+``strength * T`` and run ``strength * steps`` steps (SDEdit, Meng et al. 2022; AUTOMATIC1111's "masked
+content: fill" with a denoising strength): the classical fill fixes the hole's colours and layout, the
+network adds the texture. A model folder may name its defaults in ``config.json`` under
+``extra.inference`` (the builtin model does); explicit options win.
+
 Rows (seeds) each own a ``torch.Generator``, and the network runs row by row, so a row's pixels are the
 same whether it is rendered alone or with other seeds.
 """
@@ -22,6 +29,7 @@ import cv2
 import numpy as np
 import torch
 
+from ..classical import cv2_inpaint
 from ..engine import DTYPES, Sampling, resolve_device_dtype, row_images
 from ..errors import InpaintKitError
 from ..geometry import mask_bbox, resize_image, shrink_mask_any
@@ -33,6 +41,8 @@ from .tensors import image_to_tensor, soften_mask, tensor_to_image
 from .unet import load_model
 
 DTYPE_ALIASES = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}  # also accepted here
+INITS = ("noise", "telea", "ns")
+FALLBACK_DEFAULTS = {"sampler": "ddpm", "init": "noise", "strength": 0.3}  # for models that name none
 
 
 @dataclass(frozen=True)
@@ -80,7 +90,8 @@ class DDPMEngine:
 
     def __init__(self, net, folder: Path, model_name: str, device, dtype, sampler: str, jump_length: int,
                  jump_n_sample: int, mask_soften: float, save_intermediates: str | None, intermediate_every: int,
-                 overlap: int, max_batch: int, coarse_factor_max: float, refine_strength: float):
+                 overlap: int, max_batch: int, coarse_factor_max: float, refine_strength: float,
+                 init: str = "noise", strength: float = 1.0):
         self.net, self.folder, self.model_name = net, folder, model_name
         self.config = net.config
         self.device, self.dtype = device, dtype
@@ -94,6 +105,7 @@ class DDPMEngine:
         self.overlap = overlap
         self.max_batch = max_batch
         self.coarse_factor_max, self.refine_strength = coarse_factor_max, refine_strength
+        self.init, self.strength = init, strength
         self.multiple = self.config.multiple
 
     def describe(self) -> dict:
@@ -102,6 +114,8 @@ class DDPMEngine:
              "device": str(self.device), "conditioning": self.config.conditioning, "prediction": self.config.prediction, "window": self.res}
         if self.sampler_name == "repaint":
             d.update(jump_length=self.jump_length, jump_n_sample=self.jump_n_sample)
+        elif self.init != "noise":
+            d.update(init=self.init, strength=self.strength)
         elif self.coarse_factor_max >= 1.5:
             d.update(coarse_factor_max=self.coarse_factor_max, refine_strength=self.refine_strength)
         if self.mask_soften:
@@ -124,8 +138,11 @@ class DDPMEngine:
         results = []
         for seed, image in zip(seeds, images):
             gen = torch.Generator().manual_seed(int(seed))  # this row's noise, coarse pass included
-            init = self._coarse_fill(image, mask, gen, sampling.steps, progress, seed)
-            results.append(self._fill(image, mask, gen, sampling.steps, progress, seed, init, save=True))
+            if self.init != "noise":
+                init, strength = cv2_inpaint(image, mask, self.init), self.strength
+            else:
+                init, strength = self._coarse_fill(image, mask, gen, sampling.steps, progress, seed), self.refine_strength
+            results.append(self._fill(image, mask, gen, sampling.steps, progress, seed, init, strength, save=True))
         return results
 
     def _coarse_fill(self, image, mask, gen, steps, progress, seed) -> np.ndarray | None:
@@ -147,11 +164,13 @@ class DDPMEngine:
         small = resize_image(hidden, (sh, sw))
         small_mask = shrink_mask_any(mask, (sh, sw))
         small_mask = cv2.dilate(small_mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
-        coarse = self._fill(small, small_mask, gen, steps, progress, seed, None, save=False)
+        coarse = self._fill(small, small_mask, gen, steps, progress, seed, None, 1.0, save=False)
         return resize_image(coarse, (h, w))
 
-    def _fill(self, image, mask, gen, steps, progress, seed, init: np.ndarray | None, save: bool) -> np.ndarray:
-        """One row: sample the windows around ``mask`` (from ``init`` if given) and paste into the image."""
+    def _fill(self, image, mask, gen, steps, progress, seed, init: np.ndarray | None, strength: float,
+              save: bool) -> np.ndarray:
+        """One row: sample the windows around ``mask`` (from ``init`` noised to ``strength`` if given) and
+        paste into the image."""
         from tqdm import tqdm
 
         # 1. Pad small canvases (reflect) so that a whole window fits.
@@ -172,7 +191,7 @@ class DDPMEngine:
         start = {}
         if init is not None:
             init_p = np.pad(init, ((0, ph), (0, pw), (0, 0)), mode=pad)[r0:r1, c0:c1]
-            start = {"init": image_to_tensor(init_p).to(self.device, self.dtype), "strength": self.refine_strength}
+            start = {"init": image_to_tensor(init_p).to(self.device, self.dtype), "strength": strength}
         # 3. Sample with this row's generator, blending the windows' predictions at every step.
         bar = tqdm(total=None, desc=f"ddpm seed {seed}", disable=not progress, leave=False)
 
@@ -248,22 +267,32 @@ class DDPMEngine:
 
 
 def load_ddpm_engine(model: str = "builtin", *, device: str | None = None, dtype: str = "auto",
-                     sampler: str = "ddpm", jump_length: int = 10, jump_n_sample: int = 10,
+                     sampler: str | None = None, init: str | None = None, strength: float | None = None,
+                     jump_length: int = 10, jump_n_sample: int = 10,
                      mask_soften: float = 0.0, save_intermediates: str | None = None, intermediate_every: int = 0,
                      overlap: int | None = None, max_batch: int = 32, coarse_factor_max: float = 4.0,
                      refine_strength: float = 0.6, **ignored) -> DDPMEngine:
     """Load ``builtin`` or a ``train-ddpm`` model folder as an engine.
 
-    ``sampler``: ddpm (default: ancestral over ``Sampling.steps`` strided steps, 1000 = the full chain; it
-    measured 1.4-4.3 dB better than ddim with the builtin model, see docs/benchmarks.md), ddim, or
-    repaint (with ``jump_length`` / ``jump_n_sample``). ``mask_soften``: Gaussian sigma in pixels for a soft
-    blend band outside the mask. ``save_intermediates``: folder receiving the canvas every
-    ``intermediate_every`` steps (default: 10 snapshots). ``overlap``: window overlap in pixels (default
-    a quarter window). Holes wider than half a window are first filled at up to ``coarse_factor_max`` times
-    smaller scale and refined from noise level ``refine_strength`` at full scale (``coarse_factor_max=1``
-    turns this off; ddim/ddpm only). Unknown keyword options (SD-only ones) are ignored."""
-    if sampler not in SAMPLERS:
+    ``sampler``, ``init`` and ``strength`` default to the model's ``config.json`` ``extra.inference``
+    (the builtin model: ddpm, telea, 0.3; see docs/benchmarks.md), else ddpm / noise.
+    ``sampler``: ddpm (ancestral over ``Sampling.steps`` strided steps, 1000 = the full chain), ddim, or
+    repaint (with ``jump_length`` / ``jump_n_sample``; always starts from noise). ``init``: noise, or
+    telea / ns to start from that classical fill noised to ``strength`` (0-1] (ddim/ddpm only).
+    ``mask_soften``: Gaussian sigma in pixels for a soft blend band outside the mask.
+    ``save_intermediates``: folder receiving the canvas every ``intermediate_every`` steps (default: 10
+    snapshots). ``overlap``: window overlap in pixels (default a quarter window). With ``init=noise``,
+    holes wider than half a window are first filled at up to ``coarse_factor_max`` times smaller scale
+    and refined from noise level ``refine_strength`` at full scale (``coarse_factor_max=1`` turns this
+    off). Unknown keyword options (SD-only ones) are ignored."""
+    if sampler is not None and sampler not in SAMPLERS:
         raise InpaintKitError(f"--sampler {sampler!r} unknown; choose from {', '.join(SAMPLERS)}")
+    if init is not None and init not in INITS:
+        raise InpaintKitError(f"--init {init!r} unknown; choose from {', '.join(INITS)}")
+    if strength is not None and not 0 < strength <= 1:
+        raise InpaintKitError(f"--strength must be in (0, 1] (got {strength})")
+    if sampler == "repaint" and init not in (None, "noise"):
+        raise InpaintKitError(f"--init {init} needs --sampler ddim or ddpm (RePaint always starts from noise)")
     if jump_length < 1 or jump_n_sample < 1:
         raise InpaintKitError(f"--jump_length and --jump_n_sample must be >= 1 (got {jump_length}, {jump_n_sample})")
     if mask_soften < 0:
@@ -275,9 +304,25 @@ def load_ddpm_engine(model: str = "builtin", *, device: str | None = None, dtype
         raise InpaintKitError(f"--dtype {dtype!r} unknown; choose from {', '.join((*DTYPES, *DTYPE_ALIASES))}")
     dev = torch.device(device)
     net = load_model(folder, device=dev, dtype=dt)
+    defaults = model_defaults(net.config, folder)
+    sampler = sampler or defaults["sampler"]
+    init = "noise" if sampler == "repaint" else (init or defaults["init"])
+    strength = defaults["strength"] if strength is None else strength
     res = net.config.resolution
     ov = res // 4 if overlap is None else int(overlap)
     if not 0 <= ov < res:
         raise InpaintKitError(f"overlap must be in 0..{res - 1} pixels for {res}-pixel windows (got {ov})")
     return DDPMEngine(net, folder, str(model), dev, dt, sampler, jump_length, jump_n_sample, mask_soften,
-                      save_intermediates, intermediate_every, ov, max_batch, coarse_factor_max, refine_strength)
+                      save_intermediates, intermediate_every, ov, max_batch, coarse_factor_max, refine_strength,
+                      init, float(strength))
+
+
+def model_defaults(config, folder) -> dict:
+    """The sampling defaults a model folder names in ``config.json`` ``extra.inference``, checked, over
+    :data:`FALLBACK_DEFAULTS`."""
+    named = config.extra.get("inference", {}) if isinstance(config.extra, dict) else {}
+    d = {**FALLBACK_DEFAULTS, **{k: v for k, v in named.items() if k in FALLBACK_DEFAULTS}}
+    if d["sampler"] not in SAMPLERS or d["init"] not in INITS or not 0 < float(d["strength"]) <= 1:
+        raise InpaintKitError(f"{folder}/config.json: bad extra.inference {named}; sampler in {', '.join(SAMPLERS)}, "
+                              f"init in {', '.join(INITS)}, 0 < strength <= 1")
+    return d
