@@ -59,6 +59,12 @@ def main(argv: list[str] | None = None, only: str | None = None) -> int:
     args = build_parser(only).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     try:
+        if getattr(args, "threads", None) is not None:
+            if args.threads < 1:
+                raise InpaintKitError(f"--threads must be >= 1 (got {args.threads})")
+            import torch
+
+            torch.set_num_threads(args.threads)
         return int(args._run(args) or 0)
     except InpaintKitError as e:
         print(f"error: {e}", file=sys.stderr)

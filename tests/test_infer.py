@@ -189,3 +189,18 @@ def test_help_of_both_entry_points(cmd):
     assert out.returncode == 0
     for flag in ("--model", "--batch_imgs_dir", "--mask_mode", "--collage_spacing_h", "--lora_scale", "--save_rows"):
         assert flag in out.stdout
+
+
+def test_threads_flag_sets_torch_threads_and_rejects_zero(tmp_path, pair_files, tiny_model_dir, capsys):
+    import torch
+
+    img, mask = pair_files
+    before = torch.get_num_threads()
+    try:
+        assert main(["infer", "--model", str(tiny_model_dir), "--image", str(img), "--mask", str(mask),
+                     "--output", str(tmp_path / "o.png"), "--rows", "1", "--threads", "2", *FAST]) == 0
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert main(["infer", "--image", str(img), "--mask", str(mask), "--threads", "0"]) == 2
+    assert capsys.readouterr().err.strip().endswith("--threads must be >= 1 (got 0)")

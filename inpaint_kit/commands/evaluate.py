@@ -26,11 +26,6 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     from ..evaluate import EvalConfig, format_table, run_eval
 
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
-
     split = lambda s: tuple(x.strip() for x in s.split(",") if x.strip())  # noqa: E731
     cfg = EvalConfig(images=args.images, mask_kinds=split(args.mask_kinds), methods=split(args.methods),
                      seed=args.seed, size=args.size, steps=args.steps, sampler=args.sampler, out=args.out,

@@ -51,6 +51,8 @@ def add_model_arguments(p: argparse.ArgumentParser, mask_flags: bool = True) -> 
     core.add_argument("--cache_dir", default=None, help="Hugging Face cache folder for hub ids")
     core.add_argument("--device", default=None, help="cuda, cuda:1, cpu, ... (default: cuda if available)")
     core.add_argument("--dtype", choices=("auto", "fp32", "fp16", "bf16"), default="auto", help="auto = fp16 on CUDA, fp32 on CPU")
+    core.add_argument("--threads", type=int, default=None,
+                      help="torch CPU threads (default: torch's choice; 1 can be faster on a busy machine)")
 
 
 def add_output_arguments(p: argparse.ArgumentParser) -> None:
