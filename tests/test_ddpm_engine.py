@@ -172,6 +172,8 @@ def test_classical_init_starts_from_the_fill_and_keeps_known_pixels(tiny_ddpm):
     (high,) = load_ddpm_engine(str(tiny_ddpm), init="telea", strength=1.0).inpaint(img, mask, [7], FAST, progress=False)
     dist = lambda x: np.abs(x[mask].astype(int) - telea[mask].astype(int)).mean()  # noqa: E731
     assert dist(a) < 0.5 * dist(high), (dist(a), dist(high))  # low strength stays near the fill
+    (full,) = low.inpaint(img, np.ones((40, 48), bool), [7], FAST, progress=False)  # nothing known: from noise
+    assert full.shape == img.shape
 
 
 def test_sampling_defaults_come_from_the_model_config(tiny_ddpm, tmp_path):

@@ -138,7 +138,7 @@ class DDPMEngine:
         results = []
         for seed, image in zip(seeds, images):
             gen = torch.Generator().manual_seed(int(seed))  # this row's noise, coarse pass included
-            if self.init != "noise":
+            if self.init != "noise" and (~mask).any():  # (a classical fill needs something known)
                 init, strength = cv2_inpaint(image, mask, self.init), self.strength
             else:
                 init, strength = self._coarse_fill(image, mask, gen, sampling.steps, progress, seed), self.refine_strength
