@@ -121,3 +121,16 @@ def test_bad_inputs_are_one_line_errors(image_dir, tmp_path, capsys):
     assert err.startswith("error: resolution 60 is not a multiple") and err.count("\n") == 1
     with pytest.raises(InpaintKitError, match="unknown blob"):
         train(tiny_cfg(image_dir, tmp_path / "x", mask_kinds=("blob",)), progress=False)
+
+
+def test_timestep_focus_draws_the_requested_share_below_the_strength():
+    from inpaint_kit.ddpm.train import sample_timesteps
+
+    gen = torch.Generator().manual_seed(0)
+    uniform = sample_timesteps(20000, 1000, gen)
+    assert 0.27 < (uniform < 300).float().mean() < 0.33 and uniform.max() > 990
+    focused = sample_timesteps(20000, 1000, gen, focus_strength=0.3, focus_fraction=0.75)
+    # 75 % below 300 by construction, plus 30 % of the uniform quarter
+    assert 0.80 < (focused < 300).float().mean() < 0.85 and focused.max() > 990
+    with pytest.raises(InpaintKitError, match="--focus_strength"):
+        TrainConfig(data="d", out="o", focus_fraction=1.5).validate()

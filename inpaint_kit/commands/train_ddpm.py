@@ -26,6 +26,10 @@ def add_arguments(p) -> None:
     p.add_argument("--mask_kinds", default=",".join(MASK_KINDS), help="comma-separated mask generators to train on")
     p.add_argument("--min_scale", type=float, default=0.35, help="smallest crop scale relative to the native image")
     p.add_argument("--max_scale", type=float, default=1.0)
+    p.add_argument("--focus_strength", type=float, default=1.0,
+                   help="with --focus_fraction: draw that share of timesteps below this noise level (0-1]")
+    p.add_argument("--focus_fraction", type=float, default=0.0,
+                   help="share of timesteps drawn below --focus_strength (train where --init/--strength sampling works)")
     p.add_argument("--colour_weight", type=float, default=1.0, help="draw colour photos this many times as often as grey")
     p.add_argument("--permute_channels", type=float, default=0.0, help="probability of shuffling a window's RGB channels")
     p.add_argument("--save_every", type=int, default=250, help="checkpoint + export EMA model every N steps")
@@ -48,7 +52,7 @@ def run(args) -> int:
         prediction=args.prediction, init_from=args.init_from,
         mask_kinds=tuple(k.strip() for k in args.mask_kinds.split(",") if k.strip()),
         min_scale=args.min_scale, max_scale=args.max_scale,
-        colour_weight=args.colour_weight, permute_channels=args.permute_channels, save_every=args.save_every,
+        focus_strength=args.focus_strength, focus_fraction=args.focus_fraction, colour_weight=args.colour_weight, permute_channels=args.permute_channels, save_every=args.save_every,
         sample_every=args.sample_every, log_every=args.log_every, seed=args.seed, resume=args.resume,
         stop_after=args.stop_after, threads=args.threads,
     )

@@ -53,6 +53,8 @@ class TrainConfig:
     mask_kinds: tuple[str, ...] = MASK_KINDS
     min_scale: float = 0.35  # windows are cut at scale in [min_scale, max_scale] of the native image
     max_scale: float = 1.0
+    focus_strength: float = 1.0  # with focus_fraction > 0: that share of timesteps is drawn from [0, focus_strength*T)
+    focus_fraction: float = 0.0  # (train where the --init/--strength sampling path works; 0 = uniform over [0, T))
     colour_weight: float = 1.0  # colour photos are drawn this many times as often as grey ones
     permute_channels: float = 0.0  # probability of shuffling a window's RGB channels (colour variety)
     save_every: int = 250
@@ -77,6 +79,9 @@ class TrainConfig:
             raise InpaintKitError(f"--mask_kinds: unknown {', '.join(bad)}; choose from {', '.join(MASK_KINDS)}")
         if self.steps < 1 or self.batch < 1:
             raise InpaintKitError(f"--steps and --batch must be >= 1 (got {self.steps}, {self.batch})")
+        if not 0 < self.focus_strength <= 1 or not 0 <= self.focus_fraction <= 1:
+            raise InpaintKitError(f"need 0 < --focus_strength <= 1 and 0 <= --focus_fraction <= 1 "
+                                  f"(got {self.focus_strength}, {self.focus_fraction})")
         if not 0 < self.min_scale <= self.max_scale:
             raise InpaintKitError(f"need 0 < min_scale <= max_scale (got {self.min_scale}, {self.max_scale})")
 
@@ -140,12 +145,24 @@ class WindowSampler:
 
 # --- one step -----------------------------------------------------------------------------------
 
+def sample_timesteps(n: int, num_timesteps: int, generator: torch.Generator | None = None,
+                     focus_strength: float = 1.0, focus_fraction: float = 0.0) -> torch.Tensor:
+    """``n`` training timesteps: uniform over [0, T), except that each one is drawn from
+    [0, focus_strength * T) with probability ``focus_fraction``."""
+    t = torch.randint(0, num_timesteps, (n,), generator=generator)
+    if focus_fraction > 0:
+        low = torch.randint(0, max(1, round(focus_strength * num_timesteps)), (n,), generator=generator)
+        t = torch.where(torch.rand(n, generator=generator) < focus_fraction, low, t)
+    return t
+
+
 def loss_fn(net: InpaintUNet, schedule, x0: torch.Tensor, mask: torch.Tensor, region: str,
-            generator: torch.Generator | None = None) -> torch.Tensor:
-    """MSE on the noise (or on v for a ``v`` network) at uniform random timesteps; ``region="masked"``
-    averages over each window's hole pixels only, then over the batch."""
+            generator: torch.Generator | None = None, focus_strength: float = 1.0,
+            focus_fraction: float = 0.0) -> torch.Tensor:
+    """MSE on the noise (or on v for a ``v`` network) at random timesteps (:func:`sample_timesteps`);
+    ``region="masked"`` averages over each window's hole pixels only, then over the batch."""
     b = x0.shape[0]
-    t = torch.randint(0, schedule.num_timesteps, (b,), generator=generator)
+    t = sample_timesteps(b, schedule.num_timesteps, generator, focus_strength, focus_fraction)
     noise = torch.randn(x0.shape, generator=generator)
     xt = add_noise(schedule, x0, t, noise)
     out = net(xt, t, mask, x0 * (1 - mask))
@@ -278,7 +295,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     smooth, t0 = None, time.time()
     for step in bar:
         x0, mask = data.batch(cfg.batch, rng)
-        loss = loss_fn(net, schedule, x0, mask, cfg.loss_region, torch_gen)
+        loss = loss_fn(net, schedule, x0, mask, cfg.loss_region, torch_gen, cfg.focus_strength, cfg.focus_fraction)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
