@@ -21,7 +21,7 @@ def resolve_model(model: str | Path) -> Path:
     return Path(model)
 
 
-BUILTIN_INFERENCE = {"sampler": "ddpm", "init": "telea", "strength": 0.3}  # measured: docs/benchmarks.md
+BUILTIN_INFERENCE = {"sampler": "ddpm", "init": "telea", "strength": 0.5}  # measured: docs/benchmarks.md
 
 
 def export_builtin(run_folder: str | Path, dst: str | Path = BUILTIN_DIR, dtype=torch.float16,

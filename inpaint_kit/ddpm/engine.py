@@ -275,7 +275,7 @@ def load_ddpm_engine(model: str = "builtin", *, device: str | None = None, dtype
     """Load ``builtin`` or a ``train-ddpm`` model folder as an engine.
 
     ``sampler``, ``init`` and ``strength`` default to the model's ``config.json`` ``extra.inference``
-    (the builtin model: ddpm, telea, 0.3; see docs/benchmarks.md), else ddpm / noise.
+    (the builtin model: ddpm, telea, 0.5; see docs/benchmarks.md), else ddpm / noise.
     ``sampler``: ddpm (ancestral over ``Sampling.steps`` strided steps, 1000 = the full chain), ddim, or
     repaint (with ``jump_length`` / ``jump_n_sample``; always starts from noise). ``init``: noise, or
     telea / ns to start from that classical fill noised to ``strength`` (0-1] (ddim/ddpm only).
