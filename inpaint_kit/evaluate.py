@@ -32,7 +32,6 @@ from .masks import MASK_KINDS, create_advanced_mask
 from .pairing import scan
 
 
-
 @dataclass
 class EvalConfig:
     """One evaluation run (the CLI builds exactly this)."""

@@ -101,3 +101,19 @@ def test_eval_bad_inputs(photos, tmp_path, capsys):
     (tmp_path / "none").mkdir()
     assert main(["eval", "--images", str(tmp_path / "none"), "--methods", "telea"]) == 2
     assert "no images found" in capsys.readouterr().err
+
+
+def test_eval_passes_the_ddpm_start_options(photos, tmp_path, capsys):
+    torch.manual_seed(0)
+    model = save_model(tmp_path / "tiny", InpaintUNet(ModelConfig(resolution=16, **PRESETS["tiny"])))
+    psnr = {}
+    for init in ("noise", "telea"):
+        out = tmp_path / f"{init}.json"
+        assert main(["eval", "--images", str(photos), "--mask_kinds", "thick", "--methods", f"telea,{model}",
+                     "--size", "48", "--steps", "2", "--init", init, "--strength", "0.1", "--out", str(out)]) == 0
+        psnr[init] = {s["method"]: s["psnr"] for s in json.loads(out.read_text())["scores"]}
+    near = lambda init: abs(psnr[init][str(model)] - psnr[init]["telea"])  # noqa: E731
+    assert near("telea") < near("noise")  # a random network started from Telea's fill stays near it
+    capsys.readouterr()
+    assert main(["eval", "--images", str(photos), "--methods", str(model), "--strength", "1.5"]) == 2
+    assert "--strength must be in (0, 1]" in capsys.readouterr().err

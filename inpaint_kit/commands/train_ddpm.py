@@ -52,7 +52,8 @@ def run(args) -> int:
         prediction=args.prediction, init_from=args.init_from,
         mask_kinds=tuple(k.strip() for k in args.mask_kinds.split(",") if k.strip()),
         min_scale=args.min_scale, max_scale=args.max_scale,
-        focus_strength=args.focus_strength, focus_fraction=args.focus_fraction, colour_weight=args.colour_weight, permute_channels=args.permute_channels, save_every=args.save_every,
+        focus_strength=args.focus_strength, focus_fraction=args.focus_fraction,
+        colour_weight=args.colour_weight, permute_channels=args.permute_channels, save_every=args.save_every,
         sample_every=args.sample_every, log_every=args.log_every, seed=args.seed, resume=args.resume,
         stop_after=args.stop_after, threads=args.threads,
     )
