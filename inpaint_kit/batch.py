@@ -82,9 +82,10 @@ def run_batch(cfg: InferConfig, imgs_dir, masks_dir, output_dir, engine=None, pr
     if not pairing.pairs:
         raise InpaintKitError(f"{imgs_dir}: no image has a mask with the same stem in {masks_dir}; check both folders")
     masks = {image: mask for image, mask, _ in pairing.pairs}
-    items = [(image, collage_path(output_dir, rel), {"image": str(image), "mask": str(mask),
-                                                      "output": str(collage_path(output_dir, rel))})
-             for image, mask, rel in pairing.pairs]
+    items = []
+    for image, mask, rel in pairing.pairs:
+        out = collage_path(output_dir, rel)
+        items.append((image, out, {"image": str(image), "mask": str(mask), "output": str(out)}))
 
     def work(image_path: Path, out: Path):
         nonlocal engine

@@ -6,6 +6,8 @@ HELP = "score methods (builtin, telea, ns, model paths) by PSNR / SSIM / gradien
 
 
 def add_arguments(p) -> None:
+    from .infer import add_ddpm_start_arguments
+
     p.add_argument("--images", required=True, help="folder of ground-truth photos (searched recursively)")
     p.add_argument("--mask_kinds", default="thin,thick,center,stripes,irregular",
                    help="comma-separated mask generators (see inpaint_kit.masks.MASK_KINDS)")
@@ -14,9 +16,7 @@ def add_arguments(p) -> None:
     p.add_argument("--seed", type=int, default=0, help="masks and diffusion noise are drawn from this seed")
     p.add_argument("--size", type=int, default=256, help="images are scaled so that the long side is this")
     p.add_argument("--steps", type=int, default=20, help="sampling steps for diffusion methods")
-    p.add_argument("--sampler", default=None, choices=("ddim", "ddpm", "repaint"), help="DDPM models only (default: the model's)")
-    p.add_argument("--init", default=None, choices=("noise", "telea", "ns"), help="DDPM models only (default: the model's)")
-    p.add_argument("--strength", type=float, default=None, help="DDPM models with --init telea/ns (default: the model's)")
+    add_ddpm_start_arguments(p.add_argument_group("DDPM models only"))
     p.add_argument("--jump_length", type=int, default=10, help="RePaint only")
     p.add_argument("--jump_n_sample", type=int, default=10, help="RePaint only")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 is fastest on a busy machine)")
@@ -30,7 +30,7 @@ def run(args) -> int:
     cfg = EvalConfig(images=args.images, mask_kinds=split(args.mask_kinds), methods=split(args.methods),
                      seed=args.seed, size=args.size, steps=args.steps, sampler=args.sampler, out=args.out,
                      ddpm_options={"jump_length": args.jump_length, "jump_n_sample": args.jump_n_sample,
-                                   **{k: v for k in ("init", "strength") if (v := getattr(args, k)) is not None}})
+                                   "init": args.init, "strength": args.strength})  # None = the model's
     scores = run_eval(cfg)
     print(format_table(scores))
     return 0

@@ -67,15 +67,21 @@ def add_output_arguments(p: argparse.ArgumentParser) -> None:
 def add_ddpm_arguments(p: argparse.ArgumentParser) -> None:
     """Flags of the from-scratch DDPM engine (collected into ``ddpm_options``)."""
     ddpm = p.add_argument_group("builtin / DDPM models only")
-    ddpm.add_argument("--sampler", choices=("ddim", "ddpm", "repaint"), default=None, help="DDPM sampler (default: the model's)")
-    ddpm.add_argument("--init", choices=("noise", "telea", "ns"), default=None,
-                      help="start from pure noise, or from OpenCV's telea / ns fill noised to --strength (default: the model's)")
-    ddpm.add_argument("--strength", type=float, default=None,
-                      help="noise level (0-1] the --init fill is taken to; lower keeps more of it (default: the model's)")
+    add_ddpm_start_arguments(ddpm)
     ddpm.add_argument("--jump_length", type=int, default=None, help="RePaint jump length")
     ddpm.add_argument("--jump_n_sample", type=int, default=None, help="RePaint resamplings per jump")
     ddpm.add_argument("--mask_soften", type=float, default=None, help="Gaussian sigma softening the mask edge while sampling")
     ddpm.add_argument("--save_intermediates", default=None, help="folder for the canvas every few steps")
+
+
+def add_ddpm_start_arguments(group) -> None:
+    """--sampler, --init and --strength (``infer``, ``outpaint`` and ``eval``); None = the model's default.
+    The choices are spelled out here so that ``--help`` needs no torch import."""
+    group.add_argument("--sampler", choices=("ddim", "ddpm", "repaint"), default=None, help="DDPM sampler (default: the model's)")
+    group.add_argument("--init", choices=("noise", "telea", "ns"), default=None,
+                       help="start from pure noise, or from OpenCV's telea / ns fill noised to --strength (default: the model's)")
+    group.add_argument("--strength", type=float, default=None,
+                       help="noise level (0-1] the --init fill is taken to; lower keeps more of it (default: the model's)")
 
 
 DDPM_FLAGS = ("sampler", "init", "strength", "jump_length", "jump_n_sample", "mask_soften", "save_intermediates")
