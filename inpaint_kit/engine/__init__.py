@@ -21,6 +21,8 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
+from ..errors import InpaintKitError
+
 DEFAULT_MODEL = "stabilityai/stable-diffusion-2-inpainting"
 DTYPES = ("auto", "fp32", "fp16", "bf16")
 
@@ -61,14 +63,40 @@ def row_images(image, rows: int) -> list[np.ndarray]:
     return images
 
 
+def check_device(device: str | None) -> str:
+    """The device to run on: ``None`` -> ``cuda`` if available, else ``cpu``. A malformed name (``gpu0``)
+    or a device this machine does not have (``cuda`` without CUDA, ``cuda:3`` with two GPUs) is a one-line
+    :class:`InpaintKitError`, raised before any model loads."""
+    import torch
+
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise InpaintKitError(f"--device {device!r} is not a device name; use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InpaintKitError(f"--device {device}: CUDA is not available here (torch {torch.__version__}); "
+                                  "use --device cpu or install a CUDA build of torch")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise InpaintKitError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s) "
+                                  f"(cuda:0..cuda:{torch.cuda.device_count() - 1})")
+    elif dev.type != "cpu":
+        backend = getattr(torch, dev.type, None) if dev.type != "mps" else getattr(torch.backends, "mps", None)
+        if backend is None or not getattr(backend, "is_available", lambda: False)():
+            raise InpaintKitError(f"--device {device}: no {dev.type} device is available here; use cpu or cuda")
+    return device
+
+
 def resolve_device_dtype(device: str | None, dtype: str):
-    """``(device, dtype name, torch dtype)`` for every engine: ``device`` None -> cuda if available else
-    cpu; ``dtype`` auto -> fp16 on CUDA, fp32 elsewhere. An unknown dtype is a ValueError."""
+    """``(device, dtype name, torch dtype)`` for every engine: ``device`` checked by :func:`check_device`;
+    ``dtype`` auto -> fp16 on CUDA, fp32 elsewhere. An unknown dtype is a ValueError."""
     import torch
 
     if dtype not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = check_device(device)
     if dtype == "auto":
         dtype = "fp16" if torch.device(device).type == "cuda" else "fp32"
     return device, dtype, {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
