@@ -34,15 +34,22 @@ def _available():
                 raise
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: the message and where to look, not the whole usage block."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The full parser (or, with ``only``, just one command's, for the ``scripts/`` front-ends)."""
     if only is not None:
         module = importlib.import_module(COMMANDS[only])
-        parser = argparse.ArgumentParser(description=module.HELP, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        parser = Parser(description=module.HELP, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         module.add_arguments(parser)
         parser.set_defaults(_run=module.run)
         return parser
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="inpaint-kit", description="Diffusion inpainting for restoration: inference, training, evaluation.")
     parser.add_argument("--version", action="version", version=f"inpaint-kit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import asdict, dataclass, field
+from typing import ClassVar
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +21,10 @@ from . import __version__
 from .collage import grid
 from .engine import DEFAULT_MODEL, Engine, Sampling, load_engine
 from .errors import InpaintKitError
-from .geometry import paste_back, to_work
+from .engine import Canvas, call_seed
+from .geometry import AREAS, LARGE, Region, compose, crop_to_work, dilate_mask, paste_back, plan_area, resolve_area
 from .images import load_grey, load_image, save_png
-from .masks import MASK_MODES, resize_nearest, to_repair
+from .masks import MASK_MODES, to_repair
 
 log = logging.getLogger("inpaint_kit")
 
@@ -30,6 +32,8 @@ log = logging.getLogger("inpaint_kit")
 @dataclass
 class InferConfig:
     """Every parameter of an inference run. ``validate()`` raises on bad values, never rewrites them."""
+
+    NOT_RECORDED: ClassVar[tuple[str, ...]] = ()  # fields a subclass's job does not use (kept out of metadata)
 
     model: str = DEFAULT_MODEL
     size: int = 768
@@ -51,6 +55,10 @@ class InferConfig:
     dtype: str = "auto"
     save_rows: bool = False
     overwrite: bool = False
+    area: str = "auto"  # where the model works: auto | full | crops (see inpaint_kit.geometry)
+    padding: int = 64  # crops: context pixels around the damage
+    large_windows: str = "tile"  # crops: windows longer than size are tiled at native resolution, or scaled
+    mask_dilate: int = 0  # grow the repair region by N pixels at the working scale (stained halos)
     # Only for the from-scratch DDPM engine (`--model builtin` or a trained DDPM folder).
     ddpm_options: dict = field(default_factory=dict)
 
@@ -64,6 +72,10 @@ class InferConfig:
             (self.mask_mode in MASK_MODES, f"--mask_mode {self.mask_mode!r} must be one of {MASK_MODES}"),
             (self.collage_spacing_h >= 0 and self.collage_spacing_v >= 0, "collage spacing must be >= 0"),
             (self.mask_blur >= 0, f"--mask_blur {self.mask_blur} must be >= 0"),
+            (self.area in AREAS, f"--area {self.area!r} must be one of {', '.join(AREAS)}"),
+            (self.large_windows in LARGE, f"--large_windows {self.large_windows!r} must be one of {', '.join(LARGE)}"),
+            (self.padding >= 0, f"--padding {self.padding} must be >= 0 (context pixels around the damage)"),
+            (self.mask_dilate >= 0, f"--mask_dilate {self.mask_dilate} must be >= 0 (pixels at the working scale)"),
         ]
         for ok, message in checks:
             if not ok:
@@ -95,31 +107,62 @@ class Job:
     mask: np.ndarray  # (H, W) bool, True = repaint
     seeds: list[int]
     results: list[np.ndarray]  # one (H, W, 3) uint8 per seed
-    work_hw: tuple[int, int] | None  # None when the model was not called
+    work_hw: tuple[int, int] | None  # the largest working size; None when the model was not called
+    area: str | None = None  # the --area mode used (auto resolved)
+    regions: list[Region] = field(default_factory=list)  # where the model worked
 
 
 def load_pair(image_path: str | Path, mask_path: str | Path, mask_mode: str) -> tuple[np.ndarray, np.ndarray]:
-    """Read an image and its mask file; the mask is binarized, converted by ``mask_mode`` and resized
-    (nearest neighbour) to the image when their sizes differ. The image itself is never changed."""
+    """Read an image and its mask file; the mask is binarized, converted by ``mask_mode`` and, when the
+    sizes differ, resized to the image so that no marked pixel is lost (:func:`geometry.cover_mask`).
+    The image itself is never changed."""
+    from .geometry import cover_mask
+
     image = load_image(image_path)
     mask = to_repair(load_grey(mask_path), mask_mode)
     if mask.shape != image.shape[:2]:
         log.info("%s: mask %s resized to the image's %s", mask_path, mask.shape[::-1], image.shape[1::-1])
-        mask = resize_nearest(mask, image.shape[:2])
+        mask = cover_mask(mask, image.shape[:2])
     return image, mask
+
+
+def repair_mask(cfg: InferConfig, mask: np.ndarray) -> np.ndarray:
+    """The mask actually repaired: ``mask`` grown by ``cfg.mask_dilate`` working pixels (image pixels in
+    crops mode, where the model works at native resolution; scaled by image/working size in full mode)."""
+    if cfg.mask_dilate <= 0:
+        return mask
+    h, w = mask.shape
+    per_work_pixel = max(h, w) / cfg.size if resolve_area(cfg.area, h, w, cfg.size) == "full" else 1.0
+    return dilate_mask(mask, max(1, round(cfg.mask_dilate * per_work_pixel)))
 
 
 def inpaint_array(engine: Engine | None, cfg: InferConfig, image: np.ndarray, mask: np.ndarray,
                   seeds: list[int], name: str = "image", progress: bool = True) -> Job:
-    """Fill ``mask`` once per seed, all rows in one engine call; results are at the image's size and
-    outside the mask (and its ``mask_blur`` band) equal to the image bit for bit."""
+    """Fill ``mask`` once per seed where :func:`geometry.plan_area` says the model works; results are at the
+    image's size and outside the (dilated) mask and its ``mask_blur`` band equal to the image bit for bit.
+
+    Every region of every row is one :class:`~inpaint_kit.engine.Canvas`; regions of one working size go
+    through the engine together (rows x regions batched). Region k of the row with seed s uses seed
+    ``call_seed(s, k)``, so a row is the same alone or batched, in every area mode."""
     if not mask.any():
         log.warning("%s: the mask marks nothing to repair; writing the original unchanged", name)
         return Job(name, image, mask, seeds, [image.copy() for _ in seeds], None)
-    work_image, work_mask = to_work(image, mask, cfg.size, engine.multiple)
-    filled = engine.inpaint(work_image, work_mask, seeds, cfg.sampling(), progress=progress)
-    results = [paste_back(image, f, mask, cfg.mask_blur) for f in filled]
-    return Job(name, image, mask, seeds, results, work_mask.shape)
+    mask = repair_mask(cfg, mask)
+    area, regions = plan_area(mask, cfg.area, cfg.size, cfg.padding, engine.multiple, cfg.large_windows)
+    crops = [crop_to_work(image, mask, r) for r in regions]
+    filled: list[list[np.ndarray | None]] = [[None] * len(regions) for _ in seeds]
+    by_size: dict[tuple[int, int], list[int]] = {}
+    for k, r in enumerate(regions):
+        by_size.setdefault(r.work_hw, []).append(k)
+    for ks in by_size.values():
+        items = [(i, k) for i in range(len(seeds)) for k in ks]
+        out = engine.fill([Canvas(*crops[k], call_seed(seeds[i], k)) for i, k in items], cfg.sampling(), progress)
+        for (i, k), result in zip(items, out):
+            filled[i][k] = result
+    need = dilate_mask(mask, cfg.mask_blur + 1) if cfg.mask_blur > 0 else mask  # the feather band too
+    results = [paste_back(image, compose(image, need, regions, row), mask, cfg.mask_blur) for row in filled]
+    largest = max((r.work_hw for r in regions), key=lambda hw: hw[0] * hw[1])
+    return Job(name, image, mask, seeds, results, largest, area, regions)
 
 
 def inpaint_file(cfg: InferConfig, image_path, mask_path, engine: Engine | None = None,
@@ -136,12 +179,15 @@ def inpaint_file(cfg: InferConfig, image_path, mask_path, engine: Engine | None 
 
 def metadata(cfg: InferConfig, engine: Engine | None, job: Job, **extra) -> dict:
     """The parameters recorded in every PNG (text chunk) and manifest line."""
-    params = {k: v for k, v in asdict(cfg).items() if k not in ("overwrite", "save_rows", "device", "cache_dir")}
+    skip = ("overwrite", "save_rows", "device", "cache_dir", *cfg.NOT_RECORDED)
+    params = {k: v for k, v in asdict(cfg).items() if k not in skip}
     params.update(engine.describe() if engine is not None else {})
     params.update(
         seeds=job.seeds,
         work_size=list(job.work_hw[::-1]) if job.work_hw else None,
         image_size=[int(job.image.shape[1]), int(job.image.shape[0])],
+        area_used=job.area,
+        windows=[r.record() for r in job.regions],  # top, left, bottom, right, work h, work w
         inpaint_kit_version=__version__,
         **extra,
     )

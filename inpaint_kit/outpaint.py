@@ -26,13 +26,13 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import ClassVar, Sequence
 
 import numpy as np
 from tqdm import tqdm
 
 from .batch import BatchReport, run_items
-from .engine import Engine
+from .engine import Engine, call_seed  # noqa: F401 (call_seed: part of this module's API)
 from .errors import InpaintKitError
 from .geometry import resize_image, to_work
 from .images import load_image
@@ -52,6 +52,8 @@ SUFFIX = "_outpaint"
 class OutpaintConfig(InferConfig):
     """An inference config plus the extension. ``None`` = that side is not extended; a given side must
     be at least 1 pixel. Validation raises, it never rewrites a value."""
+
+    NOT_RECORDED: ClassVar[tuple[str, ...]] = ("area", "padding", "large_windows", "mask_dilate")  # the strip planner decides
 
     mask_blur: int = 8  # here: new pixels over which the seam is blended (old pixels never change)
     left: int | None = None
@@ -266,14 +268,6 @@ def blend_new(crop: np.ndarray, result: np.ndarray, new: np.ndarray, blur: int) 
 
 
 # --- The runner --------------------------------------------------------------------------------
-
-
-def call_seed(seed: int, call: int) -> int:
-    """Seed of model call ``call`` for the row of ``seed``: the row's own sequence, so a row is the
-    same alone or batched. Call 0 uses the row seed itself (a one-call outpaint = an inpaint)."""
-    if call == 0:
-        return seed
-    return int(np.random.SeedSequence([seed, call]).generate_state(1)[0]) % (2**31 - 1) + 1
 
 
 @dataclass

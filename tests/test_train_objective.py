@@ -49,11 +49,14 @@ def test_mask_weight_and_all_zero_weights():
     assert weighted_mse(err * 2, torch.zeros_like(err), torch.ones(2, 1, 2, 2)).tolist() == [4.0, 4.0]
 
 
-def test_latent_mask_matches_pipeline_resize_and_unet_input_has_9_channels():
+def test_latent_mask_repaints_every_cell_touched_and_unet_input_has_9_channels():
     mask = torch.zeros(1, 1, 16, 24)
     mask[..., :8, :] = 1
     m = latent_mask(mask)
     assert m.shape == (1, 1, 2, 3) and m[0, 0].tolist() == [[1, 1, 1], [0, 0, 0]]
+    crack = torch.zeros(1, 1, 16, 24)
+    crack[..., 9, 17:23] = 1  # one pixel high, inside cell (1, 2) only: nearest neighbour would drop it
+    assert latent_mask(crack)[0, 0].tolist() == [[0, 0, 0], [0, 0, 1]]
     x = unet_input(torch.zeros(1, 4, 2, 3), m, torch.ones(1, 4, 2, 3))
     assert x.shape == (1, 9, 2, 3)
     assert torch.equal(x[:, 4:5], m) and torch.all(x[:, 5:] == 1)

@@ -16,13 +16,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     single = p.add_argument_group("single image")
     single.add_argument("--image", help="image file")
-    single.add_argument("--mask", help="mask file (resized to the image with nearest neighbour if needed)")
+    single.add_argument("--mask", help="mask file (resized to the image if needed, never losing a marked pixel)")
     single.add_argument("--output", help="collage path (default outputs/<stem>_collage.png)")
 
     batch = p.add_argument_group("batch")
     batch.add_argument("--batch_imgs_dir", help="folder of images (recursive)")
     batch.add_argument("--batch_masks_dir", help="folder of masks paired by file stem (recursive; <stem>_mask also pairs)")
     batch.add_argument("--output_dir", default="outputs", help="batch output folder (sub-folders mirrored)")
+
+    area = p.add_argument_group("where the model works (large scans)")
+    area.add_argument("--area", choices=("auto", "full", "crops"), default="auto",
+                      help="full: the whole image scaled to --size; crops: windows around the damage at native "
+                           "resolution; auto: crops when the image's long side exceeds --size, else full")
+    area.add_argument("--padding", type=int, default=64, help="crops: context pixels kept around the damage")
+    area.add_argument("--mask_dilate", type=int, default=0,
+                      help="grow the repair region by N pixels at the working scale (damage with a stained halo)")
 
     add_output_arguments(p)
     add_ddpm_arguments(p)
@@ -94,7 +102,7 @@ def config_from_args(args: argparse.Namespace):
     fields = {k: getattr(args, k) for k in (
         "model", "size", "steps", "guidance", "prompt", "negative_prompt", "mask_mode", "rows", "seed",
         "collage_spacing_h", "collage_spacing_v", "mask_blur", "lora", "lora_scale", "cache_dir", "scheduler",
-        "device", "dtype", "save_rows", "overwrite")}
+        "device", "dtype", "save_rows", "overwrite", "area", "padding", "mask_dilate")}
     ddpm_options = {k: getattr(args, k) for k in DDPM_FLAGS if getattr(args, k) is not None}
     return InferConfig(**fields, ddpm_options=ddpm_options).validate()
 

@@ -14,8 +14,9 @@ content: fill" with a denoising strength): the classical fill fixes the hole's c
 network adds the texture. A model folder may name its defaults in ``config.json`` under
 ``extra.inference`` (the builtin model does); explicit options win.
 
-Rows (seeds) each own a ``torch.Generator``, and the network runs row by row, so a row's pixels are the
-same whether it is rendered alone or with other seeds.
+Items (rows, crop windows) each own a ``torch.Generator`` seeded with the item's seed, so an item's noise
+never depends on what else is batched with it; all items advance together and their windows share every
+network call (rows x windows in one batch).
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ import numpy as np
 import torch
 
 from ..classical import cv2_inpaint
-from ..engine import DTYPES, Sampling, resolve_device_dtype, row_images
+from ..engine import DTYPES, Canvas, RowsMixin, Sampling, check_items, resolve_device_dtype
 from ..errors import InpaintKitError
-from ..geometry import mask_bbox, resize_image, shrink_mask_any
+from ..geometry import cover_mask, mask_bbox, resize_image
 from ..images import save_png
 from .builtin import resolve_model
 from .sampling import SAMPLERS, get_sampler
@@ -85,7 +86,7 @@ def blend_weights(res: int, overlap: int) -> torch.Tensor:
     return w1[:, None] * w1[None, :]
 
 
-class DDPMEngine:
+class DDPMEngine(RowsMixin):
     """Implements :class:`inpaint_kit.engine.Engine` for a model folder saved by ``train-ddpm``."""
 
     def __init__(self, net, folder: Path, model_name: str, device, dtype, sampler: str, jump_length: int,
@@ -125,137 +126,155 @@ class DDPMEngine:
     # -- the call ------------------------------------------------------------------------------
 
     @torch.no_grad()
-    def inpaint(self, image, mask: np.ndarray, seeds: Sequence[int], sampling: Sampling = Sampling(),
-                progress: bool = True) -> list[np.ndarray]:
-        """Fill ``mask`` once per seed; returns RGB uint8 arrays of ``image``'s size (known pixels unchanged).
-        ``image`` may also be a list with one image per seed (rows that have diverged)."""
-        images = row_images(image, len(seeds))
-        if images[0].shape[:2] != mask.shape or images[0].ndim != 3:
-            raise InpaintKitError(f"image {images[0].shape} and mask {mask.shape} sizes differ; resize the mask to the image")
-        images = images * len(seeds) if len(images) == 1 else images
-        if not mask.any():
-            return [im.copy() for im in images]
-        results = []
-        for seed, image in zip(seeds, images):
-            gen = torch.Generator().manual_seed(int(seed))  # this row's noise, coarse pass included
-            if self.init != "noise" and (~mask).any():  # (a classical fill needs something known)
-                init, strength = cv2_inpaint(image, mask, self.init), self.strength
-            else:
-                init, strength = self._coarse_fill(image, mask, gen, sampling.steps, progress, seed), self.refine_strength
-            results.append(self._fill(image, mask, gen, sampling.steps, progress, seed, init, strength, save=True))
+    def fill(self, items: Sequence[Canvas], sampling: Sampling = Sampling(), progress: bool = True) -> list[np.ndarray]:
+        """Fill every item's mask; returns RGB uint8 arrays of the items' size (known pixels unchanged).
+        All items advance through the chain together: at every step, the windows of every item go through
+        the network in shared batches. Each item's noise comes from its own seed only."""
+        try:
+            check_items(items, 1)
+        except ValueError as e:
+            raise InpaintKitError(f"{e}; resize the mask to the image") from None
+        results = [it.image.copy() for it in items]
+        todo = [i for i, it in enumerate(items) if it.mask.any()]
+        gens = {i: torch.Generator().manual_seed(int(items[i].seed)) for i in todo}  # coarse pass included
+        starts: dict[int, tuple[np.ndarray | None, float]] = {}
+        classical: dict[tuple[int, int], np.ndarray] = {}  # rows of one image share one OpenCV fill
+        for i in todo:
+            it = items[i]
+            if self.init != "noise" and (~it.mask).any():  # (a classical fill needs something known)
+                key = (id(it.image), id(it.mask))
+                if key not in classical:
+                    classical[key] = cv2_inpaint(it.image, it.mask, self.init)
+                starts[i] = (classical[key], self.strength)
+        coarse = self._coarse_fill([i for i in todo if i not in starts], items, gens, sampling.steps, progress)
+        for i in todo:
+            starts.setdefault(i, (coarse.get(i), self.refine_strength if i in coarse else 1.0))
+        # One chain per (has a start image, strength) group; items in a group share every network call.
+        groups: dict[tuple[bool, float], list[int]] = {}
+        for i in todo:
+            groups.setdefault((starts[i][0] is not None, starts[i][1]), []).append(i)
+        for (has_init, strength), idx in groups.items():
+            filled = self._fill_batch([items[i].image for i in idx], [items[i].mask for i in idx], [gens[i] for i in idx],
+                                      [items[i].seed for i in idx], sampling.steps, progress,
+                                      [starts[i][0] for i in idx] if has_init else None, strength, save=True)
+            for i, f in zip(idx, filled):
+                results[i] = f
         return results
 
-    def _coarse_fill(self, image, mask, gen, steps, progress, seed) -> np.ndarray | None:
+    def _coarse_fill(self, idx: list[int], items, gens, steps, progress) -> dict[int, np.ndarray]:
         """For holes much wider than half a window: fill a downscaled copy first (hole plus context fit in a
         window there), upscaled as the start of the full-resolution pass. Gives large holes one coherent
-        structure instead of independent guesses per window."""
+        structure instead of independent guesses per window. Items of one small size share a batch."""
         if self.coarse_factor_max < 1.5 or self.sampler_name == "repaint":
-            return None
-        top, left, bottom, right = mask_bbox(mask)
-        factor = min(self.coarse_factor_max, max(bottom - top, right - left) / (self.res / 2))
-        if factor < 1.5:
-            return None
-        h, w = mask.shape
-        sh, sw = max(2, round(h / factor)), max(2, round(w / factor))
-        # Hide the hole's old content before resizing (filters would leak it into neighbouring pixels),
-        # and grow the small mask over the resampling filter's reach.
-        fill = image[~mask].mean(axis=0) if (~mask).any() else np.full(3, 127.5)
-        hidden = np.where(mask[..., None], fill.round().astype(np.uint8), image)
-        small = resize_image(hidden, (sh, sw))
-        small_mask = shrink_mask_any(mask, (sh, sw))
-        small_mask = cv2.dilate(small_mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
-        coarse = self._fill(small, small_mask, gen, steps, progress, seed, None, 1.0, save=False)
-        return resize_image(coarse, (h, w))
+            return {}
+        plans: dict[tuple[int, int], list[tuple[int, np.ndarray, np.ndarray]]] = {}
+        for i in idx:
+            image, mask = items[i].image, items[i].mask
+            top, left, bottom, right = mask_bbox(mask)
+            factor = min(self.coarse_factor_max, max(bottom - top, right - left) / (self.res / 2))
+            if factor < 1.5:
+                continue
+            h, w = mask.shape
+            sh, sw = max(2, round(h / factor)), max(2, round(w / factor))
+            # Hide the hole's old content before resizing (filters would leak it into neighbouring pixels),
+            # and grow the small mask over the resampling filter's reach.
+            fill = image[~mask].mean(axis=0) if (~mask).any() else np.full(3, 127.5)
+            hidden = np.where(mask[..., None], fill.round().astype(np.uint8), image)
+            small_mask = cover_mask(mask, (sh, sw))
+            small_mask = cv2.dilate(small_mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+            plans.setdefault((sh, sw), []).append((i, resize_image(hidden, (sh, sw)), small_mask))
+        out = {}
+        for plan in plans.values():
+            coarse = self._fill_batch([p[1] for p in plan], [p[2] for p in plan], [gens[p[0]] for p in plan],
+                                      [items[p[0]].seed for p in plan], steps, progress, None, 1.0, save=False)
+            for (i, _, _), c in zip(plan, coarse):
+                out[i] = resize_image(c, items[i].mask.shape)
+        return out
 
-    def _fill(self, image, mask, gen, steps, progress, seed, init: np.ndarray | None, strength: float,
-              save: bool) -> np.ndarray:
-        """One row: sample the windows around ``mask`` (from ``init`` noised to ``strength`` if given) and
-        paste into the image."""
+    def _fill_batch(self, images, masks, gens, seeds, steps, progress, inits: list[np.ndarray] | None,
+                    strength: float, save: bool) -> list[np.ndarray]:
+        """Sample the windows around each item's mask (from ``inits`` noised to ``strength`` if given), all
+        items (of one size) in one chain, and paste each into its image."""
         from tqdm import tqdm
 
         # 1. Pad small canvases (reflect) so that a whole window fits.
-        h, w = mask.shape
+        h, w = masks[0].shape
         ph, pw = max(0, self.res - h), max(0, self.res - w)
-        pad = "reflect" if min(h, w) > 1 and ph < h and pw < w else "edge"
-        img_p = np.pad(image, ((0, ph), (0, pw), (0, 0)), mode=pad)
-        hard_p = np.pad(mask, ((0, ph), (0, pw)))
-        soft_p = soften_mask(hard_p, self.mask_soften)
-        # 2. Windows around the mask; work only on the region they span.
-        wins = plan_windows(soft_p > 0, self.res, self.overlap, margin=self.res // 4)
-        r0, c0 = min(v.top for v in wins), min(v.left for v in wins)
-        r1, c1 = max(v.top for v in wins) + self.res, max(v.left for v in wins) + self.res
-        wins = [Window(v.top - r0, v.left - c0) for v in wins]
-        known = image_to_tensor(img_p[r0:r1, c0:c1]).to(self.device, self.dtype)  # (1, 3, H, W)
-        hard = torch.from_numpy(hard_p[r0:r1, c0:c1].astype(np.float32))[None, None].to(self.device, self.dtype)
-        soft = torch.from_numpy(soft_p[r0:r1, c0:c1])[None, None].to(self.device, self.dtype)
+        mode = "reflect" if min(h, w) > 1 and ph < h and pw < w else "edge"
+        pad = lambda a: np.pad(a, ((0, ph), (0, pw)) + ((0, 0),) * (a.ndim - 2), mode=mode)  # noqa: E731
+        hard_p = [np.pad(m, ((0, ph), (0, pw))) for m in masks]
+        soft_p = [soften_mask(m, self.mask_soften) for m in hard_p]
+        # 2. Each item's windows around its mask (canvas coordinates).
+        wins = [plan_windows(sp > 0, self.res, self.overlap, margin=self.res // 4) for sp in soft_p]
+        dev = dict(device=self.device, dtype=self.dtype)
+        known = torch.cat([image_to_tensor(pad(im)) for im in images]).to(**dev)  # (B, 3, H, W)
+        hard = torch.from_numpy(np.stack(hard_p).astype(np.float32))[:, None].to(**dev)  # (B, 1, H, W)
+        soft = torch.from_numpy(np.stack(soft_p))[:, None].to(**dev)
         start = {}
-        if init is not None:
-            init_p = np.pad(init, ((0, ph), (0, pw), (0, 0)), mode=pad)[r0:r1, c0:c1]
-            start = {"init": image_to_tensor(init_p).to(self.device, self.dtype), "strength": strength}
-        # 3. Sample with this row's generator, blending the windows' predictions at every step.
-        bar = tqdm(total=None, desc=f"ddpm seed {seed}", disable=not progress, leave=False)
+        if inits is not None:
+            start = {"init": torch.cat([image_to_tensor(pad(im)) for im in inits]).to(**dev), "strength": strength}
+        # 3. Sample every item's chain with its own generator, blending its windows' predictions at every step.
+        bar = tqdm(total=None, desc=f"ddpm x{len(images)}", disable=not progress, leave=False)
 
         def callback(i, n, x):
             bar.total = n
             bar.update(1)
             if save:
-                self._save_intermediate(image, x, (r0, c0), seed, i, n)
+                for b, image in enumerate(images):
+                    self._save_intermediate(image, x[b : b + 1], seeds[b], i, n)
 
         eps_fn = self._eps_fn(wins, self._weight_canvas(wins, known.shape[-2:]), hard, known * (1 - hard))
-        x = self.sampler(eps_fn, self.schedule, known, soft, steps, [gen], callback, **start)
+        x = self.sampler(eps_fn, self.schedule, known, soft, steps, list(gens), callback, **start)
         bar.close()
-        return self._paste(image, x, (r0, c0), mask)
+        return [self._paste(image, x[b : b + 1], mask) for b, (image, mask) in enumerate(zip(images, masks))]
 
     # -- helpers -------------------------------------------------------------------------------
 
-    def _weight_canvas(self, wins: list[Window], hw) -> torch.Tensor:
-        wt = torch.zeros(1, 1, *hw, dtype=torch.float32)
+    def _weight_canvas(self, wins: list[list[Window]], hw) -> torch.Tensor:
+        """(B, 1, H, W): the sum of each item's window blend weights."""
+        wt = torch.zeros(len(wins), 1, *hw, dtype=torch.float32)
         bw = blend_weights(self.res, self.overlap)
-        for v in wins:
-            wt[..., v.top : v.top + self.res, v.left : v.left + self.res] += bw
+        for b, item_wins in enumerate(wins):
+            for v in item_wins:
+                wt[b, :, v.top : v.top + self.res, v.left : v.left + self.res] += bw
         return wt.to(self.device, self.dtype)
 
-    def _eps_fn(self, wins: list[Window], weights, hard, masked):
-        """eps_fn(x_t, t) for one row: run the network on every window and blend the predictions."""
+    def _eps_fn(self, wins: list[list[Window]], weights, hard, masked):
+        """eps_fn(x_t, t) for a batch of items: every window of every item through the network in shared
+        batches of ``max_batch``, each item's predictions blended on its own canvas."""
         res, bw = self.res, blend_weights(self.res, self.overlap).to(self.device, self.dtype)
+        jobs = [(b, v) for b, item_wins in enumerate(wins) for v in item_wins]
 
-        def crop(x, v):
-            return x[..., v.top : v.top + res, v.left : v.left + res]
+        def crop(x, b, v):
+            return x[b : b + 1, :, v.top : v.top + res, v.left : v.left + res]
 
         def eps_fn(xt: torch.Tensor, t: int) -> torch.Tensor:
             eps = torch.zeros_like(xt)
-            for i in range(0, len(wins), self.max_batch):
-                chunk = wins[i : i + self.max_batch]
-                xb = torch.cat([crop(xt, v) for v in chunk])  # (n, 3, res, res)
-                mb = torch.cat([crop(hard, v) for v in chunk])
-                kb = torch.cat([crop(masked, v) for v in chunk])
+            for i in range(0, len(jobs), self.max_batch):
+                chunk = jobs[i : i + self.max_batch]
+                xb = torch.cat([crop(xt, b, v) for b, v in chunk])  # (n, 3, res, res)
+                mb = torch.cat([crop(hard, b, v) for b, v in chunk])
+                kb = torch.cat([crop(masked, b, v) for b, v in chunk])
                 tb = torch.full((len(chunk),), t, dtype=torch.long, device=self.device)
                 out = self.net(xb, tb, mb, kb)
-                for v, e in zip(chunk, out):
-                    crop(eps, v).add_(e[None] * bw)
+                for (b, v), e in zip(chunk, out):
+                    crop(eps, b, v).add_(e[None] * bw)
             # blend the raw outputs (linear in eps or v), then convert on the shared canvas
             return to_eps(self.schedule, self.config.prediction, xt, t, eps / weights.clamp(min=1e-8))
 
         return eps_fn
 
-    def _paste(self, image: np.ndarray, x: torch.Tensor, origin, mask: np.ndarray | None) -> np.ndarray:
-        """Put the sampled region back into a copy of the image (cropping any padding). Outside ``mask``
+    def _paste(self, image: np.ndarray, x: torch.Tensor, mask: np.ndarray | None) -> np.ndarray:
+        """Put the sampled canvas back into a copy of the image (cropping any padding). Outside ``mask``
         the image's pixels are kept, except the soft blend band with ``mask_soften``; ``mask=None``
-        pastes the whole region (the raw canvas, for intermediates)."""
-        r0, c0 = origin
+        pastes the whole canvas (the raw canvas, for intermediates)."""
         h, w = image.shape[:2]
-        out = image.copy()
-        region = tensor_to_image(x)
-        rh, rw = min(region.shape[0], h - r0), min(region.shape[1], w - c0)
-        sub = out[r0 : r0 + rh, c0 : c0 + rw]
+        region = tensor_to_image(x)[:h, :w]
         if mask is None or self.mask_soften:
-            sub[...] = region[:rh, :rw]
-        else:
-            keep = ~mask[r0 : r0 + rh, c0 : c0 + rw]
-            sub[...] = np.where(keep[..., None], sub, region[:rh, :rw])
-        return out
+            return np.ascontiguousarray(region)
+        return np.where(mask[..., None], region, image)
 
-    def _save_intermediate(self, image, x, origin, seed, i, n) -> None:
+    def _save_intermediate(self, image, x, seed, i, n) -> None:
         """Save the canvas x_t (known region noised to the same level) every ``intermediate_every`` steps."""
         if self.save_intermediates is None:
             return
@@ -263,7 +282,7 @@ class DDPMEngine:
         if (i + 1) % every and i + 1 != n:
             return
         save_png(self.save_intermediates / f"seed{seed}_step{i + 1:04d}of{n:04d}.png",
-                 self._paste(image, x, origin, None), {"seed": int(seed), "step": i + 1, "of": n})
+                 self._paste(image, x, None), {"seed": int(seed), "step": i + 1, "of": n})
 
 
 def load_ddpm_engine(model: str = "builtin", *, device: str | None = None, dtype: str = "auto",

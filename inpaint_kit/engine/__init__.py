@@ -1,16 +1,19 @@
-"""Engines fill a working canvas. Two kinds share one interface: a diffusers Stable Diffusion
+"""Engines fill working canvases. Two kinds share one interface: a diffusers Stable Diffusion
 inpainting pipeline (:mod:`inpaint_kit.engine.sd`) and the from-scratch DDPM (:mod:`inpaint_kit.ddpm`).
 
-An engine is loaded once per run and called once per image with all collage rows batched::
+An engine is loaded once per run. Its one job is :meth:`Engine.fill`: a list of independent
+:class:`Canvas` items (image, mask, seed), all of one working size, filled in as few batched model calls
+as memory allows; item k's result depends only on item k (its seed owns its noise), never on what else is
+in the batch. ``inpaint(image, mask, seeds)`` is the collage shorthand (one canvas per row)::
 
     engine = load_engine("path/or/hub-id", device=None, dtype="auto")
     results = engine.inpaint(image, mask, seeds=[1, 2, 3], sampling=Sampling(steps=30))
+    results = engine.fill([Canvas(a, mask_a, 1), Canvas(b, mask_b, 7)], Sampling(steps=30))
 
-``image`` is RGB uint8 ``(h, w, 3)`` at the working size (sides multiples of ``engine.multiple``), or
-a list of such images, one per seed (rows that have diverged, as in later outpainting strips);
-``mask`` bool ``(h, w)`` with True = repaint; one RGB uint8 ``(h, w, 3)`` comes back per seed. The row
-for a seed is the same whether it is rendered alone or with other seeds (the engine owns its noise).
-Pasting back outside the mask and resizing to the user's size are not the engine's job.
+``image`` is RGB uint8 ``(h, w, 3)`` at the working size (sides multiples of ``engine.multiple``);
+``mask`` bool ``(h, w)`` with True = repaint; one RGB uint8 ``(h, w, 3)`` comes back per item.
+Where the model works (windows, scales), pasting back outside the mask and resizing to the user's size
+are not the engine's job (:mod:`inpaint_kit.geometry`, :mod:`inpaint_kit.inpaint`).
 """
 
 from __future__ import annotations
@@ -37,6 +40,17 @@ class Sampling:
     guidance: float = 5.0
 
 
+@dataclass(frozen=True, eq=False)
+class Canvas:
+    """One independent thing to fill: ``image`` RGB uint8 (h, w, 3), ``mask`` bool (h, w) True = repaint,
+    and the ``seed`` that owns all of its noise. Items may share arrays (rows of one image): engines
+    encode a shared image/mask pair once."""
+
+    image: np.ndarray
+    mask: np.ndarray
+    seed: int
+
+
 class Engine(Protocol):
     """The interface every engine implements (see module docstring)."""
 
@@ -45,11 +59,45 @@ class Engine(Protocol):
     def describe(self) -> dict:
         """Provenance recorded in every output: model, scheduler, lora, dtype, device, ..."""
 
-    def inpaint(
-        self, image, mask: np.ndarray, seeds: Sequence[int], sampling: Sampling, progress: bool = True
-    ) -> list[np.ndarray]:
-        """Fill ``mask`` in ``image`` (or in each row's own image) once per seed; returns uint8 arrays
-        of the input's size."""
+    def fill(self, items: Sequence[Canvas], sampling: Sampling, progress: bool = True) -> list[np.ndarray]:
+        """Fill each item's mask (items all of one size); returns one uint8 array per item."""
+
+    def inpaint(self, image, mask: np.ndarray, seeds: Sequence[int], sampling: Sampling,
+                progress: bool = True) -> list[np.ndarray]:
+        """:meth:`fill` with one canvas per seed: ``image`` shared by all rows, or one per row."""
+
+
+class RowsMixin:
+    """``inpaint`` for engines that implement ``fill``."""
+
+    def inpaint(self, image, mask: np.ndarray, seeds: Sequence[int], sampling: Sampling,
+                progress: bool = True) -> list[np.ndarray]:
+        images = row_images(image, len(seeds))
+        images = images * len(seeds) if len(images) == 1 else images
+        return self.fill([Canvas(im, mask, int(s)) for im, s in zip(images, seeds)], sampling, progress)
+
+
+def check_items(items: Sequence[Canvas], multiple: int) -> tuple[int, int]:
+    """The items' common ``(h, w)``; a ValueError unless there is at least one item, all of one size,
+    sides multiples of ``multiple``, each mask of its image's size."""
+    if not len(items):
+        raise ValueError("fill needs at least one item")
+    h, w = items[0].image.shape[:2]
+    for it in items:
+        if it.image.shape != (h, w, 3) or it.mask.shape != (h, w):
+            raise ValueError(f"all items must be RGB images of one size with masks of that size; got image "
+                             f"{it.image.shape} and mask {it.mask.shape} beside {(h, w, 3)}")
+    if h % multiple or w % multiple:
+        raise ValueError(f"working sides must be multiples of {multiple}; got {w}x{h}")
+    return h, w
+
+
+def call_seed(seed: int, call: int) -> int:
+    """Seed of model call (or window) ``call`` for the row of ``seed``: the row's own sequence, so a row is
+    the same alone or batched. Call 0 uses the row seed itself."""
+    if call == 0:
+        return int(seed)
+    return int(np.random.SeedSequence([int(seed), int(call)]).generate_state(1)[0]) % (2**31 - 1) + 1
 
 
 def row_images(image, rows: int) -> list[np.ndarray]:

@@ -36,7 +36,8 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import InpaintKitError
-from . import DTYPES, Sampling, resolve_device_dtype, row_images  # noqa: F401 (DTYPES re-exported)
+from ..geometry import block_mask
+from . import DTYPES, Canvas, RowsMixin, Sampling, check_items, resolve_device_dtype  # noqa: F401 (DTYPES re-exported)
 
 log = logging.getLogger("inpaint_kit")
 
@@ -238,10 +239,13 @@ def _has_diffusers_lora_keys(path: Path) -> bool:
 # the engine
 
 
-class SDEngine:
+class SDEngine(RowsMixin):
     """A loaded SD inpainting pipeline implementing :class:`inpaint_kit.engine.Engine`."""
 
     multiple = 8
+    # Latent pixels (items x h/8 x w/8) per pipeline call: four 768x768 rows, the memory a default
+    # collage has always needed. More items are split over several calls (results do not change).
+    max_batch_latents = 4 * 96 * 96
 
     def __init__(self, pipe, model: str, device: str, dtype: str, scheduler: str = "default",
                  lora: str | None = None, lora_scale: float = 1.0):
@@ -253,6 +257,7 @@ class SDEngine:
         self.scheduler, self.lora, self.lora_scale = scheduler, lora, lora_scale
         self.unet_evaluations = 0  # UNet forward calls
         self.unet_rows = 0  # sum of their batch sizes (rows x CFG doubling)
+        self.unet_latent_pixels = 0  # sum of batch x latent h x latent w over all UNet calls
         self.last_info: dict = {}
         # Run guidance 1.0 when both prompts are empty (CFG is then a no-op); False forces the doubled
         # batch, as a plain pipeline call does (tests and the benchmark compare the two).
@@ -263,6 +268,7 @@ class SDEngine:
         sample = args[0] if args else kwargs["sample"]
         self.unet_evaluations += 1
         self.unet_rows += int(sample.shape[0])
+        self.unet_latent_pixels += int(sample.shape[0] * sample.shape[-2] * sample.shape[-1])
 
     def describe(self) -> dict:
         """Provenance for output metadata (``cfg_skipped`` once a call has run)."""
@@ -292,7 +298,7 @@ class SDEngine:
         return z * vae.config.scaling_factor
 
     def initial_latents(self, seeds: Sequence[int], h: int, w: int):
-        """Per-row noise (rows, 4, h/8, w/8), row i from ``Generator('cpu').manual_seed(seeds[i])``, and
+        """Per-item noise (n, 4, h/8, w/8), item i from ``Generator('cpu').manual_seed(seeds[i])``, and
         the generators (advanced past that draw) for schedulers that add noise at each step."""
         import torch
 
@@ -302,47 +308,59 @@ class SDEngine:
         latents = torch.cat([torch.randn(shape, generator=g, dtype=torch.float32) for g in generators])
         return latents.to(self.device, self.pipe.unet.dtype), generators
 
-    def inpaint(self, image, mask: np.ndarray, seeds: Sequence[int], sampling: Sampling,
-                progress: bool = True) -> list[np.ndarray]:
-        """Fill ``mask`` (True = repaint) in ``image`` once per seed, all rows in one pipeline call.
-        ``image`` may also be a list with one image per seed (rows that have diverged)."""
+    def fill(self, items: Sequence[Canvas], sampling: Sampling, progress: bool = True) -> list[np.ndarray]:
+        """Fill every item's mask, as many items per pipeline call as ``max_batch_latents`` allows."""
+        h, w = check_items(items, self.multiple)
+        f = self.pipe.vae_scale_factor
+        per_call = max(1, self.max_batch_latents // ((h // f) * (w // f)))
+        out, before = [], (self.unet_evaluations, self.unet_rows, self.unet_latent_pixels)
+        for i in range(0, len(items), per_call):
+            out += self._call(items[i : i + per_call], sampling, progress)
+        self.last_info.update(unet_evaluations=self.unet_evaluations - before[0], unet_rows=self.unet_rows - before[1],
+                              unet_latent_pixels=self.unet_latent_pixels - before[2])
+        return out
+
+    def _call(self, items: Sequence[Canvas], sampling: Sampling, progress: bool) -> list[np.ndarray]:
+        """One pipeline call for ``items``: each brings its own noise, mask and masked-image latents."""
         import torch
         from PIL import Image
 
-        images = row_images(image, len(seeds))
-        image = images[0]
-        h, w = image.shape[:2]
-        if h % self.multiple or w % self.multiple or mask.shape != (h, w) or not len(seeds):
-            raise ValueError(f"inpaint needs sides that are multiples of {self.multiple}, a mask of the image's "
-                             f"size and at least one seed; got image {image.shape}, mask {mask.shape}, {len(seeds)} seeds")
-        latents, generators = self.initial_latents(seeds, h, w)
+        h, w = items[0].image.shape[:2]
+        f = self.pipe.vae_scale_factor
+        # 1. The pipeline shrinks the mask to latent cells with nearest neighbour, which would drop thin
+        #    cracks; a mask grown to whole cells shrinks exactly, so every cell touched by damage is
+        #    repainted (and hidden from the masked image). Paste-back later uses the exact mask.
+        blocks, encoded, latents_of = {}, {}, []
+        for it in items:
+            if id(it.mask) not in blocks:
+                blocks[id(it.mask)] = block_mask(it.mask, f)
+            key = (id(it.image), id(it.mask))  # rows of one image share one encoding
+            if key not in encoded:
+                encoded[key] = self.masked_image_latents(it.image, blocks[id(it.mask)])
+            latents_of.append(encoded[key])
+        shared = len(encoded) == 1  # one encoding and one mask for all: the pipeline repeats them
+        masks = [Image.fromarray(blocks[id(it.mask)].astype(np.uint8) * 255) for it in (items[:1] if shared else items)]
+        latents, generators = self.initial_latents([it.seed for it in items], h, w)
         cfg_skipped = (self.skip_noop_cfg and not sampling.prompt and not sampling.negative_prompt
                        and sampling.guidance > 1.0)
-        before = (self.unet_evaluations, self.unet_rows)
         self.pipe.set_progress_bar_config(disable=not progress, leave=False)
         out = self.pipe(
             prompt=sampling.prompt,
             negative_prompt=sampling.negative_prompt or None,
-            image=Image.fromarray(image),
-            mask_image=Image.fromarray(mask.astype(np.uint8) * 255),
-            # one encoding for shared rows (the pipeline repeats it), else one per row, each alone
-            masked_image_latents=torch.cat([self.masked_image_latents(im, mask) for im in images])
-            if len(images) > 1 else self.masked_image_latents(image, mask),
+            image=Image.fromarray(items[0].image),  # unused at strength 1 with our own latents (9-channel UNet)
+            mask_image=masks[0] if shared else masks,
+            masked_image_latents=latents_of[0] if shared else torch.cat(latents_of),
             height=h,
             width=w,
             strength=1.0,
             num_inference_steps=sampling.steps,
             guidance_scale=1.0 if cfg_skipped else sampling.guidance,
-            num_images_per_prompt=len(seeds),
+            num_images_per_prompt=len(items),
             generator=generators,
             latents=latents,
             output_type="np",
-        ).images  # (rows, h, w, 3) float in [0, 1]
-        self.last_info = {
-            "cfg_skipped": cfg_skipped,
-            "unet_evaluations": self.unet_evaluations - before[0],
-            "unet_rows": self.unet_rows - before[1],
-        }
+        ).images  # (n, h, w, 3) float in [0, 1]
+        self.last_info = {"cfg_skipped": cfg_skipped}
         return [np.clip(np.round(row * 255), 0, 255).astype(np.uint8) for row in out]
 
 

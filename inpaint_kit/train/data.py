@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import InpaintKitError
+from ..geometry import cover_mask
 from ..images import load_grey, load_image
 from ..masks import create_advanced_mask, to_repair
 from ..pairing import pair, scan
@@ -98,13 +99,13 @@ def find_class_samples(class_dir: str | Path, class_prompt: str) -> list[Sample]
 
 
 def _resize_crop(image: np.ndarray, masks: list[np.ndarray], size: int, rng: np.random.Generator, flip: bool):
-    """Scale the short side to ``size`` (Lanczos; masks nearest), take a random ``size`` square, flip."""
+    """Scale the short side to ``size`` (Lanczos; masks keep every marked pixel: ``cover_mask``), take a
+    random ``size`` square, flip."""
     h, w = image.shape[:2]
     scale = size / min(h, w)
     nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
     image = np.asarray(Image.fromarray(image, "RGB").resize((nw, nh), Image.LANCZOS))
-    masks = [np.asarray(Image.fromarray(m.astype(np.uint8) * 255, "L").resize((nw, nh), Image.NEAREST)) >= 128
-             for m in masks]
+    masks = [cover_mask(m, (nh, nw)) for m in masks]
     top, left = int(rng.integers(0, nh - size + 1)), int(rng.integers(0, nw - size + 1))
     crop = (slice(top, top + size), slice(left, left + size))
     image, masks = image[crop], [m[crop] for m in masks]
@@ -128,8 +129,7 @@ def load_sample(sample: Sample, size: int, mask_source: str, draw: int, seed: in
     image = load_image(sample.image)
     given = to_repair(load_grey(sample.mask), sample.mask_mode) if sample.mask is not None else None
     if given is not None and given.shape != image.shape[:2]:
-        given = np.asarray(Image.fromarray(given.astype(np.uint8) * 255, "L")
-                           .resize(image.shape[1::-1], Image.NEAREST)) >= 128
+        given = cover_mask(given, image.shape[:2])
     use_pairs = given is not None and (mask_source == "pairs" or (mask_source == "mixed" and draw % 2 == 0))
     flip = bool(rng.integers(0, 2))
     extra = [given] if given is not None else []

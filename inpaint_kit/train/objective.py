@@ -21,10 +21,16 @@ VAE_FACTOR = 8  # SD VAEs downsample by 8
 
 
 def latent_mask(mask: torch.Tensor) -> torch.Tensor:
-    """Repaint mask ``(B, 1, H, W)`` in {0, 1} -> ``(B, 1, H/8, W/8)`` by nearest neighbour, the way
-    the inpainting pipeline resizes it at inference (so training and inference agree)."""
-    h, w = mask.shape[-2] // VAE_FACTOR, mask.shape[-1] // VAE_FACTOR
-    return F.interpolate(mask, size=(h, w))
+    """Repaint mask ``(B, 1, H, W)`` in {0, 1} -> ``(B, 1, H/8, W/8)``: 1 where ANY of the 8x8 pixels under
+    a latent cell is to be repainted. Inference does the same (the SD engine grows masks to whole cells,
+    :func:`inpaint_kit.geometry.block_mask`), so a thin crack never vanishes at latent resolution."""
+    return F.max_pool2d(mask, kernel_size=VAE_FACTOR)
+
+
+def block_mask(mask: torch.Tensor) -> torch.Tensor:
+    """The repaint mask grown to whole 8x8 latent cells, at image resolution ``(B, 1, H, W)``: what the
+    masked image hides, as at inference."""
+    return F.interpolate(latent_mask(mask), scale_factor=VAE_FACTOR, mode="nearest")
 
 
 def latent_damage(damage: torch.Tensor) -> torch.Tensor:
@@ -94,8 +100,8 @@ def inpaint_loss(
     device = pixels.device
     with torch.no_grad():
         latents = encode(vae, pixels, generator).float()  # (B, 4, h, w)
-        # The pipeline blanks the repaint region of the image (to 0 = mid grey) before encoding it.
-        masked_latents = encode(vae, pixels * (mask < 0.5), generator).float()
+        # The repaint region (grown to whole latent cells, as at inference) is blanked to 0 = mid grey.
+        masked_latents = encode(vae, pixels * (block_mask(mask) < 0.5), generator).float()
     mask_lat = latent_mask(mask)  # (B, 1, h, w)
     noise = torch.randn(latents.shape, generator=generator).to(device)
     n_train = scheduler.config.num_train_timesteps
