@@ -74,7 +74,7 @@ def child(args) -> None:
     from inpaint_kit.train.loop import LoraTrainer
 
     torch.set_num_threads(args.threads)
-    cfg = LoraTrainConfig(data_root=args.data, model=args.model, out=args.out, size=args.size, steps=args.steps + 1,
+    cfg = LoraTrainConfig(data=args.data, model=args.model, output_dir=args.out, size=args.size, steps=args.steps + 1,
                           rank=args.rank, train=[args.mode], mask_source="random", save_every=10**6,
                           progress=False, gradient_checkpointing=args.gradient_checkpointing, lr=1e-4)
     trainer = LoraTrainer(cfg)

@@ -1,18 +1,14 @@
-"""Fine-tuning SD inpainting models: UNet attention LoRA (default), partial UNet training (``--train attn``),
-an optional text-encoder LoRA, and DreamBooth prior preservation.
+"""Training on accelerate: the shared :class:`~inpaint_kit.train.trainer.Trainer` base (checkpoints, resume,
+mixed precision, multi-process, logging) and the SD inpainting fine-tuner built on it: UNet attention LoRA
+(default), partial UNet training (``--train attn``), an optional text-encoder LoRA, and DreamBooth prior
+preservation.
 
-``config`` (the one dataclass) -> ``data`` (pairs, random masks, damage) -> ``objective`` (9-channel input,
-epsilon / v targets, damage-aware weights) -> ``lora`` (what trains, how it is saved) -> ``loop``
-(accelerate: step, checkpoint, resume, validate). ``prior`` generates DreamBooth class images.
+``config`` (configs and their flags, no torch) -> ``checkpoint`` (the run folder on disk, no torch) ->
+``trainer`` (the base class) -> ``loop`` (:class:`LoraTrainer`, ``train(cfg)``), which uses ``data`` (pairs,
+random masks, damage), ``objective`` (9-channel input, epsilon / v targets, damage-aware weights), ``lora``
+(what trains, how it is saved) and ``prior`` (DreamBooth class images).
 """
 
-from .config import CONFIG_NAME, LORA_WEIGHTS, PARTIAL_WEIGHTS, LoraTrainConfig
+from .config import CONFIG_NAME, LORA_WEIGHTS, PARTIAL_WEIGHTS, LoraTrainConfig, TrainerConfig
 
-__all__ = ["LoraTrainConfig", "LORA_WEIGHTS", "PARTIAL_WEIGHTS", "CONFIG_NAME", "train"]
-
-
-def train(cfg: LoraTrainConfig):
-    """Run a fine-tuning job (imports torch lazily); see :func:`inpaint_kit.train.loop.train`."""
-    from .loop import train as _train
-
-    return _train(cfg)
+__all__ = ["TrainerConfig", "LoraTrainConfig", "LORA_WEIGHTS", "PARTIAL_WEIGHTS", "CONFIG_NAME"]

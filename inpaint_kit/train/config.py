@@ -1,7 +1,18 @@
-"""The one config of a LoRA / partial fine-tuning run, shared by ``inpaint-kit train-lora``, the
-``scripts/train_lora_inpaint.py`` front-end and the Python API (:func:`inpaint_kit.train.loop.train`).
+"""The configs of training runs: :class:`TrainerConfig` (what every trainer shares) and
+:class:`LoraTrainConfig` (``inpaint-kit train-lora``). No torch here: the CLI builds its flags from these.
 
-Defaults live here once; the CLI reads them from the dataclass fields so the two never disagree.
+Each field is declared once with :func:`option`: its default, help text, choices, flag group, old flag
+spellings, and what ``--resume`` does with it. :mod:`inpaint_kit.commands.training` turns the fields into
+argparse flags, so defaults and choice lists are never restated. A trainer's config subclasses
+:class:`TrainerConfig`, adds its own fields and changes shared defaults with :func:`redefault`.
+
+On ``--resume`` a field is one of (``option(resume=...)``):
+
+* ``"fixed"`` (default): defines the run (model, objective, optimiser, seed). Left out on the command line,
+  it is taken from the run; given with another value, it is a one-line error.
+* ``"change"``: may change when a run continues (``--steps``, checkpoint cadence, ``--data`` if the folder
+  moved, ...). Left out, it is taken from the run; a new value is reported in one line.
+* ``"fresh"``: belongs to this invocation only (``--output_dir``, ``--resume``, ``--device``, ...).
 """
 
 from __future__ import annotations
@@ -11,62 +22,215 @@ from dataclasses import dataclass, field
 
 from ..engine import DEFAULT_MODEL
 from ..errors import InpaintKitError
+from .checkpoint import CONFIG_NAME  # noqa: F401  (training_config.json; re-exported)
 
 TRAIN_MODES = ("lora", "attn", "text_encoder")
 MASK_SOURCES = ("pairs", "random", "mixed")
 MIXED_PRECISIONS = ("no", "fp16", "bf16")
 LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial")
+RESUME_KINDS = ("fixed", "change", "fresh")
 
 LORA_WEIGHTS = "lora_unet.safetensors"  # diffusers LoRA format (pipe.load_lora_weights)
 PARTIAL_WEIGHTS = "unet_partial_tuned.safetensors"  # plain UNet state dict of the tuned attention weights
-CONFIG_NAME = "training_config.json"
+
+# Flag groups of ``--help``, in this order (a trainer's own groups go before the last one).
+GROUP_ORDER = DATA, TRAINS, OPTIMISATION, CHECKPOINTS, DEVICE = (
+    "data and output", "what trains", "optimisation", "checkpoints, resume and validation", "device and progress")
+
+
+def option(default=dataclasses.MISSING, *, help: str, group: str = OPTIMISATION, choices=None, resume: str = "fixed",
+           aliases: tuple[str, ...] = (), flag: str | None = None, type=None, nargs=None, metavar=None,
+           factory=None):
+    """A config field with its command-line description.
+
+    ``choices``: allowed values (checked by :meth:`TrainerConfig.validate` and argparse); ``resume``: see the
+    module docstring; ``aliases``: old flag spellings, accepted but hidden; ``flag``: the flag's name when it
+    is not ``--<field>`` (e.g. ``--no_damage_aware`` for a field that defaults to True); ``type``/``nargs``/
+    ``metavar``: as in argparse (``type`` defaults to the default value's type); ``factory``: a default
+    factory for list values."""
+    if resume not in RESUME_KINDS:
+        raise ValueError(f"resume={resume!r}: one of {RESUME_KINDS}")
+    meta = {"help": help, "group": group, "choices": choices, "resume": resume, "aliases": tuple(aliases),
+            "flag": flag, "type": type, "nargs": nargs, "metavar": metavar}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def redefault(base: type, name: str, default, **changes):
+    """Redeclare field ``name`` of the config class ``base`` with a new default (and optionally other
+    :func:`option` settings, e.g. ``help``), keeping everything else it declares."""
+    meta = {**base.__dataclass_fields__[name].metadata, **changes}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def flag_text(name: str, value) -> str:
+    """How a field's value reads on the command line (``--train lora text_encoder``, ``--prediction v``)."""
+    if isinstance(value, bool):
+        return f"--{name} {'on' if value else 'off'}"
+    if isinstance(value, (list, tuple)):
+        return f"--{name} {' '.join(str(v) for v in value)}"
+    return f"--{name} {value}"
 
 
 @dataclass
-class LoraTrainConfig:
-    """Everything a fine-tuning run needs; :meth:`validate` raises :class:`InpaintKitError` on bad values."""
+class TrainerConfig:
+    """The settings every trainer shares. Subclasses add their own fields; :meth:`validate` raises a one-line
+    :class:`InpaintKitError` naming the bad value and never rewrites one."""
 
-    data_root: str = ""
-    out: str = "weights/lora"
-    model: str = DEFAULT_MODEL
-    size: int = 512
-    batch: int = 1
-    accum: int = 1
-    lr: float = 1e-4
-    steps: int = 1000
-    rank: int = 16
-    alpha: float | None = None  # LoRA alpha; None means alpha = rank (scale 1)
+    data: str = option("", group=DATA, resume="change", aliases=("--data_root",),
+                       help="training data folder (required)")
+    output_dir: str = option("", group=DATA, resume="fresh",
+                             help="folder of the run: weights, training_config.json, checkpoints/, logs/")
+    steps: int = option(1000, resume="change", help="optimizer updates of the whole run (a resumed run counts on)")
+    stop_after: int | None = option(None, type=int, resume="fresh",
+                                    help="checkpoint and exit after this update, keeping the LR schedule of --steps "
+                                         "(continue later with --resume)")
+    batch: int = option(1, resume="change",
+                        help="samples per micro-batch PER PROCESS: N processes train like one process with N x --batch")
+    accum: int = option(1, help="gradient accumulation: micro-batches per update")
+    lr: float = option(1e-4, help="learning rate (AdamW)")
+    lr_scheduler: str = option("constant", choices=LR_SCHEDULERS, help="learning-rate schedule after the warm-up")
+    warmup_steps: int = option(0, aliases=("--warmup",), help="linear learning-rate warm-up updates")
+    weight_decay: float = option(1e-2, help="AdamW weight decay")
+    max_grad_norm: float = option(1.0, help="gradient clipping norm")
+    mixed_precision: str = option("no", choices=MIXED_PRECISIONS, resume="change",
+                                  help="bf16 runs on CPUs and GPUs, fp16 on GPUs only (trained weights stay fp32)")
+    seed: int = option(1, help="seed of every random draw (samples, masks, noise, timesteps)")
+    save_every: int = option(500, group=CHECKPOINTS, resume="change", help="checkpoint every N updates")
+    checkpoints_total_limit: int = option(2, group=CHECKPOINTS, resume="change", help="newest checkpoints kept")
+    resume: str | None = option(None, group=CHECKPOINTS, resume="fresh",
+                                help="continue a run: bare/'latest' = newest checkpoint in --output_dir, or a "
+                                     "checkpoint / output folder")
+    overwrite: bool = option(False, group=CHECKPOINTS, resume="fresh",
+                             help="replace the training run already in --output_dir")
+    validate_every: int = option(0, group=CHECKPOINTS, resume="change", aliases=("--sample_every",),
+                                 help="write a validation preview every N updates (0 = never)")
+    log_every: int = option(0, group=CHECKPOINTS, resume="change",
+                            help="print a loss line every N updates (0 = never; TensorBoard gets every update)")
+    device: str | None = option(None, group=DEVICE, resume="fresh", help="cpu or cuda (default: accelerate's choice)")
+    threads: int | None = option(None, type=int, group=DEVICE, resume="fresh", help="torch CPU threads")
+    progress: bool = option(True, group=DEVICE, resume="fresh", help="progress bar")
+
+    def validate(self):
+        """Check every shared value; subclasses extend this (call ``super().validate()`` first)."""
+        for f in dataclasses.fields(self):
+            allowed, value = f.metadata.get("choices"), getattr(self, f.name)
+            if allowed is None or value is None:
+                continue
+            values = value if isinstance(value, (list, tuple)) else [value]
+            bad = [v for v in values if v not in allowed]
+            if bad or not values:
+                raise InpaintKitError(f"{flag_text(f.name, value)}: choose from {', '.join(map(str, allowed))}")
+        if not self.data:
+            raise InpaintKitError(f"--data is required: {self.__dataclass_fields__['data'].metadata['help']}")
+        if not self.output_dir:
+            raise InpaintKitError("--output_dir is required: the folder the run writes into")
+        for name in ("steps", "batch", "accum", "save_every", "checkpoints_total_limit"):
+            if getattr(self, name) < 1:
+                raise InpaintKitError(f"--{name} {getattr(self, name)}: must be at least 1")
+        for name in ("warmup_steps", "validate_every", "log_every", "weight_decay"):
+            if getattr(self, name) < 0:
+                raise InpaintKitError(f"--{name} {getattr(self, name)}: must not be negative")
+        if not self.lr > 0 or not self.max_grad_norm > 0:
+            raise InpaintKitError(f"--lr {self.lr} and --max_grad_norm {self.max_grad_norm}: must be positive")
+        if self.warmup_steps and self.lr_scheduler == "constant":
+            raise InpaintKitError(f"--warmup_steps {self.warmup_steps} has no effect with --lr_scheduler constant; "
+                                  "use constant_with_warmup (or another schedule)")
+        if self.stop_after is not None and not 1 <= self.stop_after <= self.steps:
+            raise InpaintKitError(f"--stop_after {self.stop_after}: must be between 1 and --steps {self.steps}")
+        if self.threads is not None and self.threads < 1:
+            raise InpaintKitError(f"--threads {self.threads}: must be at least 1")
+        if self.device not in (None, "cpu", "cuda"):
+            raise InpaintKitError(f"--device {self.device!r}: use cpu or cuda for training (pick GPUs with "
+                                  "accelerate launch / CUDA_VISIBLE_DEVICES)")
+        if self.resume and self.overwrite:
+            raise InpaintKitError("--resume continues the run in --output_dir and --overwrite replaces it; pass one")
+        return self
+
+    def to_dict(self) -> dict:
+        """A JSON-ready dict of every field (recorded in ``training_config.json`` and checkpoints)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def field_defaults(cls) -> dict:
+        """Field name -> default value (what a new run uses for a setting left out)."""
+        out = {}
+        for f in dataclasses.fields(cls):
+            out[f.name] = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        return out
+
+    @classmethod
+    def from_options(cls, values: dict):
+        """The config of the settings in ``values`` (only those the user chose). A new run takes the defaults
+        for the others; a run with ``resume`` takes them from the checkpoint's record, so that leaving a flag
+        out never changes a resumed run (the trainer then checks the ones given)."""
+        values = dict(values)
+        if values.get("resume"):
+            from .checkpoint import find_checkpoint, read_state
+
+            out = values.get("output_dir") or cls.field_defaults()["output_dir"]
+            saved = read_state(find_checkpoint(values["resume"], out))["config"]
+            for f in dataclasses.fields(cls):
+                if f.metadata.get("resume", "fixed") != "fresh" and f.name not in values and f.name in saved:
+                    values[f.name] = saved[f.name]
+        return cls(**values).validate()
+
+    @classmethod
+    def from_run(cls, output_dir: str, **changes):
+        """Continue the run in ``output_dir`` from its newest checkpoint with its own settings, changing only
+        ``changes`` (e.g. ``steps=20000``): the Python form of ``--resume``."""
+        return cls.from_options({"output_dir": output_dir, "resume": "latest", **changes})
+
+
+@dataclass
+class LoraTrainConfig(TrainerConfig):
+    """A LoRA / partial fine-tuning run of an SD inpainting model (``inpaint-kit train-lora``)."""
+
+    data: str = redefault(TrainerConfig, "data", "",
+                          help="folder with imgs/ and masks/ (black = repair) or masks_inverted/ (white = repair), "
+                               "paired by stem")
+    output_dir: str = redefault(TrainerConfig, "output_dir", "weights/lora")
+    model: str = option(DEFAULT_MODEL, group=DATA, help="base SD inpainting model: hub id, diffusers folder or single file")
+    size: int = option(512, group=DATA, help="training crop side in pixels (multiple of 8)")
+    mask_mode: str = option("black", group=DATA, choices=("black", "white"), help="which colour marks repair in masks/")
+    mask_source: str = option("mixed", group=DATA, choices=MASK_SOURCES,
+                              help="pairs: given masks are the holes; random: generated holes, given masks = damage "
+                                   "excluded from the loss; mixed: alternate")
+    damage_aware: bool = option(True, group=DATA, flag="--no_damage_aware",
+                                help="with random masks, do NOT exclude the given masks' damage from the loss")
+    mask_loss_weight: float = option(1.0, group=DATA, help="loss weight inside the hole (outside is 1)")
+    prompt: str = option("", group=DATA, help="caption for images without a <stem>.txt beside them")
     # lora: UNet attention LoRA; attn: UNet attention projections trained directly (partial UNet);
     # text_encoder: add a LoRA on the text encoder's attention too (with lora only).
-    train: list[str] = field(default_factory=lambda: ["lora"])
-    mask_mode: str = "black"
-    mask_source: str = "mixed"
-    mask_loss_weight: float = 1.0  # loss weight inside the repaint mask (outside is 1)
-    damage_aware: bool = True  # with random masks, user-marked damage gets loss weight 0
-    prompt: str = ""
-    mixed_precision: str = "no"
-    gradient_checkpointing: bool = False
-    save_every: int = 500
-    checkpoints_total_limit: int = 2
-    resume: str | None = None  # a checkpoint folder, or the output folder / "latest" for its newest
-    seed: int = 1
-    lr_scheduler: str = "constant"
-    warmup_steps: int = 0
-    max_grad_norm: float = 1.0
-    validate_every: int = 0
-    validation_image: str | None = None
-    validation_mask: str | None = None
-    validation_prompt: str | None = None
-    validation_steps: int = 20
-    # DreamBooth prior preservation (off unless class_prompt/class_data_dir are given)
-    instance_prompt: str | None = None
-    class_prompt: str | None = None
-    class_data_dir: str | None = None
-    num_class_images: int = 100
-    prior_loss_weight: float = 1.0
-    class_steps: int = 25  # denoising steps when generating missing class images
-    device: str | None = None
-    progress: bool = True
+    train: list[str] = option(group=TRAINS, choices=TRAIN_MODES, nargs="+", factory=lambda: ["lora"],
+                              help="lora: LoRA on UNet attention; attn: the UNet attention projections themselves; "
+                                   "text_encoder: add a text-encoder LoRA")
+    rank: int = option(16, group=TRAINS, help="LoRA rank")
+    alpha: float | None = option(None, group=TRAINS, type=float, help="LoRA alpha (default: = rank)")
+    gradient_checkpointing: bool = option(False, resume="change", help="trade compute for memory")
+    validation_image: str | None = option(None, group=CHECKPOINTS, resume="change",
+                                          help="image inpainted at each validation")
+    validation_mask: str | None = option(None, group=CHECKPOINTS, resume="change",
+                                         help="its mask (--mask_mode convention)")
+    validation_prompt: str | None = option(None, group=CHECKPOINTS, resume="change",
+                                           help="prompt (default: --instance_prompt or --prompt)")
+    validation_steps: int = option(20, group=CHECKPOINTS, resume="change", help="denoising steps for validation")
+    # DreamBooth prior preservation (off unless class_data_dir is given)
+    instance_prompt: str | None = option(None, group="DreamBooth prior preservation (on with --class_data_dir)",
+                                         help="caption of your images, e.g. 'a mural of sks cave'")
+    class_prompt: str | None = option(None, group="DreamBooth prior preservation (on with --class_data_dir)",
+                                      help="caption of the class, e.g. 'a mural'")
+    class_data_dir: str | None = option(None, group="DreamBooth prior preservation (on with --class_data_dir)",
+                                        resume="change", help="class images; missing ones are generated first")
+    num_class_images: int = option(100, group="DreamBooth prior preservation (on with --class_data_dir)",
+                                   help="class images wanted")
+    prior_loss_weight: float = option(1.0, group="DreamBooth prior preservation (on with --class_data_dir)",
+                                      help="weight of the class loss")
+    class_steps: int = option(25, group="DreamBooth prior preservation (on with --class_data_dir)", resume="change",
+                              help="denoising steps per generated class image")
 
     @property
     def with_prior(self) -> bool:
@@ -90,60 +254,28 @@ class LoraTrainConfig:
 
     @property
     def weights_name(self) -> str:
-        """File name of the final weights in ``out``."""
+        """File name of the final weights in ``output_dir``."""
         return PARTIAL_WEIGHTS if self.unet_mode == "attn" else LORA_WEIGHTS
 
     def validate(self) -> "LoraTrainConfig":
         """Check every value; raise a one-line :class:`InpaintKitError` naming the bad one."""
-        if not self.data_root:
-            raise InpaintKitError("--data_root is required: a folder with imgs/ and masks/ (or masks_inverted/)")
-        positive = {"size": self.size, "batch": self.batch, "accum": self.accum, "steps": self.steps,
-                    "rank": self.rank, "save_every": self.save_every, "validation_steps": self.validation_steps,
-                    "class_steps": self.class_steps}
-        for name, value in positive.items():
-            if value < 1:
-                raise InpaintKitError(f"--{name} {value}: must be at least 1")
+        super().validate()
+        for name in ("size", "rank", "validation_steps", "class_steps"):
+            if getattr(self, name) < 1:
+                raise InpaintKitError(f"--{name} {getattr(self, name)}: must be at least 1")
         if self.size % 8:
             raise InpaintKitError(f"--size {self.size}: must be a multiple of 8 (the VAE downsamples by 8)")
-        if not self.lr > 0:
-            raise InpaintKitError(f"--lr {self.lr}: must be positive")
         if self.alpha is not None and not self.alpha > 0:
             raise InpaintKitError(f"--alpha {self.alpha}: must be positive")
-        for name, value, allowed in (("mask_source", self.mask_source, MASK_SOURCES),
-                                     ("mixed_precision", self.mixed_precision, MIXED_PRECISIONS),
-                                     ("lr_scheduler", self.lr_scheduler, LR_SCHEDULERS),
-                                     ("mask_mode", self.mask_mode, ("black", "white"))):
-            if value not in allowed:
-                raise InpaintKitError(f"--{name} {value!r}: choose one of {', '.join(allowed)}")
-        bad = [t for t in self.train if t not in TRAIN_MODES]
-        if bad or not self.train:
-            raise InpaintKitError(f"--train {' '.join(self.train)}: choose from {', '.join(TRAIN_MODES)}")
         if "attn" in self.train and ("lora" in self.train or "text_encoder" in self.train):
             raise InpaintKitError("--train attn trains the UNet attention weights directly; it cannot be combined "
                                   "with lora or text_encoder")
-        if self.warmup_steps < 0 or self.mask_loss_weight < 0 or self.prior_loss_weight < 0:
-            raise InpaintKitError("--warmup_steps, --mask_loss_weight and --prior_loss_weight must not be negative")
+        if self.mask_loss_weight < 0 or self.prior_loss_weight < 0:
+            raise InpaintKitError("--mask_loss_weight and --prior_loss_weight must not be negative")
         if self.validate_every and not (self.validation_image and self.validation_mask):
             raise InpaintKitError("--validate_every needs --validation_image and --validation_mask")
-        if self.checkpoints_total_limit < 1:
-            raise InpaintKitError(f"--checkpoints_total_limit {self.checkpoints_total_limit}: must be at least 1")
-        if self.device not in (None, "cpu", "cuda"):
-            raise InpaintKitError(f"--device {self.device!r}: use cpu or cuda (pick GPUs with accelerate launch / "
-                                  "CUDA_VISIBLE_DEVICES)")
         if self.with_prior and not self.class_prompt:
             raise InpaintKitError("--class_data_dir needs --class_prompt (e.g. 'a mural') for prior preservation")
         if self.with_prior and self.num_class_images < 1:
             raise InpaintKitError(f"--num_class_images {self.num_class_images}: must be at least 1")
         return self
-
-    def to_dict(self) -> dict:
-        """A JSON-ready dict of every field (recorded in ``training_config.json`` and checkpoints)."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def field_defaults(cls) -> dict:
-        """Field name -> default value, for building the argparse parser from this dataclass."""
-        out = {}
-        for f in dataclasses.fields(cls):
-            out[f.name] = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-        return out

@@ -68,16 +68,6 @@ def unfreeze_attention(unet: torch.nn.Module) -> None:
         layer.requires_grad_(True)
 
 
-def trainable_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """The parameters being trained, by their ``model.state_dict()`` names (detached, on CPU, contiguous)."""
-    return {n: p.detach().to("cpu").contiguous() for n, p in model.named_parameters() if p.requires_grad}
-
-
-def count_trainable(*models: torch.nn.Module) -> int:
-    """Number of trainable parameters across ``models``."""
-    return sum(p.numel() for m in models if m is not None for p in m.parameters() if p.requires_grad)
-
-
 def _lora_layers(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     from diffusers.utils import convert_state_dict_to_diffusers
     from peft.utils import get_peft_model_state_dict

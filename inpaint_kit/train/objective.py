@@ -68,8 +68,27 @@ def prediction_target(scheduler, latents: torch.Tensor, noise: torch.Tensor, tim
     raise InpaintKitError(f"scheduler prediction_type {kind!r} is not supported for training; use epsilon or v_prediction")
 
 
-def encode(vae, pixels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Images ``(B, 3, H, W)`` in [-1, 1] -> scaled latents ``(B, 4, H/8, W/8)`` (one posterior sample)."""
+Generators = torch.Generator | list[torch.Generator]  # one for the batch, or one per sample
+
+
+def randn(shape, generator: Generators | None) -> torch.Tensor:
+    """Standard normal CPU noise of ``shape``; with a list of generators, row ``i`` comes from generator ``i``
+    alone (so a sample's noise does not depend on the batch it is in)."""
+    if isinstance(generator, list):
+        return torch.cat([torch.randn((1, *shape[1:]), generator=g) for g in generator])
+    return torch.randn(shape, generator=generator)
+
+
+def randint(high: int, n: int, generator: Generators | None) -> torch.Tensor:
+    """``n`` integers in [0, high) (one per generator when given a list)."""
+    if isinstance(generator, list):
+        return torch.cat([torch.randint(0, high, (1,), generator=g) for g in generator])
+    return torch.randint(0, high, (n,), generator=generator)
+
+
+def encode(vae, pixels: torch.Tensor, generator: Generators | None = None) -> torch.Tensor:
+    """Images ``(B, 3, H, W)`` in [-1, 1] -> scaled latents ``(B, 4, H/8, W/8)`` (one posterior sample;
+    diffusers draws row ``i`` from ``generator[i]`` when given a list)."""
     dist = vae.encode(pixels.to(vae.dtype)).latent_dist
     z = dist.sample(generator=generator)
     shift = getattr(vae.config, "shift_factor", None) or 0.0
@@ -89,23 +108,23 @@ def inpaint_loss(
     mask: torch.Tensor,
     damage: torch.Tensor | None,
     text_embeddings: torch.Tensor,
-    generator: torch.Generator,
+    generator: Generators,
     mask_loss_weight: float = 1.0,
 ) -> torch.Tensor:
     """One forward pass of the objective; returns the per-sample loss ``(B,)``.
 
     ``pixels`` ``(B, 3, H, W)`` in [-1, 1]; ``mask`` ``(B, 1, H, W)`` 1 = repaint; ``damage`` same shape,
     1 = known damage (or None); ``text_embeddings`` ``(B, 77, D)``. All randomness (VAE posterior,
-    noise, timesteps) is drawn from ``generator`` (on the CPU), so a step is reproducible."""
+    noise, timesteps) is drawn from ``generator`` (on the CPU), so a step is reproducible; with one
+    generator per sample, each sample's draws are independent of the batch it is in."""
     device = pixels.device
     with torch.no_grad():
         latents = encode(vae, pixels, generator).float()  # (B, 4, h, w)
         # The repaint region (grown to whole latent cells, as at inference) is blanked to 0 = mid grey.
         masked_latents = encode(vae, pixels * (block_mask(mask) < 0.5), generator).float()
     mask_lat = latent_mask(mask)  # (B, 1, h, w)
-    noise = torch.randn(latents.shape, generator=generator).to(device)
-    n_train = scheduler.config.num_train_timesteps
-    timesteps = torch.randint(0, n_train, (latents.shape[0],), generator=generator).to(device)
+    noise = randn(latents.shape, generator).to(device)
+    timesteps = randint(scheduler.config.num_train_timesteps, latents.shape[0], generator).to(device)
     noisy = scheduler.add_noise(latents, noise, timesteps)
     pred = unet(unet_input(noisy, mask_lat, masked_latents), timesteps, text_embeddings).sample
     target = prediction_target(scheduler, latents, noise, timesteps)
