@@ -41,6 +41,9 @@ def reference_rows(engine, image, mask, seeds, sampling):
     Noise and masked-image latents are made exactly as the engine makes them, so outputs are comparable."""
     from PIL import Image
 
+    from inpaint_kit.geometry import block_mask
+
+    mask = block_mask(mask, engine.pipe.vae_scale_factor)  # whole latent cells, as the engine hands it over
     rows = []
     for seed in seeds:
         latents, generators = engine.initial_latents([seed], *image.shape[:2])

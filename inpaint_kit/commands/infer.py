@@ -29,6 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                       help="full: the whole image scaled to --size; crops: windows around the damage at native "
                            "resolution; auto: crops when the image's long side exceeds --size, else full")
     area.add_argument("--padding", type=int, default=64, help="crops: context pixels kept around the damage")
+    area.add_argument("--large_windows", choices=("tile", "scale"), default="tile",
+                      help="crops: a window longer than --size is cut into overlapping native-resolution tiles, "
+                           "or scaled down to --size")
     area.add_argument("--mask_dilate", type=int, default=0,
                       help="grow the repair region by N pixels at the working scale (damage with a stained halo)")
 
@@ -102,7 +105,7 @@ def config_from_args(args: argparse.Namespace):
     fields = {k: getattr(args, k) for k in (
         "model", "size", "steps", "guidance", "prompt", "negative_prompt", "mask_mode", "rows", "seed",
         "collage_spacing_h", "collage_spacing_v", "mask_blur", "lora", "lora_scale", "cache_dir", "scheduler",
-        "device", "dtype", "save_rows", "overwrite", "area", "padding", "mask_dilate")}
+        "device", "dtype", "save_rows", "overwrite", "area", "padding", "large_windows", "mask_dilate")}
     ddpm_options = {k: getattr(args, k) for k in DDPM_FLAGS if getattr(args, k) is not None}
     return InferConfig(**fields, ddpm_options=ddpm_options).validate()
 
