@@ -89,17 +89,17 @@ def atomic_write(path: str | Path, write) -> Path:
     return path
 
 
-def save_png(path: str | Path, image: np.ndarray, metadata: dict | None = None) -> Path:
-    """Write an RGB uint8 image as PNG (atomically), with ``metadata`` as JSON in a text chunk.
-
-    The same parameters are also written in AUTOMATIC1111's ``parameters`` chunk so that common
-    image viewers and web UIs show them."""
+def save_png(path: str | Path, image: np.ndarray, metadata: dict | None = None, infotext: str | None = None) -> Path:
+    """Write an RGB uint8 image as PNG (atomically), with ``metadata`` as JSON in the ``inpaint-kit`` text
+    chunk and, if given, ``infotext`` (:func:`inpaint_kit.infotext.a1111`) in AUTOMATIC1111's ``parameters``
+    chunk, which image viewers, web UIs and metadata readers parse."""
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"save_png expects RGB uint8 (H, W, 3), got {image.dtype} {image.shape}")
     info = PngImagePlugin.PngInfo()
     if metadata:
         info.add_text(METADATA_KEY, json.dumps(metadata, sort_keys=True))
-        info.add_text("parameters", ", ".join(f"{k}: {v}" for k, v in metadata.items()))
+    if infotext:
+        info.add_text("parameters", infotext)
     return atomic_write(path, lambda tmp: Image.fromarray(image, "RGB").save(tmp, format="PNG", pnginfo=info))
 
 

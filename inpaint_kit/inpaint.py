@@ -24,6 +24,7 @@ from .errors import InpaintKitError
 from .engine import Canvas, call_seed
 from .geometry import AREAS, LARGE, Region, compose, crop_to_work, dilate_mask, paste_back, plan_area, resolve_area
 from .images import load_grey, load_image, save_png
+from .infotext import a1111
 from .masks import MASK_MODES, to_repair
 
 log = logging.getLogger("inpaint_kit")
@@ -110,6 +111,7 @@ class Job:
     work_hw: tuple[int, int] | None  # the largest working size; None when the model was not called
     area: str | None = None  # the --area mode used (auto resolved)
     regions: list[Region] = field(default_factory=list)  # where the model worked
+    sources: dict = field(default_factory=dict)  # input files as given ({"image": ..., "mask": ...})
 
 
 def load_pair(image_path: str | Path, mask_path: str | Path, mask_mode: str) -> tuple[np.ndarray, np.ndarray]:
@@ -174,21 +176,24 @@ def inpaint_file(cfg: InferConfig, image_path, mask_path, engine: Engine | None 
     if engine is None and mask.any():
         engine = cfg.load_engine()
     job = inpaint_array(engine, cfg, image, mask, seeds or cfg.seeds(), Path(image_path).name, progress)
+    job.sources = {"image": str(image_path), "mask": str(mask_path)}
     return job, engine
 
 
 def metadata(cfg: InferConfig, engine: Engine | None, job: Job, **extra) -> dict:
     """The parameters recorded in every PNG (text chunk) and manifest line."""
-    skip = ("overwrite", "save_rows", "device", "cache_dir", *cfg.NOT_RECORDED)
+    skip = ("overwrite", "save_rows", "device", "cache_dir", "seed", *cfg.NOT_RECORDED)
     params = {k: v for k, v in asdict(cfg).items() if k not in skip}
     params.update(engine.describe() if engine is not None else {})
     params.update(
-        seeds=job.seeds,
+        seeds=job.seeds,  # the seed of each row in this file (the only seed key: --seed 0 draws them)
+        random_seeds=cfg.seed == 0,
         work_size=list(job.work_hw[::-1]) if job.work_hw else None,
         image_size=[int(job.image.shape[1]), int(job.image.shape[0])],
         area_used=job.area,
         windows=[r.record() for r in job.regions],  # top, left, bottom, right, work h, work w
         inpaint_kit_version=__version__,
+        **job.sources,
         **extra,
     )
     return params
@@ -206,8 +211,9 @@ def write_job(job: Job, cfg: InferConfig, engine: Engine | None, collage_path, s
     stem = stem or collage_path.stem.removesuffix("_collage")
     meta = metadata(cfg, engine, job, **extra)
     sheet = grid(job.image, job.mask, job.results, cfg.collage_spacing_h, cfg.collage_spacing_v)
-    written = [save_png(collage_path, sheet, meta)]
+    written = [save_png(collage_path, sheet, meta, a1111(meta))]
     if cfg.save_rows:
         for i, (seed, result) in enumerate(zip(job.seeds, job.results)):
-            written.append(save_png(row_path(collage_path, stem, i, seed), result, {**meta, "seeds": [seed], "row": i}))
+            row_meta = {**meta, "seeds": [seed], "row": i}
+            written.append(save_png(row_path(collage_path, stem, i, seed), result, row_meta, a1111(row_meta)))
     return written, meta

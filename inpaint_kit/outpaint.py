@@ -364,6 +364,7 @@ def run_outpaint_batch(cfg: OutpaintConfig, imgs_dir, output_dir, engine: Engine
         if engine is None:
             engine = cfg.load_engine()
         job = outpaint_array(engine, cfg, image, cfg.seeds(), image_path.name, progress)
+        job.sources = {"image": str(image_path)}
         return write_job(job, cfg, engine, out, stem=out.stem, **job_metadata(job))
 
     return run_items(items, output_dir, cfg.overwrite, work, progress)

@@ -96,6 +96,7 @@ def run_single(cfg, args) -> int:
     cfg.check_canvas(*image.shape[:2], name=args.image)  # refuse before loading a model
     engine = cfg.load_engine()
     job = outpaint_array(engine, cfg, image, cfg.seeds(), Path(args.image).name)
+    job.sources = {"image": str(args.image)}
     for path in write_job(job, cfg, engine, output, stem=stem, **job_metadata(job))[0]:
         print(path)
     h, w = job.image.shape[:2]
