@@ -44,9 +44,9 @@ def _open(path: str | Path, max_pixels: int) -> Image.Image:
         raise InpaintKitError(f"{path}: refused as a possible decompression bomb ({e}); downscale it first")
     except (OSError, ValueError, SyntaxError) as e:  # PIL's errors for truncated / unknown files
         raise InpaintKitError(f"{path}: not a readable image ({e}); re-export it as PNG or JPEG")
-    # Phone and camera photos store their orientation in EXIF: apply it so that image and mask agree
-    # with what every image viewer shows.
-    return ImageOps.exif_transpose(im)
+    # Phone and camera photos store their orientation in EXIF: rgb_array / grey_array apply it so that
+    # image and mask agree with what every image viewer shows.
+    return im
 
 
 def _to_uint8(im: Image.Image) -> Image.Image:
@@ -61,15 +61,26 @@ def _to_uint8(im: Image.Image) -> Image.Image:
 def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Read any image file as RGB uint8 ``(H, W, 3)``: EXIF rotation applied, grey/palette/16-bit
     converted, alpha dropped (transparency is not a repair region by itself)."""
-    im = _to_uint8(_open(path, max_pixels))
+    return rgb_array(_open(path, max_pixels))
+
+
+def load_grey(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Read a mask file as grey uint8 ``(H, W)`` (luminance; alpha ignored), EXIF rotation applied."""
+    return grey_array(_open(path, max_pixels))
+
+
+def rgb_array(im: Image.Image) -> np.ndarray:
+    """An opened PIL image (any mode) as RGB uint8 ``(H, W, 3)``, EXIF orientation applied (the file and
+    the Python API read images the same way)."""
+    im = _to_uint8(ImageOps.exif_transpose(im))
     if im.mode in ("RGBA", "LA", "PA", "P"):
         im = im.convert("RGBA")  # palette transparency and alpha are dropped, colours kept
     return np.ascontiguousarray(np.asarray(im.convert("RGB"), dtype=np.uint8))
 
 
-def load_grey(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """Read a mask file as grey uint8 ``(H, W)`` (luminance; alpha ignored), EXIF rotation applied."""
-    im = _to_uint8(_open(path, max_pixels))
+def grey_array(im: Image.Image) -> np.ndarray:
+    """An opened PIL mask image (any mode) as grey uint8 ``(H, W)``, EXIF orientation applied."""
+    im = _to_uint8(ImageOps.exif_transpose(im))
     if im.mode in ("RGBA", "LA", "PA", "P"):
         im = im.convert("RGBA").convert("RGB")
     return np.ascontiguousarray(np.asarray(im.convert("L"), dtype=np.uint8))
