@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Rebuild the demo samples in imgs/ and masks/ (see imgs/SOURCES.md).
+"""Rebuild the samples the README's examples use (see imgs/SOURCES.md): imgs/ + masks/ (the demo),
+masks_inverted/ (the same masks, white = repair) and train_data/ (a tiny training set).
 
 Three photographs bundled with scikit-image that the builtin model never saw in training are aged to
 look like old prints (sepia, faded, slight vignette) and damaged: cracks (inpaint-kit's ``thin``
@@ -25,6 +26,12 @@ SAMPLES = {  # name -> (scikit-image file, long side, loss kind, seed)
     "chelsea": ("chelsea.png", 320, "irregular", 1),
     "coffee": ("coffee.png", 320, "random_rect", 2),
     "rocket": ("rocket.jpg", 320, "irregular", 3),
+}
+TRAIN = {  # train_data/: name -> (scikit-image file, seed); 160 px on the short side, masks generated
+    "astronaut": ("astronaut.png", 11),
+    "coins": ("coins.png", 12),
+    "motorcycle": ("motorcycle_left.png", 13),
+    "hubble": ("hubble_deep_field.jpg", 14),
 }
 
 
@@ -62,7 +69,21 @@ def main() -> None:
         save_png(ROOT / "imgs" / f"{name}.png", damaged)
         mask = np.where(repair, 0, 255).astype(np.uint8)
         Image.fromarray(mask, "L").save(ROOT / "masks" / f"{name}.png")
+        (ROOT / "masks_inverted").mkdir(exist_ok=True)
+        Image.fromarray(255 - mask, "L").save(ROOT / "masks_inverted" / f"{name}.png")  # white = repair
         print(f"{name}: {w}x{h}, {repair.mean():.1%} to repair")
+    for name, (file, seed) in TRAIN.items():
+        image = load_image(data / file)
+        h, w = image.shape[:2]
+        scale = 160 / min(h, w)
+        image = np.asarray(Image.fromarray(image).resize((round(w * scale), round(h * scale)), Image.LANCZOS))
+        rng = np.random.default_rng(seed)
+        mask = create_advanced_mask("irregular", *image.shape[:2], rng)
+        for sub in ("imgs", "masks"):
+            (ROOT / "train_data" / sub).mkdir(parents=True, exist_ok=True)
+        save_png(ROOT / "train_data" / "imgs" / f"{name}.png", image)
+        Image.fromarray(np.where(mask, 0, 255).astype(np.uint8), "L").save(ROOT / "train_data" / "masks" / f"{name}.png")
+        print(f"train_data/{name}: {image.shape[1]}x{image.shape[0]}")
 
 
 if __name__ == "__main__":
