@@ -30,7 +30,7 @@ SAMPLES = {  # name -> (scikit-image file, long side, loss kind, seed)
 TRAIN = {  # train_data/: name -> (scikit-image file, seed); 160 px on the short side, masks generated
     "astronaut": ("astronaut.png", 11),
     "coins": ("coins.png", 12),
-    "motorcycle": ("motorcycle_left.png", 13),
+    "camera": ("camera.png", 13),
     "hubble": ("hubble_deep_field.jpg", 14),
 }
 
