@@ -89,3 +89,10 @@ def test_bad_inputs_are_clear_errors():
         api.restore(np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8), bool), sizee=64)
     with pytest.raises(InpaintKitError, match="--rows 0"):
         api.restore(np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8), bool), rows=0)
+
+
+def test_the_readme_shows_the_same_example():
+    readme = (REPO / "README.md").read_text()
+    shown = re.search(r"## Python API\n.*?```python\n(.*?)```", readme, re.S).group(1)
+    block = re.search(r"\n\n((?:    .*\n|\n)+?)\n\S", api.__doc__).group(1)
+    assert shown.strip() == "\n".join(line[4:] for line in block.splitlines()).strip()
