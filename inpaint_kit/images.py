@@ -17,7 +17,8 @@ from PIL import Image, ImageOps, PngImagePlugin
 from .errors import InpaintKitError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
-MAX_PIXELS = 100_000_000  # refuse larger images before decoding them (decompression bombs)
+MAX_IMAGE_MEGAPIXELS = 100.0  # default of --max_image_megapixels: larger files are refused before decoding
+MAX_PIXELS = int(MAX_IMAGE_MEGAPIXELS * 1e6)
 METADATA_KEY = "inpaint-kit"
 
 
@@ -29,15 +30,21 @@ def _open(path: str | Path, max_pixels: int) -> Image.Image:
     if path.stat().st_size == 0:
         raise InpaintKitError(f"{path}: file is empty; re-export or replace it")
     try:
+        # Our limit decides, not Pillow's own (89.5 MP warning, 179 MP error): Pillow's check is off while
+        # it reads the header, and the size is checked right after, before anything is decoded.
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(path)
-            w, h = im.size
-            if w * h > max_pixels:
-                raise InpaintKitError(
-                    f"{path}: {w}x{h} is larger than the {max_pixels} pixel limit; downscale it first"
-                )
-            im.load()
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            try:
+                im = Image.open(path)
+                w, h = im.size
+                if w * h > max_pixels:
+                    raise InpaintKitError(
+                        f"{path}: {w}x{h} ({w * h / 1e6:.1f} MP) is over the {max_pixels / 1e6:g} MP limit; "
+                        "downscale it first or raise --max_image_megapixels")
+                im.load()
+            finally:
+                Image.MAX_IMAGE_PIXELS = saved
     except InpaintKitError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
@@ -69,10 +76,21 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
 
 def load_grey(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Read a mask file as grey uint8 ``(H, W)`` (luminance; alpha ignored), EXIF rotation applied."""
+    return load_mask_channels(path, max_pixels)[0]
+
+
+def load_mask_channels(path: str | Path, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, np.ndarray | None]:
+    """Read a mask file as ``(grey, alpha)``: grey uint8 ``(H, W)`` luminance of the colour channels, and
+    the alpha channel uint8 ``(H, W)`` if the file has one (else None). :func:`inpaint_kit.masks.from_channels`
+    decides which of the two is the mask."""
     im = _to_uint8(_open(path, max_pixels))
+    alpha = None
     if im.mode in ("RGBA", "LA", "PA", "P"):
-        im = im.convert("RGBA").convert("RGB")
-    return np.ascontiguousarray(np.asarray(im.convert("L"), dtype=np.uint8))
+        im = im.convert("RGBA")
+        if im.mode == "RGBA" and "A" in im.getbands():
+            alpha = np.ascontiguousarray(np.asarray(im.getchannel("A"), dtype=np.uint8))
+        im = im.convert("RGB")
+    return np.ascontiguousarray(np.asarray(im.convert("L"), dtype=np.uint8)), alpha
 
 
 def atomic_write(path: str | Path, write) -> Path:

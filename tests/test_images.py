@@ -81,5 +81,5 @@ def test_truncated_png_is_refused(tmp_path):
 
 def test_huge_images_are_refused_before_decoding(tmp_path):
     Image.new("L", (300, 300)).save(tmp_path / "big.png")
-    with pytest.raises(InpaintKitError, match="larger than the 10000 pixel limit"):
+    with pytest.raises(InpaintKitError, match=r"300x300 \(0.1 MP\) is over the 0.01 MP limit"):
         load_image(tmp_path / "big.png", max_pixels=10_000)

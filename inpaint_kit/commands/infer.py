@@ -9,6 +9,7 @@ from pathlib import Path
 HELP = "Inpaint one image (--image/--mask) or directory trees (--batch_imgs_dir/--batch_masks_dir) into collages."
 
 from ..engine.sd import SCHEDULERS  # light: the module imports torch/diffusers only inside functions
+from .flags import add_device, add_output_dir, add_overwrite
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -22,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     batch = p.add_argument_group("batch")
     batch.add_argument("--batch_imgs_dir", help="folder of images (recursive)")
     batch.add_argument("--batch_masks_dir", help="folder of masks paired by file stem (recursive; <stem>_mask also pairs)")
-    batch.add_argument("--output_dir", default="outputs", help="batch output folder (sub-folders mirrored)")
+    add_output_dir(batch, "outputs", "batch output folder (sub-folders mirrored)")
 
     area = p.add_argument_group("where the model works (large scans)")
     area.add_argument("--area", choices=("auto", "full", "crops"), default="auto",
@@ -60,10 +61,17 @@ def add_model_arguments(p: argparse.ArgumentParser, mask_flags: bool = True) -> 
     core.add_argument("--lora", default=None, help="LoRA folder/file (lora_unet.safetensors) or unet_partial_tuned.safetensors")
     core.add_argument("--lora_scale", type=float, default=1.0, help="LoRA strength (0 = base model)")
     core.add_argument("--cache_dir", default=None, help="Hugging Face cache folder for hub ids")
-    core.add_argument("--device", default=None, help="cuda, cuda:1, cpu, ... (default: cuda if available)")
-    core.add_argument("--dtype", choices=("auto", "fp32", "fp16", "bf16"), default="auto", help="auto = fp16 on CUDA, fp32 on CPU")
-    core.add_argument("--threads", type=int, default=None,
-                      help="torch CPU threads (default: torch's choice; 1 can be faster on a busy machine)")
+    add_device(core, dtype=True)
+    add_limits(core)
+
+
+def add_limits(group) -> None:
+    """--max_work_megapixels and --max_image_megapixels (checked before any model loads)."""
+    group.add_argument("--max_work_megapixels", type=float, default=4.2,
+                       help="refuse a --size whose square working canvas is larger (4.2 MP = 2048x2048); "
+                            "crops mode works at native resolution in windows of at most --size")
+    group.add_argument("--max_image_megapixels", type=float, default=100.0,
+                       help="refuse input images larger than this, before decoding them")
 
 
 def add_output_arguments(p: argparse.ArgumentParser) -> None:
@@ -72,11 +80,12 @@ def add_output_arguments(p: argparse.ArgumentParser) -> None:
     out.add_argument("--collage_spacing_h", type=int, default=20, help="pixels between tiles")
     out.add_argument("--collage_spacing_v", type=int, default=20, help="pixels between rows")
     out.add_argument("--save_rows", action="store_true", help="also write each row as <stem>_row<i>_seed<seed>.png")
-    out.add_argument("--overwrite", action="store_true", help="redo outputs that already exist (default: skip them, so runs resume)")
+    add_overwrite(out, "existing outputs (default: skip those made with the same settings, so runs resume; "
+                       "report those made with other settings)")
 
 
 def add_ddpm_arguments(p: argparse.ArgumentParser) -> None:
-    """Flags of the from-scratch DDPM engine (collected into ``ddpm_options``)."""
+    """Flags of the from-scratch DDPM engine (collected into a :class:`~inpaint_kit.engine.options.DDPMOptions`)."""
     ddpm = p.add_argument_group("builtin / DDPM models only")
     add_ddpm_start_arguments(ddpm)
     ddpm.add_argument("--jump_length", type=int, default=None, help="RePaint jump length")
@@ -95,19 +104,37 @@ def add_ddpm_start_arguments(group) -> None:
                        help="noise level (0-1] the --init fill is taken to; lower keeps more of it (default: the model's)")
 
 
-DDPM_FLAGS = ("sampler", "init", "strength", "jump_length", "jump_n_sample", "mask_soften", "save_intermediates")
+def ddpm_options(args: argparse.Namespace):
+    """The DDPM engine's options given on the command line (None = the model's default)."""
+    from ..engine.options import DDPM_FLAGS, DDPMOptions
+
+    return DDPMOptions(**{k: getattr(args, k) for k in DDPM_FLAGS if hasattr(args, k)})
 
 
-def config_from_args(args: argparse.Namespace):
-    """The one place argparse values become an :class:`InferConfig`."""
+def config_from_args(args: argparse.Namespace, config_class=None, **extra):
+    """The one place argparse values become an :class:`InferConfig` (or ``config_class``): every field
+    with a flag of the same name, plus ``extra``; validated (values, engine flags, limits)."""
+    from dataclasses import fields
+
     from ..inpaint import InferConfig
 
-    fields = {k: getattr(args, k) for k in (
-        "model", "size", "steps", "guidance", "prompt", "negative_prompt", "mask_mode", "rows", "seed",
-        "collage_spacing_h", "collage_spacing_v", "mask_blur", "lora", "lora_scale", "cache_dir", "scheduler",
-        "device", "dtype", "save_rows", "overwrite", "area", "padding", "large_windows", "mask_dilate")}
-    ddpm_options = {k: getattr(args, k) for k in DDPM_FLAGS if getattr(args, k) is not None}
-    return InferConfig(**fields, ddpm_options=ddpm_options).validate()
+    config_class = config_class or InferConfig
+    values = {f.name: getattr(args, f.name) for f in fields(config_class)
+              if f.name not in ("ddpm", *extra) and hasattr(args, f.name)}
+    return config_class(**values, ddpm=ddpm_options(args), **extra).validate()
+
+
+def preflight(cfg, output: Path | None = None, output_dir: Path | None = None) -> None:
+    """Everything checkable before a model loads, beyond ``cfg.validate()``: the device exists and the
+    output location can be written (one line, exit 2, no model loaded)."""
+    from ..checks import check_output_dir, check_output_file
+    from ..engine import check_device
+
+    check_device(cfg.device)
+    if output is not None:
+        check_output_file(output)
+    if output_dir is not None:
+        check_output_dir(output_dir)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -126,14 +153,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_single(cfg, args) -> int:
+    from ..batch import resume_single
     from ..inpaint import inpaint_file, write_job
 
     output = Path(args.output) if args.output else Path("outputs") / f"{Path(args.image).stem}_collage.png"
-    if output.exists() and not cfg.overwrite:
-        print(f"{output} exists; skipped (pass --overwrite to redo it)", file=sys.stderr)
+    preflight(cfg, output=output)
+    stem = Path(args.image).stem
+    skip, seeds = resume_single(cfg, output, stem)
+    if skip:
+        print(f"{output} exists with the same settings; skipped (pass --overwrite to redo it)", file=sys.stderr)
         return 0
-    job, engine = inpaint_file(cfg, args.image, args.mask)
-    for path in write_job(job, cfg, engine, output, stem=Path(args.image).stem)[0]:
+    job, engine = inpaint_file(cfg, args.image, args.mask, seeds=seeds)
+    for path in write_job(job, cfg, engine, output, stem=stem)[0]:
         print(path)
     print(f"seeds: {' '.join(map(str, job.seeds))}", file=sys.stderr)
     return 0
@@ -142,6 +173,7 @@ def run_single(cfg, args) -> int:
 def run_batch_command(cfg, args) -> int:
     from ..batch import run_batch
 
+    preflight(cfg, output_dir=Path(args.output_dir))
     report = run_batch(cfg, args.batch_imgs_dir, args.batch_masks_dir, args.output_dir)
     print(report.summary(), file=sys.stderr)
     return report.exit_code
