@@ -221,6 +221,9 @@ def metadata(cfg: InferConfig, engine: Engine | None, job: Job, **extra) -> dict
     params = {k: v for k, v in asdict(cfg).items() if k not in skip}
     params["model"] = cfg.model
     params.update(engine.describe() if engine is not None else {})
+    if params.get("engine") == "ddpm":  # no text conditioning: guidance and prompts were not used
+        for k in ("guidance", "prompt", "negative_prompt"):
+            params.pop(k, None)
     params.update(
         seeds=job.seeds,  # the seed of each row in this file (the only seed key: --seed 0 draws them)
         random_seeds=cfg.seed == 0,

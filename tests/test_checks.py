@@ -137,7 +137,7 @@ def test_metadata_records_only_what_the_engine_used(tmp_path, files):
     assert main(["infer", "--model", "builtin", "--image", str(img), "--mask", str(mask),
                  "--output", str(tmp_path / "o.png"), *FAST]) == 0
     meta = read_metadata(tmp_path / "o.png")
-    assert meta["engine"] == "ddpm" and not {"lora", "lora_scale", "scheduler", "ddpm"} & set(meta)
+    assert meta["engine"] == "ddpm" and not {"lora", "lora_scale", "scheduler", "ddpm", "guidance"} & set(meta)
 
 
 def test_eval_and_tiny_model_outputs_checked_first(tmp_path, capsys):
