@@ -222,3 +222,14 @@ def test_help_shows_one_name(capsys):
 def test_required_flag_given_by_its_alias_or_missing(capsys):
     assert main(["tiny-model"]) == 2
     assert "required: --output_dir" in capsys.readouterr().err
+
+
+def test_output_dir_places_the_single_image_default_and_output_is_refused_in_batch(tmp_path, files, capsys):
+    img, mask = files
+    assert main(["infer", "--model", "builtin", "--image", str(img), "--mask", str(mask),
+                 "--output_dir", str(tmp_path / "here"), "--no_progress", *FAST]) == 0
+    assert (tmp_path / "here" / "a_collage.png").is_file()
+    capsys.readouterr()
+    code = main(["infer", "--model", MISSING, "--batch_imgs_dir", str(tmp_path), "--batch_masks_dir", str(tmp_path),
+                 "--output", str(tmp_path / "x.png")])
+    one_line_error(capsys, code, "--output names one file")

@@ -6,7 +6,7 @@ HELP = "score methods (builtin, telea, ns, model paths) by PSNR / SSIM / gradien
 
 
 def add_arguments(p) -> None:
-    from .flags import add_device, alias, require
+    from .flags import add_device, add_progress, alias, require
     from .infer import add_ddpm_start_arguments
 
     p.add_argument("--data", help="folder of ground-truth photos (searched recursively; required)")
@@ -28,6 +28,7 @@ def add_arguments(p) -> None:
                    help="also write the scores to this file: the markdown table if it ends in .md, else JSON "
                         "(config and raw scores)")
     alias(p, "--out", dest="output")
+    add_progress(p)
 
 
 def run(args) -> int:
@@ -45,6 +46,9 @@ def run(args) -> int:
     check_device(cfg.device)  # before any model loads
     if cfg.output:
         check_output_file(cfg.output)
-    scores = run_eval(cfg)
+    from .infer import quiet_libraries
+
+    quiet_libraries(args.verbose)
+    scores = run_eval(cfg, progress=args.progress)
     print(format_table(scores))
     return 0

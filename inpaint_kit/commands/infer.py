@@ -9,7 +9,7 @@ from pathlib import Path
 HELP = "Inpaint one image (--image/--mask) or directory trees (--batch_imgs_dir/--batch_masks_dir) into collages."
 
 from ..engine.sd import SCHEDULERS  # light: the module imports torch/diffusers only inside functions
-from .flags import add_device, add_output_dir, add_overwrite
+from .flags import add_device, add_output_dir, add_overwrite, add_progress
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -18,12 +18,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     single = p.add_argument_group("single image")
     single.add_argument("--image", help="image file")
     single.add_argument("--mask", help="mask file (resized to the image if needed, never losing a marked pixel)")
-    single.add_argument("--output", help="collage path (default outputs/<stem>_collage.png)")
+    single.add_argument("--output", help="collage path (default <output_dir>/<stem>_collage.png)")
 
     batch = p.add_argument_group("batch")
     batch.add_argument("--batch_imgs_dir", help="folder of images (recursive)")
     batch.add_argument("--batch_masks_dir", help="folder of masks paired by file stem (recursive; <stem>_mask also pairs)")
-    add_output_dir(batch, "outputs", "batch output folder (sub-folders mirrored)")
+    add_output_dir(batch, "outputs", "output folder (batch: sub-folders mirrored; single image: where the "
+                                      "default --output goes)")
 
     area = p.add_argument_group("where the model works (large scans)")
     area.add_argument("--area", choices=("auto", "full", "crops"), default="auto",
@@ -38,6 +39,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     add_output_arguments(p)
     add_ddpm_arguments(p)
+
+
+def quiet_libraries(verbose: bool) -> None:
+    """Without ``--verbose``: diffusers / transformers / huggingface_hub print errors only and no loading
+    bars (set before they are imported; sys.modules already holding them keeps their settings)."""
+    import os
+    import sys as _sys
+
+    if verbose:
+        return
+    for var, value in (("DIFFUSERS_VERBOSITY", "error"), ("TRANSFORMERS_VERBOSITY", "error"),
+                       ("HF_HUB_DISABLE_PROGRESS_BARS", "1")):
+        os.environ.setdefault(var, value)
+    if "diffusers" in _sys.modules:
+        from diffusers.utils import logging as dlog
+
+        dlog.set_verbosity_error()
+        dlog.disable_progress_bar()
 
 
 def add_model_arguments(p: argparse.ArgumentParser, mask_flags: bool = True) -> None:
@@ -82,6 +101,7 @@ def add_output_arguments(p: argparse.ArgumentParser) -> None:
     out.add_argument("--save_rows", action="store_true", help="also write each row as <stem>_row<i>_seed<seed>.png")
     add_overwrite(out, "existing outputs (default: skip those made with the same settings, so runs resume; "
                        "report those made with other settings)")
+    add_progress(out)
 
 
 def add_ddpm_arguments(p: argparse.ArgumentParser) -> None:
@@ -148,7 +168,10 @@ def run(args: argparse.Namespace) -> int:
         raise InpaintKitError("--image and --mask go together; give both")
     if batch and not (args.batch_imgs_dir and args.batch_masks_dir):
         raise InpaintKitError("--batch_imgs_dir and --batch_masks_dir go together; give both")
+    if batch and args.output:
+        raise InpaintKitError("--output names one file (single image); a batch writes into --output_dir")
     cfg = config_from_args(args)
+    quiet_libraries(args.verbose)
     return run_single(cfg, args) if single else run_batch_command(cfg, args)
 
 
@@ -156,14 +179,14 @@ def run_single(cfg, args) -> int:
     from ..batch import resume_single
     from ..inpaint import inpaint_file, write_job
 
-    output = Path(args.output) if args.output else Path("outputs") / f"{Path(args.image).stem}_collage.png"
+    output = Path(args.output) if args.output else Path(args.output_dir) / f"{Path(args.image).stem}_collage.png"
     preflight(cfg, output=output)
     stem = Path(args.image).stem
     skip, seeds = resume_single(cfg, output, stem)
     if skip:
         print(f"{output} exists with the same settings; skipped (pass --overwrite to redo it)", file=sys.stderr)
         return 0
-    job, engine = inpaint_file(cfg, args.image, args.mask, seeds=seeds)
+    job, engine = inpaint_file(cfg, args.image, args.mask, seeds=seeds, progress=args.progress)
     for path in write_job(job, cfg, engine, output, stem=stem)[0]:
         print(path)
     print(f"seeds: {' '.join(map(str, job.seeds))}", file=sys.stderr)
@@ -174,6 +197,6 @@ def run_batch_command(cfg, args) -> int:
     from ..batch import run_batch
 
     preflight(cfg, output_dir=Path(args.output_dir))
-    report = run_batch(cfg, args.batch_imgs_dir, args.batch_masks_dir, args.output_dir)
+    report = run_batch(cfg, args.batch_imgs_dir, args.batch_masks_dir, args.output_dir, progress=args.progress)
     print(report.summary(), file=sys.stderr)
     return report.exit_code

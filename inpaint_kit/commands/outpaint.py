@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from .flags import add_output_dir, alias
-from .infer import add_ddpm_arguments, add_model_arguments, add_output_arguments, preflight
+from .infer import add_ddpm_arguments, add_model_arguments, add_output_arguments, preflight, quiet_libraries
 
 HELP = "Extend an image (--image) or a tree (--batch_imgs_dir) left/right/up/down with a diffusion model, in chunks."
 
@@ -36,12 +36,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     single = p.add_argument_group("single image")
     single.add_argument("--image", help="image file")
-    single.add_argument("--output", help="collage path (default outputs/<stem>_outpaint_<sides>.png, e.g. "
+    single.add_argument("--output", help="collage path (default <output_dir>/<stem>_outpaint_<sides>.png, e.g. "
                                          "chelsea_outpaint_left256.png)")
 
     batch = p.add_argument_group("batch")
     batch.add_argument("--batch_imgs_dir", help="folder of images (recursive); every image is extended the same way")
-    add_output_dir(batch, "outputs", "batch output folder (sub-folders mirrored)")
+    add_output_dir(batch, "outputs", "output folder (batch: sub-folders mirrored; single image: where the "
+                                      "default --output goes)")
 
     add_output_arguments(p)
     add_ddpm_arguments(p)
@@ -77,7 +78,10 @@ def run(args: argparse.Namespace) -> int:
 
     if bool(args.image) == bool(args.batch_imgs_dir):
         raise InpaintKitError("give either --image or --batch_imgs_dir")
+    if args.batch_imgs_dir and args.output:
+        raise InpaintKitError("--output names one file (single image); a batch writes into --output_dir")
     cfg = config_from_args(args)
+    quiet_libraries(args.verbose)
     return run_single(cfg, args) if args.image else run_batch_command(cfg, args)
 
 
@@ -87,7 +91,7 @@ def run_single(cfg, args) -> int:
     from ..inpaint import write_job
     from ..outpaint import default_stem, job_metadata, outpaint_array
 
-    output = Path(args.output) if args.output else Path("outputs") / f"{default_stem(args.image, cfg)}.png"
+    output = Path(args.output) if args.output else Path(args.output_dir) / f"{default_stem(args.image, cfg)}.png"
     stem = output.stem
     preflight(cfg, output=output)
     skip, seeds = resume_single(cfg, output, stem)
@@ -97,7 +101,7 @@ def run_single(cfg, args) -> int:
     image = load_image(args.image, int(cfg.max_image_megapixels * 1e6))
     cfg.check_canvas(*image.shape[:2], name=args.image)  # refuse before loading a model
     engine = cfg.load_engine()
-    job = outpaint_array(engine, cfg, image, seeds or cfg.seeds(), Path(args.image).name)
+    job = outpaint_array(engine, cfg, image, seeds or cfg.seeds(), Path(args.image).name, progress=args.progress)
     job.sources = {"image": str(args.image)}
     for path in write_job(job, cfg, engine, output, stem=stem, **job_metadata(job))[0]:
         print(path)
@@ -110,6 +114,6 @@ def run_batch_command(cfg, args) -> int:
     from ..outpaint import run_outpaint_batch
 
     preflight(cfg, output_dir=Path(args.output_dir))
-    report = run_outpaint_batch(cfg, args.batch_imgs_dir, args.output_dir)
+    report = run_outpaint_batch(cfg, args.batch_imgs_dir, args.output_dir, progress=args.progress)
     print(report.summary(), file=sys.stderr)
     return report.exit_code
