@@ -58,6 +58,9 @@ def test_output_whose_parent_is_a_file(tmp_path, files, capsys):
     one_line_error(capsys, code, "--output", "taken is a file")
     code = main(["outpaint", "--model", MISSING, "--image", str(img), "--left", "8", "--output", str(tmp_path)])
     one_line_error(capsys, code, "is a folder")
+    code = main(["infer", "--model", "builtin", "--image", str(img), "--mask", str(mask), "--output",
+                 str(tmp_path / "o.png"), "--save_intermediates", str(tmp_path / "taken" / "steps")])
+    one_line_error(capsys, code, "--save_intermediates", "taken is a file")
 
 
 def test_output_folder_that_cannot_be_written(tmp_path, files, capsys):

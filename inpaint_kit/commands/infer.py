@@ -151,6 +151,8 @@ def preflight(cfg, output: Path | None = None, output_dir: Path | None = None) -
     from ..engine import check_device
 
     check_device(cfg.device)
+    if cfg.ddpm.save_intermediates:
+        check_output_dir(cfg.ddpm.save_intermediates, flag="--save_intermediates")
     if output is not None:
         check_output_file(output)
     if output_dir is not None:
