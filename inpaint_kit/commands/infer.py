@@ -9,7 +9,13 @@ from pathlib import Path
 HELP = "Inpaint one image (--image/--mask) or directory trees (--batch_imgs_dir/--batch_masks_dir) into collages."
 
 from ..engine.sd import SCHEDULERS  # light: the module imports torch/diffusers only inside functions
+from ..geometry import AREAS, LARGE
+from ..inpaint import InferConfig  # light (numpy, PIL): the defaults below are the config's, stated once
+from ..masks import MASK_MODES
 from .flags import add_device, add_output_dir, add_overwrite, add_progress
+
+
+D = InferConfig()  # every flag's default comes from here
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -27,14 +33,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                       "default --output goes)")
 
     area = p.add_argument_group("where the model works (large scans)")
-    area.add_argument("--area", choices=("auto", "full", "crops"), default="auto",
+    area.add_argument("--area", choices=AREAS, default=D.area,
                       help="full: the whole image scaled to --size; crops: windows around the damage at native "
                            "resolution; auto: crops when the image's long side exceeds --size, else full")
-    area.add_argument("--padding", type=int, default=64, help="crops: context pixels kept around the damage")
-    area.add_argument("--large_windows", choices=("tile", "scale"), default="tile",
+    area.add_argument("--padding", type=int, default=D.padding, help="crops: context pixels kept around the damage")
+    area.add_argument("--large_windows", choices=LARGE, default=D.large_windows,
                       help="crops: a window longer than --size is cut into overlapping native-resolution tiles, "
                            "or scaled down to --size")
-    area.add_argument("--mask_dilate", type=int, default=0,
+    area.add_argument("--mask_dilate", type=int, default=D.mask_dilate,
                       help="grow the repair region by N pixels at the working scale (damage with a stained halo)")
 
     add_output_arguments(p)
@@ -61,43 +67,41 @@ def quiet_libraries(verbose: bool) -> None:
 
 def add_model_arguments(p: argparse.ArgumentParser, mask_flags: bool = True) -> None:
     """Model and sampling flags shared by ``infer`` and ``outpaint`` (``mask_flags``: --mask_mode, --mask_blur)."""
-    from ..engine import DEFAULT_MODEL
-
     core = p.add_argument_group("model and sampling")
-    core.add_argument("--model", default=DEFAULT_MODEL,
+    core.add_argument("--model", default=D.model,
                       help="hub id, local diffusers folder, single .safetensors/.ckpt file, 'builtin', or a trained DDPM folder")
-    core.add_argument("--size", type=int, default=768, help="long side of the working canvas (sides rounded to multiples of 8)")
-    core.add_argument("--steps", type=int, default=30, help="denoising steps")
-    core.add_argument("--guidance", type=float, default=5.0, help="classifier-free guidance scale (skipped when both prompts are empty)")
-    core.add_argument("--prompt", default="", help="text prompt (SD models)")
-    core.add_argument("--negative_prompt", default="", help="negative prompt (SD models)")
+    core.add_argument("--size", type=int, default=D.size, help="long side of the working canvas (sides rounded to multiples of 8)")
+    core.add_argument("--steps", type=int, default=D.steps, help="denoising steps")
+    core.add_argument("--guidance", type=float, default=D.guidance, help="classifier-free guidance scale (skipped when both prompts are empty)")
+    core.add_argument("--prompt", default=D.prompt, help="text prompt (SD models)")
+    core.add_argument("--negative_prompt", default=D.negative_prompt, help="negative prompt (SD models)")
     if mask_flags:
-        core.add_argument("--mask_mode", choices=("black", "white"), default="black", help="which mask colour marks the region to repair")
-        core.add_argument("--mask_blur", type=int, default=0, help="feather the seam over N pixels just outside the mask")
-    core.add_argument("--rows", type=int, default=4, help="collage rows, one seed each")
-    core.add_argument("--seed", type=int, default=0, help="row i uses seed+i; 0 = random seeds (recorded in the outputs)")
-    core.add_argument("--scheduler", choices=SCHEDULERS, default="default", help="sampler for SD models")
+        core.add_argument("--mask_mode", choices=MASK_MODES, default=D.mask_mode, help="which mask colour marks the region to repair")
+        core.add_argument("--mask_blur", type=int, default=D.mask_blur, help="feather the seam over N pixels just outside the mask")
+    core.add_argument("--rows", type=int, default=D.rows, help="collage rows, one seed each")
+    core.add_argument("--seed", type=int, default=D.seed, help="row i uses seed+i; 0 = random seeds (recorded in the outputs)")
+    core.add_argument("--scheduler", choices=SCHEDULERS, default=D.scheduler, help="sampler for SD models")
     core.add_argument("--lora", default=None, help="LoRA folder/file (lora_unet.safetensors) or unet_partial_tuned.safetensors")
-    core.add_argument("--lora_scale", type=float, default=1.0, help="LoRA strength (0 = base model)")
+    core.add_argument("--lora_scale", type=float, default=D.lora_scale, help="LoRA strength (0 = base model)")
     core.add_argument("--cache_dir", default=None, help="Hugging Face cache folder for hub ids")
-    add_device(core, dtype=True)
+    add_device(core, dtype=True, dtype_default=D.dtype)
     add_limits(core)
 
 
 def add_limits(group) -> None:
     """--max_work_megapixels and --max_image_megapixels (checked before any model loads)."""
-    group.add_argument("--max_work_megapixels", type=float, default=4.2,
+    group.add_argument("--max_work_megapixels", type=float, default=D.max_work_megapixels,
                        help="refuse a --size whose square working canvas is larger (4.2 MP = 2048x2048); "
                             "crops mode works at native resolution in windows of at most --size")
-    group.add_argument("--max_image_megapixels", type=float, default=100.0,
+    group.add_argument("--max_image_megapixels", type=float, default=D.max_image_megapixels,
                        help="refuse input images larger than this, before decoding them")
 
 
 def add_output_arguments(p: argparse.ArgumentParser) -> None:
     """Collage and resume flags shared by ``infer`` and ``outpaint``."""
     out = p.add_argument_group("output")
-    out.add_argument("--collage_spacing_h", type=int, default=20, help="pixels between tiles")
-    out.add_argument("--collage_spacing_v", type=int, default=20, help="pixels between rows")
+    out.add_argument("--collage_spacing_h", type=int, default=D.collage_spacing_h, help="pixels between tiles")
+    out.add_argument("--collage_spacing_v", type=int, default=D.collage_spacing_v, help="pixels between rows")
     out.add_argument("--save_rows", action="store_true", help="also write each row as <stem>_row<i>_seed<seed>.png")
     add_overwrite(out, "existing outputs (default: skip those made with the same settings, so runs resume; "
                        "report those made with other settings)")

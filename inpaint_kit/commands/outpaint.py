@@ -11,8 +11,9 @@ from .infer import add_ddpm_arguments, add_model_arguments, add_output_arguments
 
 HELP = "Extend an image (--image) or a tree (--batch_imgs_dir) left/right/up/down with a diffusion model, in chunks."
 
-# Same as inpaint_kit.outpaint.DIRECTIONS, not imported from there so that --help stays instant.
-DIRECTIONS = ("left", "right", "up", "down")
+from ..outpaint import DIRECTIONS, FILLS, OutpaintConfig  # light (numpy, PIL, tqdm): defaults stated once
+
+O = OutpaintConfig(left=1)  # every extension flag's default comes from here
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -21,16 +22,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         ext.add_argument(f"--{d}", type=int, default=None, metavar="PIXELS", help=f"pixels to add on the {d} side")
     ext.add_argument("--direction", default=None, help="comma list of sides to extend by --pixels, e.g. left,up")
     ext.add_argument("--pixels", type=int, default=None, help="pixels per side for --direction")
-    ext.add_argument("--fill", choices=("edge", "blur", "noise", "gray"), default="edge",
+    ext.add_argument("--fill", choices=FILLS, default=O.fill,
                      help="how the new area starts: replicated border, blurred border colours, noise, flat grey")
-    ext.add_argument("--overlap", type=int, default=64,
+    ext.add_argument("--overlap", type=int, default=O.overlap,
                      help="already-final pixels the model sees beside each new strip")
-    ext.add_argument("--max_step", type=int, default=256, help="largest strip generated per pass (pixels)")
-    ext.add_argument("--seam_blend", type=int, default=8,
+    ext.add_argument("--max_step", type=int, default=O.max_step, help="largest strip generated per pass (pixels)")
+    ext.add_argument("--seam_blend", type=int, default=O.seam_blend,
                      help="new pixels over which the seam is blended into the old ones (old pixels never change)")
     alias(ext, "--mask_blur", dest="seam_blend", type=int)  # its old name (infer's --mask_blur is another thing)
-    ext.add_argument("--max_canvas", type=int, default=8192, help="refuse canvases with a side larger than this")
-    ext.add_argument("--max_megapixels", type=float, default=40.0, help="refuse canvases larger than this")
+    ext.add_argument("--max_canvas", type=int, default=O.max_canvas, help="refuse canvases with a side larger than this")
+    ext.add_argument("--max_megapixels", type=float, default=O.max_megapixels, help="refuse canvases larger than this")
 
     add_model_arguments(p, mask_flags=False)
 
