@@ -21,7 +21,7 @@ from . import __version__
 from .collage import grid
 from .engine import DEFAULT_MODEL, Canvas, Engine, Sampling, call_seed, is_ddpm_model, load_engine
 from .engine.options import DDPMOptions, SDOptions, check_engine_flags
-from .errors import InpaintKitError, UsageError
+from .errors import UsageError
 from .geometry import AREAS, LARGE, Region, compose, crop_to_work, dilate_mask, paste_back, plan_area, resolve_area
 from .images import MAX_IMAGE_MEGAPIXELS, load_image, load_mask_channels, save_png
 from .infotext import a1111

@@ -4,14 +4,13 @@ Most cases use ``--model missing_model_dir``: were the model loaded first, the e
 model instead of the problem under test."""
 
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from inpaint_kit.cli import main
-from inpaint_kit.images import load_image, read_metadata
+from inpaint_kit.images import read_metadata
 from inpaint_kit.inpaint import InferConfig, load_pair
 
 FAST = ["--steps", "2", "--size", "64", "--rows", "1", "--seed", "3"]
@@ -236,3 +235,16 @@ def test_output_dir_places_the_single_image_default_and_output_is_refused_in_bat
     code = main(["infer", "--model", MISSING, "--batch_imgs_dir", str(tmp_path), "--batch_masks_dir", str(tmp_path),
                  "--output", str(tmp_path / "x.png")])
     one_line_error(capsys, code, "--output names one file")
+
+
+def test_load_engine_refuses_the_other_engines_options(tiny_model_dir):
+    from inpaint_kit.engine import load_engine
+    from inpaint_kit.engine.options import DDPMOptions, SDOptions
+    from inpaint_kit.errors import UsageError
+
+    with pytest.raises(UsageError, match="takes DDPMOptions, not SDOptions"):
+        load_engine("builtin", options=SDOptions(lora="x"))
+    with pytest.raises(UsageError, match="takes SDOptions, not DDPMOptions"):
+        load_engine(str(tiny_model_dir), options=DDPMOptions(sampler="ddim"))
+    with pytest.raises(TypeError):  # nothing silently ignored
+        load_engine("builtin", options=DDPMOptions(lora="x"))
