@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -99,17 +100,41 @@ def read_manifest(output_dir: Path) -> dict[str, dict]:
     return records
 
 
-def write_manifest(output_dir: Path, records: dict[str, dict]) -> None:
-    """Rewrite the manifest atomically, one line per item."""
-    text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records.values())
-    atomic_write(output_dir / MANIFEST, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+@contextmanager
+def manifest_lock(output_dir: Path):
+    """Serialise manifest writes of processes sharing ``output_dir`` (sharded batches): an append never
+    lands between another process's read and rename. A no-op where ``fcntl`` is missing (Windows)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with open(output_dir / ".manifest.lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def compact_manifest(output_dir: Path) -> dict[str, dict]:
+    """Rewrite the manifest atomically with one line per item (the latest; lines appended by every
+    process that shares the folder count), and return its records."""
+    with manifest_lock(output_dir):
+        records = read_manifest(output_dir)
+        if records:
+            text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records.values())
+            atomic_write(output_dir / MANIFEST, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    return records
 
 
 def append_manifest(output_dir: Path, record: dict) -> None:
-    """Append one JSON line (a single write, so concurrent or interrupted runs never split a line)."""
-    output_dir.mkdir(parents=True, exist_ok=True)
-    with open(output_dir / MANIFEST, "a", encoding="utf-8") as f:
-        f.write(json.dumps(record, sort_keys=True) + "\n")
+    """Append one JSON line (a single write under the lock, so concurrent or interrupted runs never split
+    a line)."""
+    with manifest_lock(output_dir):
+        with open(output_dir / MANIFEST, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record, sort_keys=True) + "\n")
 
 
 def run_items(items, output_dir: Path, overwrite: bool, work, progress: bool = True,
@@ -123,9 +148,7 @@ def run_items(items, output_dir: Path, overwrite: bool, work, progress: bool = T
     run goes on. The manifest ends with one line per item."""
     report = report or BatchReport()
     expected = expected or (lambda out, meta: [out])
-    records = read_manifest(output_dir)
-    if records:
-        write_manifest(output_dir, records)  # compact what earlier (maybe killed) runs appended
+    records = compact_manifest(output_dir)  # what earlier (maybe killed) runs appended, one line per item
     for source, out, record in tqdm(items, desc="images", unit="img", disable=not progress):
         seeds = None
         if not overwrite:
@@ -154,8 +177,7 @@ def run_items(items, output_dir: Path, overwrite: bool, work, progress: bool = T
         report.written.append(out)
         records[str(out)] = {**record, "status": "ok", "files": [str(p) for p in paths], **meta}
         append_manifest(output_dir, records[str(out)])
-    if records:
-        write_manifest(output_dir, records)
+    compact_manifest(output_dir)
     return report
 
 
