@@ -29,10 +29,10 @@ from PIL import Image
 from .engine import Engine
 from .errors import InpaintKitError
 from .geometry import cover_mask
-from .images import METADATA_KEY, grey_array, load_grey, load_image, rgb_array, save_png
+from .images import METADATA_KEY, load_image, load_mask_channels, mask_channels, rgb_array, save_png
 from .infotext import a1111
 from .inpaint import InferConfig, Job, inpaint_array, metadata, write_job
-from .masks import to_repair
+from .masks import from_channels, to_repair
 
 __all__ = ["InferConfig", "Restoration", "load_engine", "restore"]
 
@@ -128,9 +128,9 @@ def to_mask(mask, mask_mode: str, hw: tuple[int, int]) -> np.ndarray:
     with ``mask_mode``), or a bool array (taken as is). A mask of another size is scaled so that no
     marked pixel is lost, as for mask files."""
     if isinstance(mask, (str, Path)):
-        repair = to_repair(load_grey(mask), mask_mode)
+        repair = from_channels(*load_mask_channels(mask), mask_mode, name=str(mask))
     elif isinstance(mask, Image.Image):
-        repair = to_repair(grey_array(mask), mask_mode)
+        repair = from_channels(*mask_channels(mask), mask_mode, name="mask image")
     else:
         a = np.asarray(mask)
         if a.dtype == bool:

@@ -63,7 +63,13 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None, only: str | None = None) -> int:
     """Parse ``argv`` and run the command; returns (and, as a console script, exits with) its code."""
-    args = build_parser(only).parse_args(argv)
+    parser = build_parser(only)
+    args = parser.parse_args(argv)
+    missing = [f"--{d}" for d in getattr(args, "_required", ()) if getattr(args, d, None) is None]
+    if missing:  # required flags that have hidden aliases (see commands.flags.add_output_dir)
+        print(f"{parser.prog} {args.command if hasattr(args, 'command') else ''}: error: the following arguments "
+              f"are required: {', '.join(missing)} (see --help)".replace("  ", " "), file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     try:
         if getattr(args, "threads", None) is not None:

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .classical import CLASSICAL, cv2_inpaint
+from .engine.options import DDPMOptions
 from .errors import InpaintKitError
 from .geometry import paste_back, resize_image, work_size
 from .images import atomic_write, load_image
@@ -36,16 +37,16 @@ from .pairing import scan
 class EvalConfig:
     """One evaluation run (the CLI builds exactly this)."""
 
-    images: str
+    data: str  # folder of ground-truth photos (searched recursively)
     mask_kinds: tuple[str, ...] = ("thin", "thick", "center", "stripes", "irregular")
     methods: tuple[str, ...] = ("builtin", "telea", "ns")
     seed: int = 0
     size: int = 256
     steps: int = 20
-    sampler: str | None = None  # DDPM models: None = the model's default
     radius: int = 3  # OpenCV inpaint radius
-    out: str | None = None  # also write the table (.md) and the raw rows (.json) here
-    ddpm_options: dict = field(default_factory=dict)
+    output: str | None = None  # also write the scores here: the table if it ends in .md, else JSON (config + scores)
+    device: str | None = None  # for model methods (default: cuda if available)
+    ddpm: DDPMOptions = field(default_factory=DDPMOptions)  # DDPM methods only (None fields = the model's)
 
 
 @dataclass
@@ -110,9 +111,7 @@ def make_filler(method: str, cfg: EvalConfig):
 
     if method != "builtin" and not Path(method).exists() and "/" not in method:
         raise InpaintKitError(f"--methods: {method!r} is not telea, ns, builtin or a model path")
-    options = dict(cfg.ddpm_options, sampler=cfg.sampler) if is_ddpm_model(method) else {}
-    options = {k: v for k, v in options.items() if v is not None}
-    engine = load_engine(method, **options)
+    engine = load_engine(method, device=cfg.device, options=cfg.ddpm if is_ddpm_model(method) else None)
     sampling = Sampling(steps=cfg.steps)
 
     def fill(image, mask):
@@ -137,9 +136,9 @@ def run_eval(cfg: EvalConfig, progress: bool = True) -> list[Score]:
     bad = [k for k in cfg.mask_kinds if k not in MASK_KINDS]
     if bad:
         raise InpaintKitError(f"--mask_kinds: unknown {', '.join(bad)}; choose from {', '.join(MASK_KINDS)}")
-    paths = scan(cfg.images)
+    paths = scan(cfg.data)
     if not paths:
-        raise InpaintKitError(f"{cfg.images}: no images found to evaluate on")
+        raise InpaintKitError(f"{cfg.data}: no images found to evaluate on")
     images = []
     for p in paths:
         img = load_image(p)
@@ -161,7 +160,7 @@ def run_eval(cfg: EvalConfig, progress: bool = True) -> list[Score]:
         for method in cfg.methods:
             v = np.array(acc[(kind, method)])
             scores.append(Score(kind, method, *(float(x) for x in v.mean(axis=0)), images=len(v)))
-    if cfg.out:
+    if cfg.output:
         write_report(cfg, scores)
     return scores
 
@@ -180,8 +179,8 @@ def format_table(scores: list[Score]) -> str:
 
 
 def write_report(cfg: EvalConfig, scores: list[Score]) -> None:
-    """Write ``cfg.out`` as markdown (``.md``) or JSON (anything else), atomically."""
-    out = Path(cfg.out)
+    """Write ``cfg.output`` as markdown (``.md``) or JSON (anything else), atomically."""
+    out = Path(cfg.output)
     if out.suffix == ".md":
         text = format_table(scores) + "\n"
     else:

@@ -17,7 +17,8 @@ from PIL import Image, ImageOps, PngImagePlugin
 from .errors import InpaintKitError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
-MAX_PIXELS = 100_000_000  # refuse larger images before decoding them (decompression bombs)
+MAX_IMAGE_MEGAPIXELS = 100.0  # default of --max_image_megapixels: larger files are refused before decoding
+MAX_PIXELS = int(MAX_IMAGE_MEGAPIXELS * 1e6)
 METADATA_KEY = "inpaint-kit"
 
 
@@ -29,22 +30,28 @@ def _open(path: str | Path, max_pixels: int) -> Image.Image:
     if path.stat().st_size == 0:
         raise InpaintKitError(f"{path}: file is empty; re-export or replace it")
     try:
+        # Our limit decides, not Pillow's own (89.5 MP warning, 179 MP error): Pillow's check is off while
+        # it reads the header, and the size is checked right after, before anything is decoded.
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(path)
-            w, h = im.size
-            if w * h > max_pixels:
-                raise InpaintKitError(
-                    f"{path}: {w}x{h} is larger than the {max_pixels} pixel limit; downscale it first"
-                )
-            im.load()
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            try:
+                im = Image.open(path)
+                w, h = im.size
+                if w * h > max_pixels:
+                    raise InpaintKitError(
+                        f"{path}: {w}x{h} ({w * h / 1e6:.1f} MP) is over the {max_pixels / 1e6:g} MP limit; "
+                        "downscale it first or raise --max_image_megapixels")
+                im.load()
+            finally:
+                Image.MAX_IMAGE_PIXELS = saved
     except InpaintKitError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise InpaintKitError(f"{path}: refused as a possible decompression bomb ({e}); downscale it first")
     except (OSError, ValueError, SyntaxError) as e:  # PIL's errors for truncated / unknown files
         raise InpaintKitError(f"{path}: not a readable image ({e}); re-export it as PNG or JPEG")
-    # Phone and camera photos store their orientation in EXIF: rgb_array / grey_array apply it so that
+    # Phone and camera photos store their orientation in EXIF: rgb_array / mask_channels apply it so that
     # image and mask agree with what every image viewer shows.
     return im
 
@@ -66,24 +73,35 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
 
 def load_grey(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Read a mask file as grey uint8 ``(H, W)`` (luminance; alpha ignored), EXIF rotation applied."""
-    return grey_array(_open(path, max_pixels))
+    return load_mask_channels(path, max_pixels)[0]
+
+
+def load_mask_channels(path: str | Path, max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, np.ndarray | None]:
+    """Read a mask file as ``(grey, alpha)`` (:func:`mask_channels`)."""
+    return mask_channels(_open(path, max_pixels))
 
 
 def rgb_array(im: Image.Image) -> np.ndarray:
-    """An opened PIL image (any mode) as RGB uint8 ``(H, W, 3)``, EXIF orientation applied (the file and
-    the Python API read images the same way)."""
+    """An opened PIL image (any mode) as RGB uint8 ``(H, W, 3)``, EXIF orientation applied (files and the
+    Python API read images the same way)."""
     im = _to_uint8(ImageOps.exif_transpose(im))
     if im.mode in ("RGBA", "LA", "PA", "P"):
         im = im.convert("RGBA")  # palette transparency and alpha are dropped, colours kept
     return np.ascontiguousarray(np.asarray(im.convert("RGB"), dtype=np.uint8))
 
 
-def grey_array(im: Image.Image) -> np.ndarray:
-    """An opened PIL mask image (any mode) as grey uint8 ``(H, W)``, EXIF orientation applied."""
+def mask_channels(im: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    """An opened PIL mask image as ``(grey, alpha)``: grey uint8 ``(H, W)`` luminance of the colour
+    channels, and the alpha channel uint8 ``(H, W)`` if it has one (else None), EXIF orientation applied.
+    :func:`inpaint_kit.masks.from_channels` decides which of the two is the mask."""
     im = _to_uint8(ImageOps.exif_transpose(im))
+    alpha = None
     if im.mode in ("RGBA", "LA", "PA", "P"):
-        im = im.convert("RGBA").convert("RGB")
-    return np.ascontiguousarray(np.asarray(im.convert("L"), dtype=np.uint8))
+        im = im.convert("RGBA")
+        if im.mode == "RGBA" and "A" in im.getbands():
+            alpha = np.ascontiguousarray(np.asarray(im.getchannel("A"), dtype=np.uint8))
+        im = im.convert("RGB")
+    return np.ascontiguousarray(np.asarray(im.convert("L"), dtype=np.uint8)), alpha
 
 
 def atomic_write(path: str | Path, write) -> Path:

@@ -19,13 +19,15 @@ import numpy as np
 
 from . import __version__
 from .collage import grid
-from .engine import DEFAULT_MODEL, Engine, Sampling, load_engine
-from .errors import InpaintKitError
-from .engine import Canvas, call_seed
+from .engine import DEFAULT_MODEL, Canvas, Engine, Sampling, call_seed, is_ddpm_model, load_engine
+from .engine.options import DDPMOptions, SDOptions, check_engine_flags
+from .errors import UsageError
 from .geometry import AREAS, LARGE, Region, compose, crop_to_work, dilate_mask, paste_back, plan_area, resolve_area
-from .images import load_grey, load_image, save_png
+from .images import MAX_IMAGE_MEGAPIXELS, load_image, load_mask_channels, save_png
 from .infotext import a1111
-from .masks import MASK_MODES, to_repair
+from .masks import MASK_MODES, from_channels
+
+MAX_WORK_MEGAPIXELS = 4.2  # default limit of a working canvas: 2048 x 2048
 
 log = logging.getLogger("inpaint_kit")
 
@@ -61,7 +63,10 @@ class InferConfig:
     large_windows: str = "tile"  # crops: windows longer than size are tiled at native resolution, or scaled
     mask_dilate: int = 0  # grow the repair region by N pixels at the working scale (stained halos)
     # Only for the from-scratch DDPM engine (`--model builtin` or a trained DDPM folder).
-    ddpm_options: dict = field(default_factory=dict)
+    ddpm: DDPMOptions = field(default_factory=DDPMOptions)
+    # Limits checked before any model loads (not recorded: they never change a result).
+    max_work_megapixels: float = MAX_WORK_MEGAPIXELS  # largest working canvas (--size squared bounds it)
+    max_image_megapixels: float = MAX_IMAGE_MEGAPIXELS  # largest input image, checked before decoding
 
     def validate(self) -> "InferConfig":
         checks = [
@@ -77,11 +82,22 @@ class InferConfig:
             (self.large_windows in LARGE, f"--large_windows {self.large_windows!r} must be one of {', '.join(LARGE)}"),
             (self.padding >= 0, f"--padding {self.padding} must be >= 0 (context pixels around the damage)"),
             (self.mask_dilate >= 0, f"--mask_dilate {self.mask_dilate} must be >= 0 (pixels at the working scale)"),
+            (self.max_work_megapixels > 0 and self.max_image_megapixels > 0,
+             "--max_work_megapixels and --max_image_megapixels must be positive"),
+            (self.size * self.size <= self.max_work_megapixels * 1e6,
+             f"--size {self.size}: a {self.size}x{self.size} working canvas is {self.size ** 2 / 1e6:.1f} MP, over the "
+             f"{self.max_work_megapixels:g} MP limit; lower --size (crops mode keeps native resolution) or raise "
+             f"--max_work_megapixels"),
         ]
         for ok, message in checks:
             if not ok:
-                raise InpaintKitError(message)
+                raise UsageError(message)
+        check_engine_flags(self.model, self.sd_options(), self.ddpm,
+                           {"prompt": self.prompt, "negative_prompt": self.negative_prompt})
         return self
+
+    def sd_options(self) -> SDOptions:
+        return SDOptions(self.scheduler, self.lora, self.lora_scale, self.cache_dir)
 
     def seeds(self) -> list[int]:
         """Row i uses ``seed + i``; seed 0 draws random seeds (which are recorded in the outputs)."""
@@ -93,10 +109,8 @@ class InferConfig:
         return Sampling(self.prompt, self.negative_prompt, self.steps, self.guidance)
 
     def load_engine(self) -> Engine:
-        return load_engine(
-            self.model, device=self.device, dtype=self.dtype, scheduler=self.scheduler, lora=self.lora,
-            lora_scale=self.lora_scale, cache_dir=self.cache_dir, **self.ddpm_options,
-        )
+        options = self.ddpm if is_ddpm_model(self.model) else self.sd_options()
+        return load_engine(self.model, device=self.device, dtype=self.dtype, options=options)
 
 
 @dataclass
@@ -114,14 +128,17 @@ class Job:
     sources: dict = field(default_factory=dict)  # input files as given ({"image": ..., "mask": ...})
 
 
-def load_pair(image_path: str | Path, mask_path: str | Path, mask_mode: str) -> tuple[np.ndarray, np.ndarray]:
-    """Read an image and its mask file; the mask is binarized, converted by ``mask_mode`` and, when the
-    sizes differ, resized to the image so that no marked pixel is lost (:func:`geometry.cover_mask`).
-    The image itself is never changed."""
+def load_pair(image_path: str | Path, mask_path: str | Path, mask_mode: str,
+              max_megapixels: float = MAX_IMAGE_MEGAPIXELS) -> tuple[np.ndarray, np.ndarray]:
+    """Read an image and its mask file; the mask is binarized, converted by ``mask_mode`` (or read from
+    its alpha channel when only that is painted, :func:`masks.from_channels`) and, when the sizes differ,
+    resized to the image so that no marked pixel is lost (:func:`geometry.cover_mask`). The image itself
+    is never changed. Files over ``max_megapixels`` are refused before decoding."""
     from .geometry import cover_mask
 
-    image = load_image(image_path)
-    mask = to_repair(load_grey(mask_path), mask_mode)
+    max_pixels = int(max_megapixels * 1e6)
+    image = load_image(image_path, max_pixels)
+    mask = from_channels(*load_mask_channels(mask_path, max_pixels), mask_mode, name=str(mask_path))
     if mask.shape != image.shape[:2]:
         log.info("%s: mask %s resized to the image's %s", mask_path, mask.shape[::-1], image.shape[1::-1])
         mask = cover_mask(mask, image.shape[:2])
@@ -172,7 +189,7 @@ def inpaint_file(cfg: InferConfig, image_path, mask_path, engine: Engine | None 
     """:func:`inpaint_array` on files. The inputs are read first, so a bad file fails before any model
     is loaded; the engine is loaded from ``cfg`` only if needed and not given. Returns the job and the
     engine (to reuse for the next file)."""
-    image, mask = load_pair(image_path, mask_path, cfg.mask_mode)
+    image, mask = load_pair(image_path, mask_path, cfg.mask_mode, cfg.max_image_megapixels)
     if engine is None and mask.any():
         engine = cfg.load_engine()
     job = inpaint_array(engine, cfg, image, mask, seeds or cfg.seeds(), Path(image_path).name, progress)
@@ -180,11 +197,33 @@ def inpaint_file(cfg: InferConfig, image_path, mask_path, engine: Engine | None 
     return job, engine
 
 
+# Fields that never change a result (limits, where to write, caches) or that the engine reports itself
+# (engine.describe() records what it used: model, scheduler, LoRA, DDPM options, dtype, device).
+NOT_A_SETTING = ("overwrite", "save_rows", "device", "cache_dir", "max_work_megapixels", "max_image_megapixels")
+ENGINE_FIELDS = ("scheduler", "lora", "lora_scale", "ddpm", "dtype")
+
+
+def request(cfg: InferConfig) -> dict:
+    """The settings a run was asked for, as JSON values: recorded in every output (``request``) and
+    compared on resume, so an output made with other settings is never taken as done."""
+    import json
+
+    params = {k: v for k, v in asdict(cfg).items() if k not in (*NOT_A_SETTING, *cfg.NOT_RECORDED)}
+    params["ddpm"] = {k: v for k, v in params["ddpm"].items() if v != getattr(DDPMOptions(), k)}
+    return json.loads(json.dumps(params, sort_keys=True))
+
+
 def metadata(cfg: InferConfig, engine: Engine | None, job: Job, **extra) -> dict:
-    """The parameters recorded in every PNG (text chunk) and manifest line."""
-    skip = ("overwrite", "save_rows", "device", "cache_dir", "seed", *cfg.NOT_RECORDED)
+    """The parameters recorded in every PNG (text chunk) and manifest line: the run's settings, what
+    the engine says it used (:meth:`Engine.describe`; nothing engine-specific comes from ``cfg``), what
+    this job did, and the ``request`` that resume compares."""
+    skip = (*NOT_A_SETTING, *ENGINE_FIELDS, "seed", *cfg.NOT_RECORDED)
     params = {k: v for k, v in asdict(cfg).items() if k not in skip}
+    params["model"] = cfg.model
     params.update(engine.describe() if engine is not None else {})
+    if params.get("engine") == "ddpm":  # no text conditioning: guidance and prompts were not used
+        for k in ("guidance", "prompt", "negative_prompt"):
+            params.pop(k, None)
     params.update(
         seeds=job.seeds,  # the seed of each row in this file (the only seed key: --seed 0 draws them)
         random_seeds=cfg.seed == 0,
@@ -195,6 +234,7 @@ def metadata(cfg: InferConfig, engine: Engine | None, job: Job, **extra) -> dict
         inpaint_kit_version=__version__,
         **job.sources,
         **extra,
+        request=request(cfg),
     )
     return params
 
@@ -203,17 +243,26 @@ def row_path(collage_path: Path, stem: str, row: int, seed: int) -> Path:
     return collage_path.with_name(f"{stem}_row{row}_seed{seed}.png")
 
 
+def job_paths(cfg: InferConfig, collage_path, stem: str, seeds) -> list[Path]:
+    """Every output of a job: the rows (with ``save_rows``) and the collage, in the order they are
+    written. The collage comes last, so an existing collage means the item's other files exist too."""
+    collage_path = Path(collage_path)
+    rows = [row_path(collage_path, stem, i, s) for i, s in enumerate(seeds)] if cfg.save_rows else []
+    return [*rows, collage_path]
+
+
 def write_job(job: Job, cfg: InferConfig, engine: Engine | None, collage_path, stem: str | None = None,
               **extra) -> tuple[list[Path], dict]:
-    """Write the collage (and with ``save_rows`` each row) atomically, each PNG carrying its
+    """Write each row (with ``save_rows``) and then the collage, atomically, each PNG carrying its
     parameters (plus ``extra`` ones). Returns the paths written and the parameters (for a manifest)."""
     collage_path = Path(collage_path)
     stem = stem or collage_path.stem.removesuffix("_collage")
     meta = metadata(cfg, engine, job, **extra)
-    sheet = grid(job.image, job.mask, job.results, cfg.collage_spacing_h, cfg.collage_spacing_v)
-    written = [save_png(collage_path, sheet, meta, a1111(meta))]
+    written = []
     if cfg.save_rows:
         for i, (seed, result) in enumerate(zip(job.seeds, job.results)):
             row_meta = {**meta, "seeds": [seed], "row": i}
             written.append(save_png(row_path(collage_path, stem, i, seed), result, row_meta, a1111(row_meta)))
+    sheet = grid(job.image, job.mask, job.results, cfg.collage_spacing_h, cfg.collage_spacing_v)
+    written.append(save_png(collage_path, sheet, meta, a1111(meta)))  # last: its presence means "done"
     return written, meta

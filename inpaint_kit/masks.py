@@ -22,6 +22,25 @@ def to_repair(grey: np.ndarray, mask_mode: str = "black") -> np.ndarray:
     return ~white if mask_mode == "black" else white
 
 
+def from_channels(grey: np.ndarray, alpha: np.ndarray | None, mask_mode: str = "black",
+                  name: str = "mask") -> np.ndarray:
+    """The repair mask of a mask file read as ``(grey, alpha)`` (:func:`inpaint_kit.images.load_mask_channels`).
+
+    Normally ``grey`` decides (:func:`to_repair`). A mask painted only in the alpha channel (strokes on a
+    transparent layer, exported as PNG: the alpha varies and the colour of the opaque pixels is one value;
+    transparent pixels may hold any colour) is read from its alpha instead: opaque (alpha >= 128) = repair,
+    whatever ``mask_mode`` (the strokes are what was painted); its colour alone would mean "repair
+    everything" or "nothing"."""
+    opaque = alpha >= THRESHOLD if alpha is not None else None
+    if opaque is not None and opaque.any() and not opaque.all() and np.ptp(grey[opaque]) == 0:
+        import logging
+
+        logging.getLogger("inpaint_kit").info("%s: colour is uniform, alpha varies: opaque pixels are the "
+                                              "repair region", name)
+        return opaque
+    return to_repair(grey, mask_mode)
+
+
 def resize_nearest(mask: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
     """Resize a bool mask to ``(H, W)`` with nearest neighbour (no new grey levels)."""
     h, w = size_hw

@@ -7,12 +7,12 @@ inpainting. Outpainting is inpainting on an extended canvas, so this module only
    ``max_step`` new pixels from a window that also holds ``overlap`` already-final pixels, so no call
    ever sees the whole canvas (:func:`plan_windows`, a pure function of sizes);
 3. the seam: the model's colour error on each window's known pixels is taken out of its new pixels
-   (fully at the border, fading over ``mask_blur`` pixels to the window's mean error), so known
+   (fully at the border, fading over ``seam_blend`` pixels to the window's mean error), so known
    pixels never change, strips meet smoothly and a colour cast does not pile up (:func:`blend_new`).
 
     cfg = OutpaintConfig(model="builtin", left=300, up=128, rows=2, seed=7).validate()
     engine = cfg.load_engine()
-    job = outpaint_file(engine, cfg, "imgs/mural.png")
+    job = outpaint_array(engine, cfg, load_image("imgs/mural.png"), cfg.seeds(), "mural.png")
     write_job(job, cfg, engine, "outputs/mural_outpaint.png", stem="mural_outpaint", **job_metadata(job))
 
 The collage row is ``original on the filled canvas | canvas with the new area white | result``,
@@ -36,8 +36,8 @@ from .engine import Engine, call_seed  # noqa: F401 (call_seed: part of this mod
 from .errors import InpaintKitError
 from .geometry import resize_image, to_work
 from .images import load_image
-from .inpaint import InferConfig, Job, write_job
-from .pairing import scan
+from .inpaint import InferConfig, Job, job_paths, request, write_job
+from .pairing import output_stems, scan
 
 log = logging.getLogger("inpaint_kit")
 
@@ -53,9 +53,9 @@ class OutpaintConfig(InferConfig):
     """An inference config plus the extension. ``None`` = that side is not extended; a given side must
     be at least 1 pixel. Validation raises, it never rewrites a value."""
 
-    NOT_RECORDED: ClassVar[tuple[str, ...]] = ("area", "padding", "large_windows", "mask_dilate")  # the strip planner decides
+    NOT_RECORDED: ClassVar[tuple[str, ...]] = ("area", "padding", "large_windows", "mask_dilate", "mask_blur")  # the strip planner decides
 
-    mask_blur: int = 8  # here: new pixels over which the seam is blended (old pixels never change)
+    seam_blend: int = 8  # new pixels over which the seam is blended (old pixels never change)
     left: int | None = None
     right: int | None = None
     up: int | None = None
@@ -81,6 +81,7 @@ class OutpaintConfig(InferConfig):
                 "no direction given; pass --left/--right/--up/--down PIXELS or --direction left,up --pixels N")
         checks = [
             (self.overlap >= 0, f"--overlap {self.overlap} must be >= 0"),
+            (self.seam_blend >= 0, f"--seam_blend {self.seam_blend} must be >= 0"),
             (self.max_step >= 1, f"--max_step {self.max_step} must be at least 1"),
             (self.fill in FILLS, f"--fill {self.fill!r} must be one of {', '.join(FILLS)}"),
             (self.max_canvas >= 1 and self.max_megapixels > 0, "--max_canvas and --max_megapixels must be positive"),
@@ -322,13 +323,8 @@ def _fill_window(engine: Engine, cfg: OutpaintConfig, sampling, win: Window, cro
     shared = all(np.array_equal(crops[0], c) for c in crops[1:])  # first strip: one encoding for all
     image = works[0][0] if shared else [w for w, _ in works]
     filled = engine.inpaint(image, work_mask, seeds, sampling, progress=False)
-    results = [blend_new(c, resize_image(f, win.shape), mask, cfg.mask_blur) for c, f in zip(crops, filled)]
+    results = [blend_new(c, resize_image(f, win.shape), mask, cfg.seam_blend) for c, f in zip(crops, filled)]
     return results, work_mask.shape, len(crops)
-
-
-def outpaint_file(engine: Engine, cfg: OutpaintConfig, image_path, seeds=None, progress: bool = True) -> OutpaintJob:
-    """:func:`outpaint_array` on a file (seeds drawn from ``cfg`` unless given)."""
-    return outpaint_array(engine, cfg, load_image(image_path), seeds or cfg.seeds(), Path(image_path).name, progress)
 
 
 def job_metadata(job: OutpaintJob) -> dict:
@@ -342,29 +338,43 @@ def job_metadata(job: OutpaintJob) -> dict:
     }
 
 
+def default_stem(image_path, cfg: OutpaintConfig) -> str:
+    """Single-image default output stem: ``<stem>_outpaint_<side><px>...`` (e.g. ``chelsea_outpaint_left256_up128``),
+    so runs extending the same image differently never target one file."""
+    sides = "_".join(f"{d}{px}" for d, px in cfg.extension().items() if px)
+    return f"{Path(image_path).stem}{SUFFIX}_{sides}"
+
+
 def run_outpaint_batch(cfg: OutpaintConfig, imgs_dir, output_dir, engine: Engine | None = None,
                        progress: bool = True) -> BatchReport:
     """Extend every image under ``imgs_dir`` into ``<output_dir>/<sub/folders>/<stem>_outpaint.png``:
-    the engine is loaded once (not at all if everything is done), existing outputs are skipped unless
-    ``cfg.overwrite``, bad items are reported and the run goes on, one manifest line per item."""
+    the engine is loaded once (not at all if everything is done), outputs done with the same settings
+    are skipped unless ``cfg.overwrite`` (others are reported as differing), bad items are reported and
+    the run goes on, one manifest line per item. Images of one folder sharing a stem get
+    ``<stem>_<extension>_outpaint.png``."""
     output_dir = Path(output_dir)
     images = scan(imgs_dir)
     if not images:
         raise InpaintKitError(f"{imgs_dir}: no images found; pass a folder of .png/.jpg/... files")
-    items = []
+    names, clashes = output_stems(images)
+    items, stems = [], {}
     for image_path in images:
         rel = image_path.relative_to(imgs_dir)
-        out = output_dir / rel.parent / f"{rel.stem}{SUFFIX}.png"
+        out = output_dir / rel.parent / f"{names[image_path]}{SUFFIX}.png"
+        stems[out] = out.stem
         items.append((image_path, out, {"image": str(image_path), "output": str(out)}))
+    outs = {image: out for image, out, _ in items}
 
-    def work(image_path: Path, out: Path):
+    def work(image_path: Path, out: Path, seeds):
         nonlocal engine
-        image = load_image(image_path)
+        image = load_image(image_path, int(cfg.max_image_megapixels * 1e6))
         cfg.check_canvas(*image.shape[:2], name=str(image_path))  # before loading any model
         if engine is None:
             engine = cfg.load_engine()
-        job = outpaint_array(engine, cfg, image, cfg.seeds(), image_path.name, progress)
+        job = outpaint_array(engine, cfg, image, seeds or cfg.seeds(), image_path.name, progress)
         job.sources = {"image": str(image_path)}
         return write_job(job, cfg, engine, out, stem=out.stem, **job_metadata(job))
 
-    return run_items(items, output_dir, cfg.overwrite, work, progress)
+    report = BatchReport(clashes=[(group, [outs[i] for i in group]) for group in clashes])
+    return run_items(items, output_dir, cfg.overwrite, work, progress, report, want=request(cfg),
+                     expected=lambda out, meta: job_paths(cfg, out, stems[out], meta.get("seeds", [])))

@@ -43,6 +43,24 @@ class Pairing:
     pairs: list[tuple[Path, Path, Path]] = field(default_factory=list)
     unpaired_images: list[Path] = field(default_factory=list)
     unpaired_masks: list[Path] = field(default_factory=list)
+    stems: dict[Path, str] = field(default_factory=dict)  # image -> output stem (see output_stems)
+    clashes: list[list[Path]] = field(default_factory=list)  # images of one folder sharing a stem
+
+
+def output_stems(images: list[Path]) -> tuple[dict[Path, str], list[list[Path]]]:
+    """The output stem of every image: its file stem, except when several images of one folder share a
+    stem (``a.png`` and ``a.jpg``): then each gets ``<stem>_<extension>`` (``a_png``, ``a_jpg``), so both
+    are restored to distinct, predictable names. Returns the stems and the clashing groups."""
+    groups: dict[tuple[Path, str], list[Path]] = {}
+    for img in images:
+        groups.setdefault((img.parent, img.stem), []).append(img)
+    stems, clashes = {}, []
+    for (_, stem), group in groups.items():
+        if len(group) > 1:
+            clashes.append(sorted(group))
+        for img in group:
+            stems[img] = f"{stem}_{img.suffix[1:]}" if len(group) > 1 else stem
+    return stems, clashes
 
 
 def pair(images_root: str | Path, masks_root: str | Path) -> Pairing:
@@ -72,4 +90,5 @@ def pair(images_root: str | Path, masks_root: str | Path) -> Pairing:
             result.pairs.append((img, m, rel))
             used.add(m)
     result.unpaired_masks = [m for m in masks if m not in used]
+    result.stems, result.clashes = output_stems([img for img, _, _ in result.pairs])
     return result

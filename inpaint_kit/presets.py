@@ -237,7 +237,7 @@ def write_tiny_model(out_dir: str | Path, preset: str = "tiny", seed: int = 0, o
     out_dir = Path(out_dir)
     _check_preset(preset)
     if out_dir.exists() and not overwrite:
-        raise InpaintKitError(f"{out_dir} already exists; pass --overwrite to replace it or choose another --out")
+        raise InpaintKitError(f"{out_dir} already exists; pass --overwrite to replace it or choose another --output_dir")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
     try:

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from inpaint_kit.engine.options import DDPMOptions
 from inpaint_kit.cli import main
 from inpaint_kit.engine import Sampling, load_engine
 from inpaint_kit.geometry import (
@@ -232,7 +233,7 @@ def test_ddpm_engine_puts_rows_and_windows_through_the_network_together(tmp_path
 
     torch.manual_seed(0)
     folder = save_model(tmp_path / "ddpm", InpaintUNet(ModelConfig(resolution=16, **PRESETS["tiny"])))
-    eng = load_engine(str(folder), init="noise")
+    eng = load_engine(str(folder), options=DDPMOptions(init="noise"))
     calls = []
     eng.net.register_forward_pre_hook(lambda m, args: calls.append(args[0].shape[0]))
     image, mask = photo(200, 300), two_damages()

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from inpaint_kit.engine.options import DDPMOptions
 from inpaint_kit.ddpm.builtin import BUILTIN_DIR, resolve_model
 from inpaint_kit.ddpm.unet import read_config
 from inpaint_kit.engine import Sampling, is_ddpm_model, load_engine
@@ -36,7 +37,7 @@ def test_builtin_restores_a_crack_offline_with_exact_known_pixels(monkeypatch):
     err = lambda out: np.abs(out[mask].astype(int) - img[mask].astype(int)).mean()  # noqa: E731
     blank = np.abs(img[mask].astype(int) - img[~mask].mean(axis=0)).mean()
     errors = []
-    for eng in (engine, load_engine("builtin", init="noise")):
+    for eng in (engine, load_engine("builtin", options=DDPMOptions(init="noise"))):
         (raw,) = eng.inpaint(img, mask, [1], Sampling(steps=4), progress=False)
         out = paste_back(img, raw, mask)
         assert out.shape == img.shape

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from inpaint_kit.engine.options import DDPMOptions
 from inpaint_kit.ddpm import create_advanced_mask, load_image, load_mask, save_tensor_as_image
-from inpaint_kit.ddpm.engine import blend_weights, load_ddpm_engine, plan_windows
+from inpaint_kit.engine.ddpm import blend_weights, load_ddpm_engine, plan_windows
 from inpaint_kit.ddpm.unet import PRESETS, InpaintUNet, ModelConfig, save_model
 from inpaint_kit.engine import Sampling, is_ddpm_model, load_engine
 from inpaint_kit.errors import InpaintKitError
@@ -31,7 +32,7 @@ def photo(h, w, seed=0):
 
 def test_folder_is_recognised_and_described(tiny_ddpm):
     assert is_ddpm_model(str(tiny_ddpm))
-    eng = load_engine(str(tiny_ddpm), sampler="repaint", jump_length=2, jump_n_sample=2)
+    eng = load_engine(str(tiny_ddpm), options=DDPMOptions(sampler="repaint", jump_length=2, jump_n_sample=2))
     d = eng.describe()
     assert d["engine"] == "ddpm" and d["sampler"] == "repaint" and d["window"] == 16 and d["jump_length"] == 2
     assert eng.multiple == 2

@@ -88,7 +88,7 @@ def test_eval_cli_prints_every_method_and_kind(photos, tmp_path, capsys):
     data = json.loads(out.read_text())
     assert len(data["scores"]) == 6 and all(s["images"] == 2 for s in data["scores"])
     # the same command gives the same classical numbers (masks are reproducible)
-    again = run_eval(EvalConfig(images=str(photos), mask_kinds=("thin", "center"), methods=("telea",), size=48),
+    again = run_eval(EvalConfig(data=str(photos), mask_kinds=("thin", "center"), methods=("telea",), size=48),
                      progress=False)
     assert again[0].psnr == pytest.approx(data["scores"][0]["psnr"])
 

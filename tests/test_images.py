@@ -54,6 +54,9 @@ def test_exif_rotation_is_applied(tmp_path):
     Image.fromarray(img).save(tmp_path / "r.jpg", exif=exif, quality=100)
     out = load_image(tmp_path / "r.jpg")
     assert out.shape == (4, 2, 3)
+    # The pixels move, not only the shape: 90 degrees clockwise takes the top-left pixel to the top-right.
+    assert np.abs(out.astype(int) - np.rot90(img, k=-1)).max() <= 40  # (JPEG rounding)
+    assert out[0, 1].min() > 200 and out[0, 0].max() < 60 and out[3, 0].max() < 60
 
 
 @pytest.mark.parametrize("content,expected", [
@@ -81,5 +84,5 @@ def test_truncated_png_is_refused(tmp_path):
 
 def test_huge_images_are_refused_before_decoding(tmp_path):
     Image.new("L", (300, 300)).save(tmp_path / "big.png")
-    with pytest.raises(InpaintKitError, match="larger than the 10000 pixel limit"):
+    with pytest.raises(InpaintKitError, match=r"300x300 \(0.1 MP\) is over the 0.01 MP limit"):
         load_image(tmp_path / "big.png", max_pixels=10_000)

@@ -172,14 +172,21 @@ def test_bad_arguments_are_one_line_errors(tmp_path, pair_files, capsys):
     assert "--rows 0" in capsys.readouterr().err
 
 
-def test_existing_output_is_skipped_unless_overwrite(tmp_path, pair_files, tiny_model_dir, capsys):
+def test_existing_output_is_skipped_only_with_the_same_settings(tmp_path, pair_files, tiny_model_dir, capsys):
     img, mask = pair_files
     out = tmp_path / "o.png"
-    out.write_bytes(b"previous")
+    out.write_bytes(b"previous")  # not ours: never taken as done, never overwritten silently
     args = ["infer", "--model", str(tiny_model_dir), "--image", str(img), "--mask", str(mask), "--output", str(out),
             "--rows", "1", "--seed", "1", *FAST]
-    assert main(args) == 0 and out.read_bytes() == b"previous"
+    assert main(args) == 2 and out.read_bytes() == b"previous"
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "differs: pass --overwrite or another output" in err
     assert main([*args, "--overwrite"]) == 0 and load_image(out).shape == (45, 3 * 61 + 40, 3)
+    before = out.stat().st_mtime_ns
+    assert main(args) == 0 and out.stat().st_mtime_ns == before  # same settings: done
+    assert "same settings; skipped" in capsys.readouterr().err
+    assert main([*args[:-6], "--seed", "2", *FAST]) == 2 and out.stat().st_mtime_ns == before  # other settings
+    assert "differs" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("cmd", [[sys.executable, str(ROOT / "scripts" / "infer_inpaint.py"), "--help"],

@@ -215,18 +215,18 @@ def test_strips_meet_without_visible_seams_and_blur_is_what_removes_them():
     image = _smooth_photo(h, w)
     own = max(np.abs(np.diff(image.astype(int), axis=1)).mean(), np.abs(np.diff(image.astype(int), axis=0)).mean())
     ext = dict(left=90, up=60)
-    job = outpaint_array(CastEngine(), _cfg(**ext, mask_blur=8), image, [1], progress=False)
+    job = outpaint_array(CastEngine(), _cfg(**ext, seam_blend=8), image, [1], progress=False)
     windows = [c.window for c in job.calls]
     assert len({w.pass_index for w in windows}) == 5  # 3 strips left, 2 up
     steps = _border_steps(job.results[0], windows)
     assert max(steps) <= own, (steps, own)
-    hard = outpaint_array(CastEngine(), _cfg(**ext, mask_blur=0), image, [1], progress=False)
+    hard = outpaint_array(CastEngine(), _cfg(**ext, seam_blend=0), image, [1], progress=False)
     assert max(_border_steps(hard.results[0], windows)) > 2 * own  # the test can fail
 
 
 def test_a_colour_cast_does_not_pile_up_strip_after_strip():
     image = _smooth_photo(48, 64)
-    cfg = _cfg(left=90, mask_blur=8)  # three strips
+    cfg = _cfg(left=90, seam_blend=8)  # three strips
 
     class Faithful(CastEngine):
         cast = np.zeros(3, int)
@@ -234,7 +234,7 @@ def test_a_colour_cast_does_not_pile_up_strip_after_strip():
     outer = np.s_[:, :10]  # the last strip, 60+ px from the original
     cast = outpaint_array(CastEngine(), cfg, image, [1], progress=False).results[0][outer].astype(float).mean((0, 1))
     faithful = outpaint_array(Faithful(), cfg, image, [1], progress=False).results[0][outer].astype(float).mean((0, 1))
-    raw = outpaint_array(CastEngine(), _cfg(left=90, mask_blur=0), image, [1], progress=False).results[0][outer]
+    raw = outpaint_array(CastEngine(), _cfg(left=90, seam_blend=0), image, [1], progress=False).results[0][outer]
     assert np.abs(cast - faithful).max() < 2
     assert np.abs(raw.astype(float).mean((0, 1)) - faithful - 3 * CastEngine.cast).max() < 2  # uncorrected: 3 casts
 
@@ -301,7 +301,7 @@ def test_cli_sizes_exact_original_and_collage_on_tiny_sd(tmp_path, photo_file, t
             assert np.array_equal(tile[up:up + 37, left:left + 53], original)
         assert (preview[new] == 255).all() and np.array_equal(preview[~new], first[~new])
         assert not np.array_equal(result[new], first[new])
-        assert np.array_equal(load_image(tmp_path / f"mural_outpaint_row{row}_seed{seed}.png"), result)
+        assert np.array_equal(load_image(tmp_path / f"o_row{row}_seed{seed}.png"), result)
     assert meta["seeds"] == [5, 6] and meta["original_size"] == [53, 37] and meta["fill"] == "edge"
 
 
@@ -311,8 +311,8 @@ def test_default_output_name_does_not_collide_with_inference(tmp_path, photo_fil
     (tmp_path / "outputs" / "mural_collage.png").write_bytes(b"an infer result")
     assert main(["outpaint", "--model", str(tiny_model_dir), "--image", str(photo_file), "--down", "8",
                  "--rows", "1", "--seed", "1", "--save_rows", *FAST]) == 0
-    assert load_image(tmp_path / "outputs" / "mural_outpaint.png").shape == (45, 3 * 53 + 40, 3)
-    assert (tmp_path / "outputs" / "mural_outpaint_row0_seed1.png").is_file()
+    assert load_image(tmp_path / "outputs" / "mural_outpaint_down8.png").shape == (45, 3 * 53 + 40, 3)
+    assert (tmp_path / "outputs" / "mural_outpaint_down8_row0_seed1.png").is_file()
     assert (tmp_path / "outputs" / "mural_collage.png").read_bytes() == b"an infer result"
 
 
@@ -439,6 +439,6 @@ def test_cli_needs_exactly_one_input(tmp_path, photo_file, capsys):
 def test_help_of_both_entry_points(cmd):
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0
-    for flag in ("--left", "--direction", "--pixels", "--fill", "--overlap", "--max_step", "--mask_blur",
+    for flag in ("--left", "--direction", "--pixels", "--fill", "--overlap", "--max_step", "--seam_blend",
                  "--batch_imgs_dir", "--max_canvas", "--lora", "--scheduler"):
         assert flag in out.stdout

@@ -104,7 +104,7 @@ def test_tiny_model_command_writes_and_refuses_to_clobber(tmp_path, capsys):
     assert main(["tiny-model", "--out", str(out), "--seed", "2"]) == 0
     assert json.loads((out / "inpaint_kit.json").read_text())["seed"] == 2
     capsys.readouterr()
-    assert main(["tiny-model", "--out", str(out)]) == 2
+    assert main(["tiny-model", "--output_dir", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"error: {out} already exists; pass --overwrite to replace it or choose another --out"]
+    assert err == [f"error: {out} already exists; pass --overwrite to replace it or choose another --output_dir"]
     assert main(["tiny-model", "--out", str(out), "--overwrite"]) == 0

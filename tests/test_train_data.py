@@ -68,6 +68,16 @@ def test_crop_is_square_of_size_from_larger_images(tmp_path):
     s = find_samples(root, "pairs", size=32)[0]
     item = load_sample(s, 32, "pairs", 0, 1)
     assert item["pixels"].shape == (3, 32, 32) and item["mask"].shape == (1, 32, 32)
+    # The crops move: each draw is an exact 32-square window of the scaled image (maybe flipped), and
+    # the draws do not all take the same window.
+    scaled = np.asarray(Image.open(s.image).resize((58, 32), Image.LANCZOS)).astype(np.float32) / 127.5 - 1.0
+    lefts = set()
+    for draw in range(8):
+        crop = load_sample(s, 32, "pairs", draw, 1)["pixels"].transpose(1, 2, 0)
+        found = [x for x in range(58 - 32 + 1) for c in (crop, crop[:, ::-1]) if np.allclose(scaled[:, x:x + 32], c)]
+        assert len(found) >= 1
+        lefts.add(found[0])
+    assert len(lefts) >= 3
 
 
 @pytest.mark.parametrize("case, message", [

@@ -6,9 +6,12 @@ HELP = "score methods (builtin, telea, ns, model paths) by PSNR / SSIM / gradien
 
 
 def add_arguments(p) -> None:
+    from .flags import add_device, add_progress, alias, require
     from .infer import add_ddpm_start_arguments
 
-    p.add_argument("--images", required=True, help="folder of ground-truth photos (searched recursively)")
+    p.add_argument("--data", help="folder of ground-truth photos (searched recursively; required)")
+    alias(p, "--images", dest="data")
+    require(p, "data")
     p.add_argument("--mask_kinds", default="thin,thick,center,stripes,irregular",
                    help="comma-separated mask generators (see inpaint_kit.masks.MASK_KINDS)")
     p.add_argument("--methods", default="builtin,telea,ns",
@@ -16,21 +19,36 @@ def add_arguments(p) -> None:
     p.add_argument("--seed", type=int, default=0, help="masks and diffusion noise are drawn from this seed")
     p.add_argument("--size", type=int, default=256, help="images are scaled so that the long side is this")
     p.add_argument("--steps", type=int, default=20, help="sampling steps for diffusion methods")
-    add_ddpm_start_arguments(p.add_argument_group("DDPM models only"))
-    p.add_argument("--jump_length", type=int, default=10, help="RePaint only")
-    p.add_argument("--jump_n_sample", type=int, default=10, help="RePaint only")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 is fastest on a busy machine)")
-    p.add_argument("--out", default=None, help="also write the table to this .md file (or raw scores to .json)")
+    ddpm = p.add_argument_group("DDPM models only")
+    add_ddpm_start_arguments(ddpm)
+    ddpm.add_argument("--jump_length", type=int, default=10, help="RePaint only")
+    ddpm.add_argument("--jump_n_sample", type=int, default=10, help="RePaint only")
+    add_device(p)
+    p.add_argument("--output", default=None,
+                   help="also write the scores to this file: the markdown table if it ends in .md, else JSON "
+                        "(config and raw scores)")
+    alias(p, "--out", dest="output")
+    add_progress(p)
 
 
 def run(args) -> int:
+    from ..checks import check_output_file
+    from ..engine import check_device
+    from ..engine.options import DDPMOptions
     from ..evaluate import EvalConfig, format_table, run_eval
 
     split = lambda s: tuple(x.strip() for x in s.split(",") if x.strip())  # noqa: E731
-    cfg = EvalConfig(images=args.images, mask_kinds=split(args.mask_kinds), methods=split(args.methods),
-                     seed=args.seed, size=args.size, steps=args.steps, sampler=args.sampler, out=args.out,
-                     ddpm_options={"jump_length": args.jump_length, "jump_n_sample": args.jump_n_sample,
-                                   "init": args.init, "strength": args.strength})  # None = the model's
-    scores = run_eval(cfg)
+    ddpm = DDPMOptions(sampler=args.sampler, init=args.init, strength=args.strength,  # None = the model's
+                       jump_length=args.jump_length, jump_n_sample=args.jump_n_sample)
+    cfg = EvalConfig(data=args.data, mask_kinds=split(args.mask_kinds), methods=split(args.methods),
+                     seed=args.seed, size=args.size, steps=args.steps, output=args.output, device=args.device,
+                     ddpm=ddpm)
+    check_device(cfg.device)  # before any model loads
+    if cfg.output:
+        check_output_file(cfg.output)
+    from .infer import quiet_libraries
+
+    quiet_libraries(args.verbose)
+    scores = run_eval(cfg, progress=args.progress)
     print(format_table(scores))
     return 0

@@ -31,9 +31,18 @@ def add_device(group, dtype: bool = False, dtype_default: str = "auto") -> None:
 
 
 def add_output_dir(group, default: str | None, help: str, required: bool = False) -> None:
-    """``--output_dir``: the folder a command writes into (``--out`` accepted as an old spelling)."""
-    group.add_argument("--output_dir", default=default, required=required, help=help)
+    """``--output_dir``: the folder a command writes into (``--out`` accepted as an old spelling).
+    ``required`` is checked by ``cli.main`` after parsing (argparse's own check would refuse the alias)."""
+    group.add_argument("--output_dir", default=default, help=help + (" (required)" if required else ""))
     alias(group, "--out", dest="output_dir")
+    if required:
+        require(group, "output_dir")
+
+
+def require(group, *dests: str) -> None:
+    """Mark flags as required when they have hidden aliases (argparse's ``required=True`` would refuse a
+    command line that uses the alias); ``cli.main`` checks them after parsing, one line, exit 2."""
+    group.set_defaults(_required=(*(group.get_default("_required") or ()), *dests))
 
 
 def add_resume(group, what: str = "the newest checkpoint in --output_dir") -> None:

@@ -9,6 +9,13 @@ from pathlib import Path
 HELP = "Inpaint one image (--image/--mask) or directory trees (--batch_imgs_dir/--batch_masks_dir) into collages."
 
 from ..engine.sd import SCHEDULERS  # light: the module imports torch/diffusers only inside functions
+from ..geometry import AREAS, LARGE
+from ..inpaint import InferConfig  # light (numpy, PIL): the defaults below are the config's, stated once
+from ..masks import MASK_MODES
+from .flags import add_device, add_output_dir, add_overwrite, add_progress
+
+
+D = InferConfig()  # every flag's default comes from here
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -17,66 +24,92 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     single = p.add_argument_group("single image")
     single.add_argument("--image", help="image file")
     single.add_argument("--mask", help="mask file (resized to the image if needed, never losing a marked pixel)")
-    single.add_argument("--output", help="collage path (default outputs/<stem>_collage.png)")
+    single.add_argument("--output", help="collage path (default <output_dir>/<stem>_collage.png)")
 
     batch = p.add_argument_group("batch")
     batch.add_argument("--batch_imgs_dir", help="folder of images (recursive)")
     batch.add_argument("--batch_masks_dir", help="folder of masks paired by file stem (recursive; <stem>_mask also pairs)")
-    batch.add_argument("--output_dir", default="outputs", help="batch output folder (sub-folders mirrored)")
+    add_output_dir(batch, "outputs", "output folder (batch: sub-folders mirrored; single image: where the "
+                                      "default --output goes)")
 
     area = p.add_argument_group("where the model works (large scans)")
-    area.add_argument("--area", choices=("auto", "full", "crops"), default="auto",
+    area.add_argument("--area", choices=AREAS, default=D.area,
                       help="full: the whole image scaled to --size; crops: windows around the damage at native "
                            "resolution; auto: crops when the image's long side exceeds --size, else full")
-    area.add_argument("--padding", type=int, default=64, help="crops: context pixels kept around the damage")
-    area.add_argument("--large_windows", choices=("tile", "scale"), default="tile",
+    area.add_argument("--padding", type=int, default=D.padding, help="crops: context pixels kept around the damage")
+    area.add_argument("--large_windows", choices=LARGE, default=D.large_windows,
                       help="crops: a window longer than --size is cut into overlapping native-resolution tiles, "
                            "or scaled down to --size")
-    area.add_argument("--mask_dilate", type=int, default=0,
+    area.add_argument("--mask_dilate", type=int, default=D.mask_dilate,
                       help="grow the repair region by N pixels at the working scale (damage with a stained halo)")
 
     add_output_arguments(p)
     add_ddpm_arguments(p)
 
 
+def quiet_libraries(verbose: bool) -> None:
+    """Without ``--verbose``: diffusers / transformers / huggingface_hub print errors only and no loading
+    bars (set before they are imported; sys.modules already holding them keeps their settings)."""
+    import os
+    import sys as _sys
+
+    if verbose:
+        return
+    for var, value in (("DIFFUSERS_VERBOSITY", "error"), ("TRANSFORMERS_VERBOSITY", "error"),
+                       ("HF_HUB_DISABLE_PROGRESS_BARS", "1")):
+        os.environ.setdefault(var, value)
+    if "diffusers" in _sys.modules:
+        from diffusers.utils import logging as dlog
+
+        dlog.set_verbosity_error()
+        dlog.disable_progress_bar()
+
+
 def add_model_arguments(p: argparse.ArgumentParser, mask_flags: bool = True) -> None:
     """Model and sampling flags shared by ``infer`` and ``outpaint`` (``mask_flags``: --mask_mode, --mask_blur)."""
-    from ..engine import DEFAULT_MODEL
-
     core = p.add_argument_group("model and sampling")
-    core.add_argument("--model", default=DEFAULT_MODEL,
+    core.add_argument("--model", default=D.model,
                       help="hub id, local diffusers folder, single .safetensors/.ckpt file, 'builtin', or a trained DDPM folder")
-    core.add_argument("--size", type=int, default=768, help="long side of the working canvas (sides rounded to multiples of 8)")
-    core.add_argument("--steps", type=int, default=30, help="denoising steps")
-    core.add_argument("--guidance", type=float, default=5.0, help="classifier-free guidance scale (skipped when both prompts are empty)")
-    core.add_argument("--prompt", default="", help="text prompt (SD models)")
-    core.add_argument("--negative_prompt", default="", help="negative prompt (SD models)")
+    core.add_argument("--size", type=int, default=D.size, help="long side of the working canvas (sides rounded to multiples of 8)")
+    core.add_argument("--steps", type=int, default=D.steps, help="denoising steps")
+    core.add_argument("--guidance", type=float, default=D.guidance, help="classifier-free guidance scale (skipped when both prompts are empty)")
+    core.add_argument("--prompt", default=D.prompt, help="text prompt (SD models)")
+    core.add_argument("--negative_prompt", default=D.negative_prompt, help="negative prompt (SD models)")
     if mask_flags:
-        core.add_argument("--mask_mode", choices=("black", "white"), default="black", help="which mask colour marks the region to repair")
-        core.add_argument("--mask_blur", type=int, default=0, help="feather the seam over N pixels just outside the mask")
-    core.add_argument("--rows", type=int, default=4, help="collage rows, one seed each")
-    core.add_argument("--seed", type=int, default=0, help="row i uses seed+i; 0 = random seeds (recorded in the outputs)")
-    core.add_argument("--scheduler", choices=SCHEDULERS, default="default", help="sampler for SD models")
+        core.add_argument("--mask_mode", choices=MASK_MODES, default=D.mask_mode, help="which mask colour marks the region to repair")
+        core.add_argument("--mask_blur", type=int, default=D.mask_blur, help="feather the seam over N pixels just outside the mask")
+    core.add_argument("--rows", type=int, default=D.rows, help="collage rows, one seed each")
+    core.add_argument("--seed", type=int, default=D.seed, help="row i uses seed+i; 0 = random seeds (recorded in the outputs)")
+    core.add_argument("--scheduler", choices=SCHEDULERS, default=D.scheduler, help="sampler for SD models")
     core.add_argument("--lora", default=None, help="LoRA folder/file (lora_unet.safetensors) or unet_partial_tuned.safetensors")
-    core.add_argument("--lora_scale", type=float, default=1.0, help="LoRA strength (0 = base model)")
+    core.add_argument("--lora_scale", type=float, default=D.lora_scale, help="LoRA strength (0 = base model)")
     core.add_argument("--cache_dir", default=None, help="Hugging Face cache folder for hub ids")
-    core.add_argument("--device", default=None, help="cuda, cuda:1, cpu, ... (default: cuda if available)")
-    core.add_argument("--dtype", choices=("auto", "fp32", "fp16", "bf16"), default="auto", help="auto = fp16 on CUDA, fp32 on CPU")
-    core.add_argument("--threads", type=int, default=None,
-                      help="torch CPU threads (default: torch's choice; 1 can be faster on a busy machine)")
+    add_device(core, dtype=True, dtype_default=D.dtype)
+    add_limits(core)
+
+
+def add_limits(group) -> None:
+    """--max_work_megapixels and --max_image_megapixels (checked before any model loads)."""
+    group.add_argument("--max_work_megapixels", type=float, default=D.max_work_megapixels,
+                       help="refuse a --size whose square working canvas is larger (4.2 MP = 2048x2048); "
+                            "crops mode works at native resolution in windows of at most --size")
+    group.add_argument("--max_image_megapixels", type=float, default=D.max_image_megapixels,
+                       help="refuse input images larger than this, before decoding them")
 
 
 def add_output_arguments(p: argparse.ArgumentParser) -> None:
     """Collage and resume flags shared by ``infer`` and ``outpaint``."""
     out = p.add_argument_group("output")
-    out.add_argument("--collage_spacing_h", type=int, default=20, help="pixels between tiles")
-    out.add_argument("--collage_spacing_v", type=int, default=20, help="pixels between rows")
+    out.add_argument("--collage_spacing_h", type=int, default=D.collage_spacing_h, help="pixels between tiles")
+    out.add_argument("--collage_spacing_v", type=int, default=D.collage_spacing_v, help="pixels between rows")
     out.add_argument("--save_rows", action="store_true", help="also write each row as <stem>_row<i>_seed<seed>.png")
-    out.add_argument("--overwrite", action="store_true", help="redo outputs that already exist (default: skip them, so runs resume)")
+    add_overwrite(out, "existing outputs (default: skip those made with the same settings, so runs resume; "
+                       "report those made with other settings)")
+    add_progress(out)
 
 
 def add_ddpm_arguments(p: argparse.ArgumentParser) -> None:
-    """Flags of the from-scratch DDPM engine (collected into ``ddpm_options``)."""
+    """Flags of the from-scratch DDPM engine (collected into a :class:`~inpaint_kit.engine.options.DDPMOptions`)."""
     ddpm = p.add_argument_group("builtin / DDPM models only")
     add_ddpm_start_arguments(ddpm)
     ddpm.add_argument("--jump_length", type=int, default=None, help="RePaint jump length")
@@ -95,19 +128,39 @@ def add_ddpm_start_arguments(group) -> None:
                        help="noise level (0-1] the --init fill is taken to; lower keeps more of it (default: the model's)")
 
 
-DDPM_FLAGS = ("sampler", "init", "strength", "jump_length", "jump_n_sample", "mask_soften", "save_intermediates")
+def ddpm_options(args: argparse.Namespace):
+    """The DDPM engine's options given on the command line (None = the model's default)."""
+    from ..engine.options import DDPM_FLAGS, DDPMOptions
+
+    return DDPMOptions(**{k: getattr(args, k) for k in DDPM_FLAGS if hasattr(args, k)})
 
 
-def config_from_args(args: argparse.Namespace):
-    """The one place argparse values become an :class:`InferConfig`."""
+def config_from_args(args: argparse.Namespace, config_class=None, **extra):
+    """The one place argparse values become an :class:`InferConfig` (or ``config_class``): every field
+    with a flag of the same name, plus ``extra``; validated (values, engine flags, limits)."""
+    from dataclasses import fields
+
     from ..inpaint import InferConfig
 
-    fields = {k: getattr(args, k) for k in (
-        "model", "size", "steps", "guidance", "prompt", "negative_prompt", "mask_mode", "rows", "seed",
-        "collage_spacing_h", "collage_spacing_v", "mask_blur", "lora", "lora_scale", "cache_dir", "scheduler",
-        "device", "dtype", "save_rows", "overwrite", "area", "padding", "large_windows", "mask_dilate")}
-    ddpm_options = {k: getattr(args, k) for k in DDPM_FLAGS if getattr(args, k) is not None}
-    return InferConfig(**fields, ddpm_options=ddpm_options).validate()
+    config_class = config_class or InferConfig
+    values = {f.name: getattr(args, f.name) for f in fields(config_class)
+              if f.name not in ("ddpm", *extra) and hasattr(args, f.name)}
+    return config_class(**values, ddpm=ddpm_options(args), **extra).validate()
+
+
+def preflight(cfg, output: Path | None = None, output_dir: Path | None = None) -> None:
+    """Everything checkable before a model loads, beyond ``cfg.validate()``: the device exists and the
+    output location can be written (one line, exit 2, no model loaded)."""
+    from ..checks import check_output_dir, check_output_file
+    from ..engine import check_device
+
+    check_device(cfg.device)
+    if cfg.ddpm.save_intermediates:
+        check_output_dir(cfg.ddpm.save_intermediates, flag="--save_intermediates")
+    if output is not None:
+        check_output_file(output)
+    if output_dir is not None:
+        check_output_dir(output_dir)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -121,19 +174,26 @@ def run(args: argparse.Namespace) -> int:
         raise InpaintKitError("--image and --mask go together; give both")
     if batch and not (args.batch_imgs_dir and args.batch_masks_dir):
         raise InpaintKitError("--batch_imgs_dir and --batch_masks_dir go together; give both")
+    if batch and args.output:
+        raise InpaintKitError("--output names one file (single image); a batch writes into --output_dir")
     cfg = config_from_args(args)
+    quiet_libraries(args.verbose)
     return run_single(cfg, args) if single else run_batch_command(cfg, args)
 
 
 def run_single(cfg, args) -> int:
+    from ..batch import resume_single
     from ..inpaint import inpaint_file, write_job
 
-    output = Path(args.output) if args.output else Path("outputs") / f"{Path(args.image).stem}_collage.png"
-    if output.exists() and not cfg.overwrite:
-        print(f"{output} exists; skipped (pass --overwrite to redo it)", file=sys.stderr)
+    output = Path(args.output) if args.output else Path(args.output_dir) / f"{Path(args.image).stem}_collage.png"
+    preflight(cfg, output=output)
+    stem = Path(args.image).stem
+    skip, seeds = resume_single(cfg, output, stem)
+    if skip:
+        print(f"{output} exists with the same settings; skipped (pass --overwrite to redo it)", file=sys.stderr)
         return 0
-    job, engine = inpaint_file(cfg, args.image, args.mask)
-    for path in write_job(job, cfg, engine, output, stem=Path(args.image).stem)[0]:
+    job, engine = inpaint_file(cfg, args.image, args.mask, seeds=seeds, progress=args.progress)
+    for path in write_job(job, cfg, engine, output, stem=stem)[0]:
         print(path)
     print(f"seeds: {' '.join(map(str, job.seeds))}", file=sys.stderr)
     return 0
@@ -142,6 +202,7 @@ def run_single(cfg, args) -> int:
 def run_batch_command(cfg, args) -> int:
     from ..batch import run_batch
 
-    report = run_batch(cfg, args.batch_imgs_dir, args.batch_masks_dir, args.output_dir)
+    preflight(cfg, output_dir=Path(args.output_dir))
+    report = run_batch(cfg, args.batch_imgs_dir, args.batch_masks_dir, args.output_dir, progress=args.progress)
     print(report.summary(), file=sys.stderr)
     return report.exit_code

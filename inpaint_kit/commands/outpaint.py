@@ -6,12 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from .infer import DDPM_FLAGS, add_ddpm_arguments, add_model_arguments, add_output_arguments
+from .flags import add_output_dir, alias
+from .infer import add_ddpm_arguments, add_model_arguments, add_output_arguments, preflight, quiet_libraries
 
 HELP = "Extend an image (--image) or a tree (--batch_imgs_dir) left/right/up/down with a diffusion model, in chunks."
 
-# Same as inpaint_kit.outpaint.DIRECTIONS, not imported from there so that --help stays instant.
-DIRECTIONS = ("left", "right", "up", "down")
+from ..outpaint import DIRECTIONS, FILLS, OutpaintConfig  # light (numpy, PIL, tqdm): defaults stated once
+
+O = OutpaintConfig(left=1)  # every extension flag's default comes from here
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -20,25 +22,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         ext.add_argument(f"--{d}", type=int, default=None, metavar="PIXELS", help=f"pixels to add on the {d} side")
     ext.add_argument("--direction", default=None, help="comma list of sides to extend by --pixels, e.g. left,up")
     ext.add_argument("--pixels", type=int, default=None, help="pixels per side for --direction")
-    ext.add_argument("--fill", choices=("edge", "blur", "noise", "gray"), default="edge",
+    ext.add_argument("--fill", choices=FILLS, default=O.fill,
                      help="how the new area starts: replicated border, blurred border colours, noise, flat grey")
-    ext.add_argument("--overlap", type=int, default=64,
+    ext.add_argument("--overlap", type=int, default=O.overlap,
                      help="already-final pixels the model sees beside each new strip")
-    ext.add_argument("--max_step", type=int, default=256, help="largest strip generated per pass (pixels)")
-    ext.add_argument("--mask_blur", type=int, default=8,
+    ext.add_argument("--max_step", type=int, default=O.max_step, help="largest strip generated per pass (pixels)")
+    ext.add_argument("--seam_blend", type=int, default=O.seam_blend,
                      help="new pixels over which the seam is blended into the old ones (old pixels never change)")
-    ext.add_argument("--max_canvas", type=int, default=8192, help="refuse canvases with a side larger than this")
-    ext.add_argument("--max_megapixels", type=float, default=40.0, help="refuse canvases larger than this")
+    alias(ext, "--mask_blur", dest="seam_blend", type=int)  # its old name (infer's --mask_blur is another thing)
+    ext.add_argument("--max_canvas", type=int, default=O.max_canvas, help="refuse canvases with a side larger than this")
+    ext.add_argument("--max_megapixels", type=float, default=O.max_megapixels, help="refuse canvases larger than this")
 
     add_model_arguments(p, mask_flags=False)
 
     single = p.add_argument_group("single image")
     single.add_argument("--image", help="image file")
-    single.add_argument("--output", help="collage path (default outputs/<stem>_outpaint.png)")
+    single.add_argument("--output", help="collage path (default <output_dir>/<stem>_outpaint_<sides>.png, e.g. "
+                                         "chelsea_outpaint_left256.png)")
 
     batch = p.add_argument_group("batch")
     batch.add_argument("--batch_imgs_dir", help="folder of images (recursive); every image is extended the same way")
-    batch.add_argument("--output_dir", default="outputs", help="batch output folder (sub-folders mirrored)")
+    add_output_dir(batch, "outputs", "output folder (batch: sub-folders mirrored; single image: where the "
+                                      "default --output goes)")
 
     add_output_arguments(p)
     add_ddpm_arguments(p)
@@ -63,14 +68,10 @@ def sides_from_args(args: argparse.Namespace) -> dict:
 
 def config_from_args(args: argparse.Namespace):
     """The one place argparse values become an :class:`~inpaint_kit.outpaint.OutpaintConfig`."""
-    from dataclasses import fields
-
     from ..outpaint import OutpaintConfig
+    from .infer import config_from_args as build
 
-    values = {f.name: getattr(args, f.name) for f in fields(OutpaintConfig)
-              if f.name not in (*DIRECTIONS, "ddpm_options") and hasattr(args, f.name)}
-    ddpm_options = {k: getattr(args, k) for k in DDPM_FLAGS if getattr(args, k) is not None}
-    return OutpaintConfig(**values, **sides_from_args(args), ddpm_options=ddpm_options).validate()
+    return build(args, OutpaintConfig, **sides_from_args(args))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -78,24 +79,30 @@ def run(args: argparse.Namespace) -> int:
 
     if bool(args.image) == bool(args.batch_imgs_dir):
         raise InpaintKitError("give either --image or --batch_imgs_dir")
+    if args.batch_imgs_dir and args.output:
+        raise InpaintKitError("--output names one file (single image); a batch writes into --output_dir")
     cfg = config_from_args(args)
+    quiet_libraries(args.verbose)
     return run_single(cfg, args) if args.image else run_batch_command(cfg, args)
 
 
 def run_single(cfg, args) -> int:
+    from ..batch import resume_single
     from ..images import load_image
     from ..inpaint import write_job
-    from ..outpaint import SUFFIX, job_metadata, outpaint_array
+    from ..outpaint import default_stem, job_metadata, outpaint_array
 
-    stem = Path(args.image).stem + SUFFIX
-    output = Path(args.output) if args.output else Path("outputs") / f"{stem}.png"
-    if output.exists() and not cfg.overwrite:
-        print(f"{output} exists; skipped (pass --overwrite to redo it)", file=sys.stderr)
+    output = Path(args.output) if args.output else Path(args.output_dir) / f"{default_stem(args.image, cfg)}.png"
+    stem = output.stem
+    preflight(cfg, output=output)
+    skip, seeds = resume_single(cfg, output, stem)
+    if skip:
+        print(f"{output} exists with the same settings; skipped (pass --overwrite to redo it)", file=sys.stderr)
         return 0
-    image = load_image(args.image)
+    image = load_image(args.image, int(cfg.max_image_megapixels * 1e6))
     cfg.check_canvas(*image.shape[:2], name=args.image)  # refuse before loading a model
     engine = cfg.load_engine()
-    job = outpaint_array(engine, cfg, image, cfg.seeds(), Path(args.image).name)
+    job = outpaint_array(engine, cfg, image, seeds or cfg.seeds(), Path(args.image).name, progress=args.progress)
     job.sources = {"image": str(args.image)}
     for path in write_job(job, cfg, engine, output, stem=stem, **job_metadata(job))[0]:
         print(path)
@@ -107,6 +114,7 @@ def run_single(cfg, args) -> int:
 def run_batch_command(cfg, args) -> int:
     from ..outpaint import run_outpaint_batch
 
-    report = run_outpaint_batch(cfg, args.batch_imgs_dir, args.output_dir)
+    preflight(cfg, output_dir=Path(args.output_dir))
+    report = run_outpaint_batch(cfg, args.batch_imgs_dir, args.output_dir, progress=args.progress)
     print(report.summary(), file=sys.stderr)
     return report.exit_code

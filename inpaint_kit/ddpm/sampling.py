@@ -1,7 +1,7 @@
 """Samplers: free functions with one shared signature, each filling the mask of ``known``.
 
 ``sampler(eps_fn, schedule, known, mask, steps, generators, callback) -> x0`` where ``eps_fn(x_t, t)``
-predicts noise (conditioning already bound), ``known`` (B,3,H,W) in [-1,1], ``mask`` (B,1,H,W) float
+returns the noise (conditioning already bound; a v-prediction network's output is converted first), ``known`` (B,3,H,W) in [-1,1], ``mask`` (B,1,H,W) float
 1 = repaint, one ``torch.Generator`` per row, and ``callback(i, n, x)`` is called after every model
 evaluation (progress bars, intermediates). Rows never share random numbers.
 """

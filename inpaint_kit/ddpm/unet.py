@@ -1,4 +1,5 @@
-"""The noise predictor: diffusers' ``UNet2DModel`` (sinusoidal timestep embedding and time MLP at every
+"""The network: diffusers' ``UNet2DModel`` predicting the noise or v (``ModelConfig.prediction``;
+:func:`inpaint_kit.ddpm.schedule.to_eps` converts v to noise for the samplers) (sinusoidal timestep embedding and time MLP at every
 level, skip connections, attention at low resolution) wrapped with the inpainting conditioning, plus
 the model folder format (``config.json`` + ``model.safetensors``) that rebuilds it.
 

@@ -1,7 +1,9 @@
 """Engines fill working canvases. Two kinds share one interface: a diffusers Stable Diffusion
-inpainting pipeline (:mod:`inpaint_kit.engine.sd`) and the from-scratch DDPM (:mod:`inpaint_kit.ddpm`).
+inpainting pipeline (:mod:`inpaint_kit.engine.sd`) and the from-scratch DDPM (:mod:`inpaint_kit.engine.ddpm`,
+network and math in :mod:`inpaint_kit.ddpm`). Their typed options are in :mod:`.options`.
 
-An engine is loaded once per run. Its one job is :meth:`Engine.fill`: a list of independent
+The engine modules (:mod:`.sd`, :mod:`.ddpm`) import torch; this package and :mod:`.options` do not
+(until a function needs it). An engine is loaded once per run. Its one job is :meth:`Engine.fill`: a list of independent
 :class:`Canvas` items (image, mask, seed), all of one working size, filled in as few batched model calls
 as memory allows; item k's result depends only on item k (its seed owns its noise), never on what else is
 in the batch. ``inpaint(image, mask, seeds)`` is the collage shorthand (one canvas per row)::
@@ -165,28 +167,24 @@ def is_ddpm_model(model: str) -> bool:
         return False
 
 
-def load_engine(
-    model: str = DEFAULT_MODEL,
-    *,
-    device: str | None = None,
-    dtype: str = "auto",
-    scheduler: str = "default",
-    lora: str | None = None,
-    lora_scale: float = 1.0,
-    cache_dir: str | None = None,
-    **ddpm_options,
-) -> Engine:
-    """Load the engine for ``model``: ``builtin`` / a DDPM folder, or an SD inpainting model given as a
-    hub id, a local diffusers folder, or a single ``.safetensors``/``.ckpt`` file.
+def load_engine(model: str = DEFAULT_MODEL, *, device: str | None = None, dtype: str = "auto",
+                options: "SDOptions | DDPMOptions | None" = None) -> Engine:
+    """Load the engine for ``model``: ``builtin`` / a DDPM folder (:mod:`.ddpm`, with
+    :class:`~.options.DDPMOptions`), or an SD inpainting model given as a hub id, a local diffusers
+    folder, or a single ``.safetensors``/``.ckpt`` file (:mod:`.sd`, with :class:`~.options.SDOptions`).
+    ``options`` of the other engine's type is a one-line :class:`~inpaint_kit.errors.UsageError`."""
+    from .options import DDPMOptions, SDOptions
 
-    ``ddpm_options`` (sampler, jump_length, jump_n_sample, mask_soften, save_intermediates, ...) only
-    apply to the DDPM engine."""
-    if is_ddpm_model(model):
-        from ..ddpm.engine import load_ddpm_engine
+    ddpm = is_ddpm_model(model)
+    want = DDPMOptions if ddpm else SDOptions
+    if options is not None and not isinstance(options, want):
+        from ..errors import UsageError
 
-        return load_ddpm_engine(model, device=device, dtype=dtype, **ddpm_options)
+        raise UsageError(f"--model {model} takes {want.__name__}, not {type(options).__name__}")
+    if ddpm:
+        from .ddpm import load_ddpm_engine
+
+        return load_ddpm_engine(model, device=device, dtype=dtype, options=options)
     from .sd import load_sd_engine
 
-    return load_sd_engine(
-        model, device=device, dtype=dtype, scheduler=scheduler, lora=lora, lora_scale=lora_scale, cache_dir=cache_dir
-    )
+    return load_sd_engine(model, device=device, dtype=dtype, options=options)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
@@ -37,6 +38,7 @@ import numpy as np
 
 from ..errors import InpaintKitError
 from ..geometry import block_mask
+from .options import SDOptions
 from . import DTYPES, Canvas, RowsMixin, Sampling, check_items, resolve_device_dtype  # noqa: F401 (DTYPES re-exported)
 
 log = logging.getLogger("inpaint_kit")
@@ -210,12 +212,9 @@ def apply_partial(unet, path: Path, scale: float) -> int:
 def apply_lora(pipe, path: Path, scale: float) -> None:
     """Load a diffusers-format LoRA into ``pipe`` as adapter ``inpaint_kit`` weighted by ``scale``."""
     if _has_diffusers_lora_keys(path):
-        try:
-            from ..train.lora import check_fits  # same shape rules as the trainer that wrote the file
-        except ImportError:  # pragma: no cover - trainer not installed
-            check_fits = None
-        if check_fits is not None:
-            check_fits(pipe.unet, path)
+        from ..train.lora import check_fits  # same shape rules as the trainer that wrote the file
+
+        check_fits(pipe.unet, path)
     try:
         pipe.load_lora_weights(str(path.parent), weight_name=path.name, adapter_name=ADAPTER)
     except Exception as e:  # shape mismatches surface as RuntimeError/ValueError with long texts
@@ -364,18 +363,13 @@ class SDEngine(RowsMixin):
         return [np.clip(np.round(row * 255), 0, 255).astype(np.uint8) for row in out]
 
 
-def load_sd_engine(
-    model: str,
-    *,
-    device: str | None = None,
-    dtype: str = "auto",
-    scheduler: str = "default",
-    lora: str | None = None,
-    lora_scale: float = 1.0,
-    cache_dir: str | None = None,
-) -> SDEngine:
+def load_sd_engine(model: str, *, device: str | None = None, dtype: str = "auto",
+                   options: SDOptions | None = None, **fields) -> SDEngine:
     """Load an SD inpainting model (hub id, diffusers folder or single checkpoint) as an :class:`SDEngine`,
-    with ``scheduler`` (one of :data:`SCHEDULERS`) and an optional LoRA / partial fine-tune."""
+    with :class:`~inpaint_kit.engine.options.SDOptions` (``fields`` replace single ones): ``scheduler``
+    (one of :data:`SCHEDULERS`) and an optional LoRA / partial fine-tune."""
+    o = replace(options or SDOptions(), **fields)
+    scheduler, lora, lora_scale, cache_dir = o.scheduler, o.lora, o.lora_scale, o.cache_dir
     if scheduler not in SCHEDULERS:
         raise ValueError(f"unknown scheduler {scheduler!r}; choose one of {', '.join(SCHEDULERS)}")
     device, dtype_name, torch_dtype = resolve_device_dtype(device, dtype)

@@ -3,8 +3,8 @@ the mask, all windows advanced together at every step.
 
 Why windows: the network was trained on ``resolution``-pixel windows at the photo's own scale, so a
 crack only needs local context, and cost grows with the mask, not the image. Overlapping windows are
-blended MultiDiffusion-style (Bar-Tal et al. 2023): at every step each window predicts noise for its
-pixels, the predictions are averaged with weights that fade towards window edges, and one diffusion
+blended MultiDiffusion-style (Bar-Tal et al. 2023): at every step each window predicts its pixels'
+noise (or v, for v-prediction models; converted to noise on the shared canvas), the predictions are averaged with weights that fade towards window edges, and one diffusion
 step is taken on the shared canvas, so there are no seams. Windows containing no mask pixel are skipped.
 
 Where the chain starts (``init``): ``noise`` is plain diffusion (large holes first get a coarse pass at a
@@ -22,7 +22,7 @@ network call (rows x windows in one batch).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -31,15 +31,16 @@ import numpy as np
 import torch
 
 from ..classical import cv2_inpaint
-from ..engine import DTYPES, Canvas, RowsMixin, Sampling, check_items, resolve_device_dtype
+from . import DTYPES, Canvas, RowsMixin, Sampling, check_items, resolve_device_dtype
 from ..errors import InpaintKitError
+from .options import DDPMOptions
 from ..geometry import cover_mask, mask_bbox, resize_image
 from ..images import save_png
-from .builtin import resolve_model
-from .sampling import SAMPLERS, get_sampler
-from .schedule import make_schedule, to_eps
-from .tensors import image_to_tensor, soften_mask, tensor_to_image
-from .unet import load_model
+from ..ddpm.builtin import resolve_model
+from ..ddpm.sampling import SAMPLERS, get_sampler
+from ..ddpm.schedule import make_schedule, to_eps
+from ..ddpm.tensors import image_to_tensor, soften_mask, tensor_to_image
+from ..ddpm.unet import load_model
 
 DTYPE_ALIASES = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}  # also accepted here
 INITS = ("noise", "telea", "ns")
@@ -89,11 +90,11 @@ def blend_weights(res: int, overlap: int) -> torch.Tensor:
 class DDPMEngine(RowsMixin):
     """Implements :class:`inpaint_kit.engine.Engine` for a model folder saved by ``train-ddpm``."""
 
-    def __init__(self, net, folder: Path, model_name: str, device, dtype, sampler: str, jump_length: int,
+    def __init__(self, net, model_name: str, device, dtype, sampler: str, jump_length: int,
                  jump_n_sample: int, mask_soften: float, save_intermediates: str | None, intermediate_every: int,
                  overlap: int, max_batch: int, coarse_factor_max: float, refine_strength: float,
                  init: str = "noise", strength: float = 1.0):
-        self.net, self.folder, self.model_name = net, folder, model_name
+        self.net, self.model_name = net, model_name
         self.config = net.config
         self.device, self.dtype = device, dtype
         self.schedule = make_schedule(self.config.schedule, self.config.num_train_timesteps)
@@ -286,24 +287,26 @@ class DDPMEngine(RowsMixin):
 
 
 def load_ddpm_engine(model: str = "builtin", *, device: str | None = None, dtype: str = "auto",
-                     sampler: str | None = None, init: str | None = None, strength: float | None = None,
-                     jump_length: int = 10, jump_n_sample: int = 10,
-                     mask_soften: float = 0.0, save_intermediates: str | None = None, intermediate_every: int = 0,
-                     overlap: int | None = None, max_batch: int = 32, coarse_factor_max: float = 4.0,
-                     refine_strength: float = 0.6, **ignored) -> DDPMEngine:
-    """Load ``builtin`` or a ``train-ddpm`` model folder as an engine.
+                     options: DDPMOptions | None = None, **fields) -> DDPMEngine:
+    """Load ``builtin`` or a ``train-ddpm`` model folder as an engine, with ``options`` (a
+    :class:`~inpaint_kit.engine.options.DDPMOptions`; keyword ``fields`` replace single options of it).
 
     ``sampler``, ``init`` and ``strength`` default to the model's ``config.json`` ``extra.inference``
     (the builtin model: ddpm, telea, 0.5; see docs/benchmarks.md), else ddpm / noise.
     ``sampler``: ddpm (ancestral over ``Sampling.steps`` strided steps, 1000 = the full chain), ddim, or
-    repaint (with ``jump_length`` / ``jump_n_sample``; always starts from noise). ``init``: noise, or
-    telea / ns to start from that classical fill noised to ``strength`` (0-1] (ddim/ddpm only).
-    ``mask_soften``: Gaussian sigma in pixels for a soft blend band outside the mask.
+    repaint (with ``jump_length`` / ``jump_n_sample``, default 10 each; always starts from noise).
+    ``init``: noise, or telea / ns to start from that classical fill noised to ``strength`` (0-1]
+    (ddim/ddpm only). ``mask_soften``: Gaussian sigma in pixels for a soft blend band outside the mask.
     ``save_intermediates``: folder receiving the canvas every ``intermediate_every`` steps (default: 10
     snapshots). ``overlap``: window overlap in pixels (default a quarter window). With ``init=noise``,
     holes wider than half a window are first filled at up to ``coarse_factor_max`` times smaller scale
     and refined from noise level ``refine_strength`` at full scale (``coarse_factor_max=1`` turns this
-    off). Unknown keyword options (SD-only ones) are ignored."""
+    off). An unknown field is a TypeError: nothing is silently ignored."""
+    o = replace(options or DDPMOptions(), **fields)
+    sampler, init, strength = o.sampler, o.init, o.strength
+    jump_length = 10 if o.jump_length is None else o.jump_length
+    jump_n_sample = 10 if o.jump_n_sample is None else o.jump_n_sample
+    mask_soften = o.mask_soften or 0.0
     if sampler is not None and sampler not in SAMPLERS:
         raise InpaintKitError(f"--sampler {sampler!r} unknown; choose from {', '.join(SAMPLERS)}")
     if init is not None and init not in INITS:
@@ -328,12 +331,12 @@ def load_ddpm_engine(model: str = "builtin", *, device: str | None = None, dtype
     init = "noise" if sampler == "repaint" else (init or defaults["init"])
     strength = defaults["strength"] if strength is None else strength
     res = net.config.resolution
-    ov = res // 4 if overlap is None else int(overlap)
+    ov = res // 4 if o.overlap is None else int(o.overlap)
     if not 0 <= ov < res:
         raise InpaintKitError(f"overlap must be in 0..{res - 1} pixels for {res}-pixel windows (got {ov})")
-    return DDPMEngine(net, folder, str(model), dev, dt, sampler, jump_length, jump_n_sample, mask_soften,
-                      save_intermediates, intermediate_every, ov, max_batch, coarse_factor_max, refine_strength,
-                      init, float(strength))
+    return DDPMEngine(net, str(model), dev, dt, sampler, jump_length, jump_n_sample, mask_soften,
+                      o.save_intermediates, o.intermediate_every, ov, o.max_batch, o.coarse_factor_max,
+                      o.refine_strength, init, float(strength))
 
 
 def model_defaults(config, folder) -> dict:
