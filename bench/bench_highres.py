@@ -152,7 +152,8 @@ def cost(size_hw: tuple[int, int], coverages: list[float], steps: int, seed: int
         rows = []
         modes = [("full --size 768", dict(area="full", size=768)), ("crops --size 768", dict(area="crops", size=768))]
         if native:
-            modes.insert(1, ("full at native size", dict(area="full", size=max(h, w))))
+            modes.insert(1, ("full at native size", dict(area="full", size=max(h, w),
+                                                          max_work_megapixels=max(h, w) ** 2 / 1e6)))
         native_row = None
         for coverage in coverages:
             mask = damage_mask(h, w, coverage, rng, blobs=2)
