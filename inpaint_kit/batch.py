@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from tqdm import tqdm
-
+from . import progress as bars
 from .errors import InpaintKitError
 from .images import atomic_write, read_metadata
 from .inpaint import InferConfig, inpaint_file, job_paths, request, write_job
 from .pairing import pair
+from .shard import Shard, gather, wait_for_everyone
 
 log = logging.getLogger("inpaint_kit")
 
@@ -49,6 +49,15 @@ class BatchReport:
     @property
     def exit_code(self) -> int:
         return 1 if self.failed or self.differs else 0
+
+    @classmethod
+    def combine(cls, reports: list["BatchReport"]) -> "BatchReport":
+        """One report for the processes of a sharded run: items summed; the pairing findings (the same
+        scan on every process) taken once."""
+        first = reports[0]
+        return cls(written=[p for r in reports for p in r.written], skipped=[p for r in reports for p in r.skipped],
+                   differs=[p for r in reports for p in r.differs], failed=[f for r in reports for f in r.failed],
+                   unpaired_images=first.unpaired_images, unpaired_masks=first.unpaired_masks, clashes=first.clashes)
 
     def summary(self) -> str:
         lines = [f"{len(self.written)} written, {len(self.skipped)} skipped (already done), {len(self.failed)} failed"
@@ -139,17 +148,25 @@ def append_manifest(output_dir: Path, record: dict) -> None:
 
 def run_items(items, output_dir: Path, overwrite: bool, work, progress: bool = True,
               report: BatchReport | None = None, want: dict | None = None,
-              expected: Callable[[Path, dict], list[Path]] | None = None) -> BatchReport:
+              expected: Callable[[Path, dict], list[Path]] | None = None, shard: Shard | None = None) -> BatchReport:
     """The loop every batch command shares. ``items`` are ``(source, output, record)``; ``work(source,
     output, seeds)`` writes the item's files (``seeds`` None = the config's; else the seeds to complete a
     partial item with) and returns ``(paths_written, metadata)``. Without ``overwrite``, an output whose
     recorded request equals ``want`` and whose ``expected(output, metadata)`` files all exist is skipped;
     one with another request is reported as differing. An :class:`InpaintKitError` is reported and the
-    run goes on. The manifest ends with one line per item."""
+    run goes on. The manifest ends with one line per item.
+
+    With a ``shard`` (:mod:`inpaint_kit.shard`), this process does only its share of ``items`` (which
+    must be in the same deterministic order on every process); processes launched together wait for
+    each other at the end and every one returns the combined report."""
     report = report or BatchReport()
+    shard = shard or Shard()
     expected = expected or (lambda out, meta: [out])
+    items = shard.take(list(items))
+    if shard.active:
+        log.info("%s: %d item(s) in this process", shard.describe(), len(items))
     records = compact_manifest(output_dir)  # what earlier (maybe killed) runs appended, one line per item
-    for source, out, record in tqdm(items, desc="images", unit="img", disable=not progress):
+    for source, out, record in bars.items(items, desc="images", unit="img", enabled=progress):
         seeds = None
         if not overwrite:
             state, meta = output_state(out, want, lambda m: expected(out, m))
@@ -162,7 +179,7 @@ def run_items(items, output_dir: Path, overwrite: bool, work, progress: bool = T
                 continue
             if state == "differs":
                 report.differs.append(out)
-                tqdm.write(f"{out}: {DIFFERS}")
+                bars.write(f"{out}: {DIFFERS}")
                 continue
             if state == "partial":
                 seeds = meta.get("seeds")
@@ -172,13 +189,14 @@ def run_items(items, output_dir: Path, overwrite: bool, work, progress: bool = T
             report.failed.append((source, str(e)))
             records[str(out)] = {**record, "status": "failed", "error": str(e)}
             append_manifest(output_dir, records[str(out)])
-            tqdm.write(f"error: {e}")
+            bars.write(f"error: {e}")
             continue
         report.written.append(out)
         records[str(out)] = {**record, "status": "ok", "files": [str(p) for p in paths], **meta}
         append_manifest(output_dir, records[str(out)])
+    wait_for_everyone(shard)  # launched together: every process's lines are in before the last compaction
     compact_manifest(output_dir)
-    return report
+    return BatchReport.combine(gather(shard, report)) if shard.launched else report
 
 
 def resume_single(cfg: InferConfig, output: Path, stem: str) -> tuple[bool, list[int] | None]:
@@ -197,7 +215,8 @@ def resume_single(cfg: InferConfig, output: Path, stem: str) -> tuple[bool, list
     return state == "done", meta.get("seeds") if state == "partial" else None
 
 
-def run_batch(cfg: InferConfig, imgs_dir, masks_dir, output_dir, engine=None, progress: bool = True) -> BatchReport:
+def run_batch(cfg: InferConfig, imgs_dir, masks_dir, output_dir, engine=None, progress: bool = True,
+              shard: Shard | None = None) -> BatchReport:
     """Inpaint every paired image under ``imgs_dir``; the engine is loaded once, on the first item that
     needs it (a fully resumed run loads nothing). Bad items are reported and skipped. Images of one
     folder sharing a stem (``a.png``, ``a.jpg``) are all restored, as ``a_png_collage.png`` and
@@ -224,4 +243,4 @@ def run_batch(cfg: InferConfig, imgs_dir, masks_dir, output_dir, engine=None, pr
     for group, names in report.clashes:
         log.warning("same stem in one folder: %s -> %s", ", ".join(map(str, group)), ", ".join(n.name for n in names))
     return run_items(items, output_dir, cfg.overwrite, work, progress, report, want=request(cfg),
-                     expected=lambda out, meta: job_paths(cfg, out, stems[out], meta.get("seeds", [])))
+                     expected=lambda out, meta: job_paths(cfg, out, stems[out], meta.get("seeds", [])), shard=shard)

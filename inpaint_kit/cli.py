@@ -71,6 +71,10 @@ def main(argv: list[str] | None = None, only: str | None = None) -> int:
               f"are required: {', '.join(missing)} (see --help)".replace("  ", " "), file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    from . import progress
+
+    # before any command imports torch/diffusers: library messages and bars off unless --verbose
+    progress.configure(verbose=getattr(args, "verbose", False), enabled=getattr(args, "progress", True))
     try:
         if getattr(args, "threads", None) is not None:
             if args.threads < 1:

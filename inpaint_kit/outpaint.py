@@ -31,6 +31,8 @@ from typing import ClassVar, Sequence
 import numpy as np
 from tqdm import tqdm
 
+from .progress import interactive
+
 from .batch import BatchReport, run_items
 from .engine import Engine, call_seed  # noqa: F401 (call_seed: part of this module's API)
 from .errors import InpaintKitError
@@ -300,7 +302,7 @@ def outpaint_array(engine: Engine, cfg: OutpaintConfig, image: np.ndarray, seeds
     plan = plan_windows(h, w, **e, max_step=cfg.max_step, overlap=cfg.overlap, span=cfg.size)
     rows = [canvas.copy() for _ in seeds]
     sampling, calls = cfg.sampling(), []
-    for n, win in enumerate(tqdm(plan, desc=f"outpaint {name}", unit="call", disable=not progress, leave=False)):
+    for n, win in enumerate(tqdm(plan, desc=f"outpaint {name}", unit="call", disable=not (progress and interactive()), leave=False)):
         t, l, b, r = win.box
         crops = [row[t:b, l:r] for row in rows]  # views: written back only after all rows are filled
         results, work_hw, batched = _fill_window(engine, cfg, sampling, win, crops, [call_seed(s, n) for s in seeds])
@@ -346,7 +348,7 @@ def default_stem(image_path, cfg: OutpaintConfig) -> str:
 
 
 def run_outpaint_batch(cfg: OutpaintConfig, imgs_dir, output_dir, engine: Engine | None = None,
-                       progress: bool = True) -> BatchReport:
+                       progress: bool = True, shard=None) -> BatchReport:
     """Extend every image under ``imgs_dir`` into ``<output_dir>/<sub/folders>/<stem>_outpaint.png``:
     the engine is loaded once (not at all if everything is done), outputs done with the same settings
     are skipped unless ``cfg.overwrite`` (others are reported as differing), bad items are reported and
@@ -377,4 +379,4 @@ def run_outpaint_batch(cfg: OutpaintConfig, imgs_dir, output_dir, engine: Engine
 
     report = BatchReport(clashes=[(group, [outs[i] for i in group]) for group in clashes])
     return run_items(items, output_dir, cfg.overwrite, work, progress, report, want=request(cfg),
-                     expected=lambda out, meta: job_paths(cfg, out, stems[out], meta.get("seeds", [])))
+                     expected=lambda out, meta: job_paths(cfg, out, stems[out], meta.get("seeds", [])), shard=shard)

@@ -23,7 +23,7 @@ KNOWN_NOISE = {
     "transformers.utils.import_utils": ("requires torchvision (not installed)",),
 }
 
-_state = {"verbose": False, "enabled": True}
+_state = {"verbose": False, "enabled": True, "force": False}
 
 
 class _DropKnown(logging.Filter):
@@ -36,9 +36,10 @@ class _DropKnown(logging.Filter):
         return not any(n in message for n in self.needles)
 
 
-def configure(verbose: bool = False, enabled: bool = True) -> None:
-    """Called once by the CLI (``--verbose``, ``--no_progress``) before any heavy import."""
-    _state.update(verbose=verbose, enabled=enabled)
+def configure(verbose: bool = False, enabled: bool = True, force: bool = False) -> None:
+    """Called once by the CLI (``--verbose``, ``--no_progress``) before any heavy import; ``force``: bars
+    even without a terminal (the browser UI shows them through gradio's tqdm tracking)."""
+    _state.update(verbose=verbose, enabled=enabled, force=force)
     if verbose:
         return
     for name, needles in KNOWN_NOISE.items():
@@ -54,7 +55,7 @@ def verbose() -> bool:
 
 def interactive() -> bool:
     """Bars only on a terminal (tqdm writes to stderr) and when not turned off."""
-    return _state["enabled"] and sys.stderr.isatty()
+    return _state["enabled"] and (_state["force"] or sys.stderr.isatty())
 
 
 def quiet_loading() -> None:

@@ -8,7 +8,7 @@ import multiprocessing as mp
 import pytest
 
 from inpaint_kit.errors import InpaintKitError
-from inpaint_kit.shard import MANIFEST, Shard, append_line, merge_manifest, parse_shard, part_path, read_lines
+from inpaint_kit.shard import Shard, parse_shard
 
 
 @pytest.mark.parametrize("count,world", [(1, 1), (1, 2), (3, 1), (2, 3), (4, 2)])
@@ -28,30 +28,19 @@ def test_bad_shard_is_one_line_naming_the_form(bad):
     assert parse_shard("2/4") == (2, 4) and parse_shard(None) == (0, 1)
 
 
-def test_merge_keeps_one_line_per_output_newest_wins_and_drops_torn_lines(tmp_path):
-    (tmp_path / MANIFEST).write_text(json.dumps({"output": "a", "status": "failed"}) + "\n")
-    p0, p1 = part_path(tmp_path, Shard(0, 2)), part_path(tmp_path, Shard(1, 2))
-    append_line(p0, {"output": "a", "status": "ok"})
-    append_line(p1, {"output": "b", "status": "ok"})
-    with open(p1, "a") as f:
-        f.write('{"output": "c", "sta')  # a writer killed mid-line (not possible with append_line)
-    merge_manifest(tmp_path)
-    records = read_lines(tmp_path / MANIFEST)
-    assert [(r["output"], r["status"]) for r in records] == [("a", "ok"), ("b", "ok")]
-    assert not list(tmp_path.glob(".manifest.*.jsonl"))  # parts folded in
-    merge_manifest(tmp_path)  # idempotent
-    assert read_lines(tmp_path / MANIFEST) == records
-
-
 def _writer(folder, index, n):
-    shard = Shard(index, 4)
+    from inpaint_kit.batch import append_manifest, compact_manifest
+
     for k in range(n):
-        append_line(part_path(folder, shard), {"output": f"{index}-{k}", "pad": "x" * 3000})
+        append_manifest(folder, {"output": f"{index}-{k}", "pad": "x" * 3000})
         if k % 7 == 0:
-            merge_manifest(folder)  # concurrent merges while others append
+            compact_manifest(folder)  # another process compacting while the others append
 
 
-def test_concurrent_jobs_append_and_merge_without_losing_or_tearing_lines(tmp_path):
+def test_processes_sharing_a_manifest_never_tear_or_lose_lines(tmp_path):
+    """What sharded processes and independent --shard jobs do to one output folder's manifest."""
+    from inpaint_kit.batch import MANIFEST, compact_manifest
+
     ctx = mp.get_context("fork")
     procs = [ctx.Process(target=_writer, args=(tmp_path, i, 40)) for i in range(4)]
     for p in procs:
@@ -59,6 +48,6 @@ def test_concurrent_jobs_append_and_merge_without_losing_or_tearing_lines(tmp_pa
     for p in procs:
         p.join()
         assert p.exitcode == 0
-    merge_manifest(tmp_path)
+    compact_manifest(tmp_path)
     lines = (tmp_path / MANIFEST).read_text().splitlines()
     assert len(lines) == 160 and len({json.loads(x)["output"] for x in lines}) == 160

@@ -46,9 +46,6 @@ def run(args) -> int:
     check_device(cfg.device)  # before any model loads
     if cfg.output:
         check_output_file(cfg.output)
-    from .infer import quiet_libraries
-
-    quiet_libraries(args.verbose)
     scores = run_eval(cfg, progress=args.progress)
     print(format_table(scores))
     return 0

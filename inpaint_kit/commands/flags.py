@@ -60,3 +60,12 @@ def add_progress(group) -> None:
     """``--no_progress`` (no bars; plain lines when stdout is not a terminal anyway) and ``--verbose``."""
     group.add_argument("--no_progress", dest="progress", action="store_false", help="no progress bars")
     group.add_argument("--verbose", action="store_true", help="also print library loading messages and warnings")
+
+
+def add_shard(group) -> None:
+    """``--shard i/n``: this job's share of a batch, for jobs launched independently (one per node of a
+    cluster queue); processes started by torchrun / accelerate launch share a batch without it."""
+    group.add_argument("--shard", default=None, metavar="I/N",
+                       help="do only items k with k %% N == I of the sorted batch (0 <= I < N), e.g. 0/4 .. 3/4 "
+                            "for four independent jobs; under torchrun / accelerate launch processes split "
+                            "the batch by themselves")

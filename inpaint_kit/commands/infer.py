@@ -12,7 +12,7 @@ from ..engine.sd import SCHEDULERS  # light: the module imports torch/diffusers 
 from ..geometry import AREAS, LARGE
 from ..inpaint import InferConfig  # light (numpy, PIL): the defaults below are the config's, stated once
 from ..masks import MASK_MODES
-from .flags import add_device, add_output_dir, add_overwrite, add_progress
+from .flags import add_device, add_output_dir, add_overwrite, add_progress, add_shard
 
 
 D = InferConfig()  # every flag's default comes from here
@@ -45,24 +45,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     add_output_arguments(p)
     add_ddpm_arguments(p)
-
-
-def quiet_libraries(verbose: bool) -> None:
-    """Without ``--verbose``: diffusers / transformers / huggingface_hub print errors only and no loading
-    bars (set before they are imported; sys.modules already holding them keeps their settings)."""
-    import os
-    import sys as _sys
-
-    if verbose:
-        return
-    for var, value in (("DIFFUSERS_VERBOSITY", "error"), ("TRANSFORMERS_VERBOSITY", "error"),
-                       ("HF_HUB_DISABLE_PROGRESS_BARS", "1")):
-        os.environ.setdefault(var, value)
-    if "diffusers" in _sys.modules:
-        from diffusers.utils import logging as dlog
-
-        dlog.set_verbosity_error()
-        dlog.disable_progress_bar()
 
 
 def add_model_arguments(p: argparse.ArgumentParser, mask_flags: bool = True) -> None:
@@ -106,6 +88,7 @@ def add_output_arguments(p: argparse.ArgumentParser) -> None:
     add_overwrite(out, "existing outputs (default: skip those made with the same settings, so runs resume; "
                        "report those made with other settings)")
     add_progress(out)
+    add_shard(p.add_argument_group("several processes (batch)"))
 
 
 def add_ddpm_arguments(p: argparse.ArgumentParser) -> None:
@@ -176,14 +159,20 @@ def run(args: argparse.Namespace) -> int:
         raise InpaintKitError("--batch_imgs_dir and --batch_masks_dir go together; give both")
     if batch and args.output:
         raise InpaintKitError("--output names one file (single image); a batch writes into --output_dir")
+    if single and args.shard:
+        raise InpaintKitError("--shard splits a batch (--batch_imgs_dir); a single image is one job")
     cfg = config_from_args(args)
-    quiet_libraries(args.verbose)
     return run_single(cfg, args) if single else run_batch_command(cfg, args)
 
 
 def run_single(cfg, args) -> int:
     from ..batch import resume_single
     from ..inpaint import inpaint_file, write_job
+    from ..shard import launched_world
+
+    if launched_world()[0] > 0:  # several processes launched for one image: the first one does it
+        print(f"rank {launched_world()[0]}: a single image is done by rank 0", file=sys.stderr)
+        return 0
 
     output = Path(args.output) if args.output else Path(args.output_dir) / f"{Path(args.image).stem}_collage.png"
     preflight(cfg, output=output)
@@ -202,7 +191,28 @@ def run_single(cfg, args) -> int:
 def run_batch_command(cfg, args) -> int:
     from ..batch import run_batch
 
+    cfg, shard = sharded(cfg, args)
     preflight(cfg, output_dir=Path(args.output_dir))
-    report = run_batch(cfg, args.batch_imgs_dir, args.batch_masks_dir, args.output_dir, progress=args.progress)
-    print(report.summary(), file=sys.stderr)
+    report = run_batch(cfg, args.batch_imgs_dir, args.batch_masks_dir, args.output_dir, progress=args.progress,
+                       shard=shard)
+    return print_report(report, shard)
+
+
+def sharded(cfg, args):
+    """``(cfg, shard)``: this process's :class:`~inpaint_kit.shard.Shard` (``--shard`` and the launcher's
+    ranks) and the config with the process's own device when several were launched and --device is unset."""
+    from dataclasses import replace
+
+    from ..shard import current, device_for, parse_shard
+
+    parse_shard(args.shard)  # a malformed --shard fails before processes connect
+    shard = current(args.shard, cfg.device)
+    return replace(cfg, device=device_for(shard, cfg.device)), shard
+
+
+def print_report(report, shard) -> int:
+    """The batch summary, printed once for processes launched together (rank 0 has everyone's)."""
+    if shard.is_main:
+        head = f"[{shard.describe()}] " if shard.active else ""
+        print(head + report.summary(), file=sys.stderr)
     return report.exit_code

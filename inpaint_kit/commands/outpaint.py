@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from .flags import add_output_dir, alias
-from .infer import add_ddpm_arguments, add_model_arguments, add_output_arguments, preflight, quiet_libraries
+from .infer import add_ddpm_arguments, add_model_arguments, add_output_arguments, preflight, print_report, sharded
 
 HELP = "Extend an image (--image) or a tree (--batch_imgs_dir) left/right/up/down with a diffusion model, in chunks."
 
@@ -82,7 +82,6 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_imgs_dir and args.output:
         raise InpaintKitError("--output names one file (single image); a batch writes into --output_dir")
     cfg = config_from_args(args)
-    quiet_libraries(args.verbose)
     return run_single(cfg, args) if args.image else run_batch_command(cfg, args)
 
 
@@ -114,7 +113,7 @@ def run_single(cfg, args) -> int:
 def run_batch_command(cfg, args) -> int:
     from ..outpaint import run_outpaint_batch
 
+    cfg, shard = sharded(cfg, args)
     preflight(cfg, output_dir=Path(args.output_dir))
-    report = run_outpaint_batch(cfg, args.batch_imgs_dir, args.output_dir, progress=args.progress)
-    print(report.summary(), file=sys.stderr)
-    return report.exit_code
+    report = run_outpaint_batch(cfg, args.batch_imgs_dir, args.output_dir, progress=args.progress, shard=shard)
+    return print_report(report, shard)

@@ -196,7 +196,7 @@ class DDPMEngine(RowsMixin):
                     strength: float, save: bool) -> list[np.ndarray]:
         """Sample the windows around each item's mask (from ``inits`` noised to ``strength`` if given), all
         items (of one size) in one chain, and paste each into its image."""
-        from tqdm import tqdm
+        from ..progress import steps_bar
 
         # 1. Pad small canvases (reflect) so that a whole window fits.
         h, w = masks[0].shape
@@ -215,10 +215,12 @@ class DDPMEngine(RowsMixin):
         if inits is not None:
             start = {"init": torch.cat([image_to_tensor(pad(im)) for im in inits]).to(**dev), "strength": strength}
         # 3. Sample every item's chain with its own generator, blending its windows' predictions at every step.
-        bar = tqdm(total=None, desc=f"ddpm x{len(images)}", disable=not progress, leave=False)
+        bar = steps_bar(steps, desc=f"steps (x{len(images)})", enabled=progress)
 
         def callback(i, n, x):
-            bar.total = n
+            if bar.total != n:  # RePaint's jumps make more network calls than --steps
+                bar.total = n
+                bar.refresh()
             bar.update(1)
             if save:
                 for b, image in enumerate(images):

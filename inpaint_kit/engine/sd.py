@@ -39,6 +39,7 @@ import numpy as np
 from ..errors import InpaintKitError
 from ..geometry import block_mask
 from .options import SDOptions
+from ..progress import interactive
 from . import DTYPES, Canvas, RowsMixin, Sampling, check_items, resolve_device_dtype  # noqa: F401 (DTYPES re-exported)
 
 log = logging.getLogger("inpaint_kit")
@@ -125,6 +126,10 @@ def load_pipeline(model: str, torch_dtype=None, cache_dir: str | None = None):
     """A ``StableDiffusionInpaintPipeline`` from a diffusers folder, a single checkpoint file or a hub id
     (see module docstring); every failure is a one-line :class:`InpaintKitError`."""
     from diffusers import StableDiffusionInpaintPipeline
+
+    from ..progress import quiet_loading
+
+    quiet_loading()
 
     path = Path(model).expanduser()
     kinds = "a diffusers folder (with model_index.json), a .safetensors/.ckpt checkpoint or a hub id"
@@ -342,7 +347,7 @@ class SDEngine(RowsMixin):
         latents, generators = self.initial_latents([it.seed for it in items], h, w)
         cfg_skipped = (self.skip_noop_cfg and not sampling.prompt and not sampling.negative_prompt
                        and sampling.guidance > 1.0)
-        self.pipe.set_progress_bar_config(disable=not progress, leave=False)
+        self.pipe.set_progress_bar_config(disable=not (progress and interactive()), leave=False, desc="steps")
         out = self.pipe(
             prompt=sampling.prompt,
             negative_prompt=sampling.negative_prompt or None,
