@@ -47,6 +47,15 @@ def run_phase(phase: dict):
 
     cls, cfg_cls = {"lora": (LoraTrainer, LoraTrainConfig), "ddpm": (DdpmTrainer, DdpmTrainConfig)}[phase["trainer"]]
     trainer = cls(cfg_cls.from_options(phase["config"]))
+    step, trainer.step_seconds = trainer.train_step, []
+
+    def timed_step():  # wall time of each update (the ranks meet at every gradient all-reduce)
+        t = time.perf_counter()
+        loss = step()
+        trainer.step_seconds.append(time.perf_counter() - t)
+        return loss
+
+    trainer.train_step = timed_step
     t0 = time.perf_counter()
     result = trainer.run()
     return trainer, result, time.perf_counter() - t0
@@ -71,7 +80,9 @@ def main() -> None:
         save_file(weights, str(report / f"{i}_rank{rank}.safetensors"))
         (report / f"{i}_rank{rank}.json").write_text(json.dumps({
             "rank": rank, "processes": trainer.acc.num_processes, "step": result.step, "losses": result.losses,
-            "seconds": seconds, "train_seconds": result.seconds, "writes": writes[start:]}))
+            "seconds": seconds, "train_seconds": result.seconds,
+            "step_seconds": trainer.step_seconds, "global_batch": trainer.cfg.batch * trainer.acc.num_processes,
+            "threads": torch.get_num_threads(), "writes": writes[start:]}))
 
 
 if __name__ == "__main__":

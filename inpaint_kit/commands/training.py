@@ -56,7 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser, config_cls) -> None:
         group = groups[f.metadata.get("group", "training")]
         if f.name == "output_dir":
             # not argparse-required (that would refuse the --out alias): TrainerConfig.validate asks for it
-            flags.add_output_dir(group, defaults["output_dir"] or None,
+            flags.add_output_dir(group, defaults["output_dir"] or argparse.SUPPRESS,
                                  f.metadata["help"] + ("" if defaults["output_dir"] else " (required)"))
         elif f.name == "resume":
             flags.add_resume(group)
