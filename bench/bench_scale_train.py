@@ -30,6 +30,17 @@ sys.path.insert(0, str(ROOT))
 DRIVER = ROOT / "tests" / "distributed_driver.py"
 SECTION = "## Training on several processes (torchrun, CPU)"
 LAYOUTS = [(1, 1), (1, 2), (2, 1)]  # (processes, threads per process)
+EXPECTATION = (
+    "What to expect elsewhere (not measurable here: no GPU, 2 cores). On a CPU the processes share the "
+    "cores, memory bandwidth and caches, so 2 processes x 1 thread can at best match 1 process x 2 threads; "
+    "they win where one process cannot keep two threads busy (small convolutions, Python-side data "
+    "preparation) and lose the gloo all-reduce of the trainable weights every update. On N GPUs each "
+    "process has its own device and its own data preparation; what they share is one all-reduce of the "
+    "gradients per update (NCCL, overlapped with the backward pass by DDP). Throughput then grows close to "
+    "N x for updates that take much longer than that all-reduce: a LoRA (a few MB of gradients) or the "
+    "7 M-parameter DDPM at batch 16 and above, at 64 px or more. It falls short of N x when an update is "
+    "tiny (the tiny presets), when the data loading of each process cannot keep up, or across machines "
+    "on a slow network (the all-reduce crosses it every update; --accum N cuts it N-fold).")
 
 
 def make_data(root: Path) -> dict[str, Path]:
@@ -84,7 +95,7 @@ def main() -> None:
 
     from inpaint_kit.presets import write_tiny_model
 
-    rows = []
+    rows, load = [], [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         model = write_tiny_model(work / "tiny_model", preset="tiny", seed=0)
@@ -100,15 +111,18 @@ def main() -> None:
                 sps = m["global_batch"] / m["s_step"]
                 rows.append((label, f"{p} x {t}", m["global_batch"], f"{m['s_step']:.3f}", f"{sps:.1f}",
                              f"{sps / (p * base):.2f}" if t == 1 else "-", f"{sps / two_threads:.2f}"))
+    load.append(os.getloadavg()[0])
     head = ("| trainer | processes x threads | global batch | s/step | samples/s | scaling efficiency | vs 1x2 |\n"
             "|---|---|---|---|---|---|---|")
     table = "\n".join([head] + ["| " + " | ".join(map(str, r)) + " |" for r in rows])
     print(table)
     if args.markdown:
         cmd = f"python bench/bench_scale_train.py --steps {args.steps} --markdown {args.markdown}"
-        note = ("Measured on this 2-core machine while it was busy with other agents' jobs (about 6 at a "
-                "time), so absolute times are noisy and the 2-process rows compete with them for the same two "
-                "cores; the ratios in one run are the comparable numbers. " + __doc__.split("\n\n")[1].replace("\n", " "))
+        note = (f"Measured on this {os.cpu_count()}-core machine while it was busy with other agents' jobs (load "
+                f"average {load[0]:.1f} at the start, {load[-1]:.1f} at the end), so absolute times are noisy and "
+                "every row competes with those jobs for the same cores; the ratios in one run are the comparable "
+                "numbers. " + __doc__.split("\n\n")[1].replace("\n", " ").replace("``", "`")
+                + "\n\n" + EXPECTATION)
         write_section(Path(args.markdown), SECTION, f"`{cmd}`\n\n{note}\n\n{table}\n")
 
 
