@@ -224,3 +224,10 @@ def test_every_training_flag_has_help_and_the_shared_names(command):
             "--mixed_precision", "--save_every", "--steps", "--batch", "--lr", "--seed"} <= flags
     args = parser.parse_args(["--data_root", "d", "--out", "o", "--warmup", "3", "--sample_every", "5", "--resume"])
     assert (args.data, args.output_dir, args.warmup_steps, args.validate_every, args.resume) == ("d", "o", 3, 5, "latest")
+
+
+def test_bf16_mixed_precision_trains_on_cpu_and_keeps_fp32_weights(image_dir, tmp_path):
+    result = train(tiny_cfg(image_dir, tmp_path / "bf16", steps=2, mixed_precision="bf16", device="cpu"))
+    assert result.step == 2 and all(np.isfinite(result.losses))
+    weights = load_file(str(tmp_path / "bf16" / "model.safetensors"))
+    assert all(v.dtype == torch.float32 for v in weights.values())

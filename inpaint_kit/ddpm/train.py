@@ -172,8 +172,6 @@ def sample_grid(path: Path, config: ModelConfig, ema: dict, x0: torch.Tensor, ma
     save_png(path, np.ascontiguousarray(arr))
 
 
-
-
 # --- the trainer ----------------------------------------------------------------------------------
 
 def network_fingerprint(config: ModelConfig) -> dict:
