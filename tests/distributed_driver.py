@@ -39,13 +39,23 @@ def watch(roots: list[str], writes: list[str]) -> None:
     sys.addaudithook(hook)
 
 
-def run_phase(phase: dict):
-    """One training run (or a resume): returns the trainer after ``run()``."""
-    from inpaint_kit.ddpm.train import DdpmTrainer
-    from inpaint_kit.train.config import DdpmTrainConfig, LoraTrainConfig
-    from inpaint_kit.train.loop import LoraTrainer
+TRAINERS = {  # short names; any other trainer: "package.module:TrainerClass package.module:ConfigClass"
+    "lora": "inpaint_kit.train.loop:LoraTrainer inpaint_kit.train.config:LoraTrainConfig",
+    "ddpm": "inpaint_kit.ddpm.train:DdpmTrainer inpaint_kit.train.config:DdpmTrainConfig",
+}
 
-    cls, cfg_cls = {"lora": (LoraTrainer, LoraTrainConfig), "ddpm": (DdpmTrainer, DdpmTrainConfig)}[phase["trainer"]]
+
+def load(spec: str):
+    import importlib
+
+    module, name = spec.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def run_phase(phase: dict):
+    """One training run (or a resume) of a Trainer subclass on its config's ``from_options`` (so a resume
+    takes the run's settings, as ``--resume`` does): returns the trainer, its result and the seconds."""
+    cls, cfg_cls = (load(s) for s in TRAINERS.get(phase["trainer"], phase["trainer"]).split())
     trainer = cls(cfg_cls.from_options(phase["config"]))
     step, trainer.step_seconds = trainer.train_step, []
 

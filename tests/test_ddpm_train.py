@@ -4,6 +4,7 @@ input are one line, and the shipped builtin model still loads."""
 
 import json
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -231,3 +232,21 @@ def test_bf16_mixed_precision_trains_on_cpu_and_keeps_fp32_weights(image_dir, tm
     assert result.step == 2 and all(np.isfinite(result.losses))
     weights = load_file(str(tmp_path / "bf16" / "model.safetensors"))
     assert all(v.dtype == torch.float32 for v in weights.values())
+
+
+def test_the_builtin_recipe_commands_still_parse_into_valid_configs():
+    """weights/builtin/RECIPE.md's train-ddpm lines (old spellings --out/--warmup/--sample_every) still work."""
+    import re
+    import shlex
+
+    from inpaint_kit.commands.training import config_from_args
+
+    recipe = Path(__file__).resolve().parent.parent / "inpaint_kit" / "assets" / "builtin" / "RECIPE.md"
+    joined = recipe.read_text().replace("\\\n", " ")  # continuation lines joined
+    commands = re.findall(r"^inpaint-kit train-ddpm ([^#\n]*)", joined, re.M)
+    assert len(commands) == 4
+    for line in commands:
+        args = build_parser("train-ddpm").parse_args([a for a in shlex.split(line) if a != "--resume"])
+        cfg = config_from_args(DdpmTrainConfig, args)
+        assert cfg.output_dir.startswith("/work/ddpm_runs/") and cfg.preset == "small" and cfg.warmup_steps in (50, 100)
+        assert cfg.validate_every in (250, 500, 700) and cfg.lr_scheduler == "cosine"
