@@ -5,7 +5,8 @@ Checked: both ranks end with bit-identical trainable weights; they equal (within
 process with the same global batch, as the Trainer promises (per-draw generators, DDP-averaged
 gradients); the global step is counted once; only rank 0 writes checkpoints, logs and weights (seen by
 an audit hook: rank 1 creates, renames or opens for writing nothing in the run folders; one TensorBoard
-event file); and the 2-process resume continues the run exactly."""
+event file); and the 2-process resume continues the run exactly. Another trainer joins by adding its phases
+(``"trainer": "package.module:TrainerClass package.module:ConfigClass"``, see tests/distributed_driver.py)."""
 
 from __future__ import annotations
 
