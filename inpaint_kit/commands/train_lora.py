@@ -24,6 +24,10 @@ def run(args: argparse.Namespace) -> int:
     if not args.verbose:  # accelerate's per-checkpoint INFO lines break the progress bar
         logging.getLogger("accelerate").setLevel(logging.WARNING)
     result = train(config_from_args(LoraTrainConfig, args))
+    from accelerate import PartialState
+
+    if not PartialState().is_main_process:  # under torchrun every process returns here; one reports
+        return 0
     print(f"trained {result.step} steps ({result.trainable_params:,} trainable parameters); weights: {result.weights}")
     if result.nan_skips:
         print(f"{result.nan_skips} update(s) skipped for NaN/inf loss")

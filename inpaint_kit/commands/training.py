@@ -55,8 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser, config_cls) -> None:
     for f in fields:
         group = groups[f.metadata.get("group", "training")]
         if f.name == "output_dir":
-            flags.add_output_dir(group, defaults["output_dir"] or None, f.metadata["help"],
-                                 required=not defaults["output_dir"])
+            # not argparse-required (that would refuse the --out alias): TrainerConfig.validate asks for it
+            flags.add_output_dir(group, defaults["output_dir"] or argparse.SUPPRESS,
+                                 f.metadata["help"] + ("" if defaults["output_dir"] else " (required)"))
         elif f.name == "resume":
             flags.add_resume(group)
         elif f.name == "overwrite":

@@ -1,19 +1,27 @@
-"""Training the from-scratch inpainter on any folder of images.
+"""Training the from-scratch inpainter on any folder of images: :class:`DdpmTrainer` on the shared
+:class:`~inpaint_kit.train.trainer.Trainer` (accelerate: one CPU, one GPU or many processes; mixed
+precision; exact resume; atomic checkpoints; one writer). ``train(DdpmTrainConfig(...))`` is the whole API.
 
-Each step: random windows (crop at a random scale, random flip) from the images held in memory, a fresh
-random mask per window from :func:`inpaint_kit.masks.create_advanced_mask`, a random timestep, and the
-MSE between true and predicted noise (inside the mask only with ``loss_region="masked"``). AdamW with
-linear warmup then cosine decay; EMA weights are what gets exported. The output folder is always a
-loadable model (``config.json`` + EMA ``model.safetensors``); ``checkpoint.pt`` next to it holds
-everything needed to ``resume`` (raw weights, EMA, optimizer, LR schedule, step, RNG states).
+Each sample draw ``d`` (:meth:`Trainer.draws`) takes a random window (crop at a random scale, random flip)
+of one image held in memory and a fresh random mask from :func:`inpaint_kit.masks.create_advanced_mask`,
+both from its own numpy generator seeded by ``(seed, d)``; its timestep and noise come from its own torch
+generator. So N processes with ``--batch B`` train like one process with ``--batch N*B``, and a resumed
+run continues exactly like an uninterrupted one. The loss is the MSE between the true and predicted noise
+(or v), inside each window's hole with ``--loss_region masked``. AdamW with diffusers' ``get_scheduler``
+(default: cosine with ``--warmup_steps``); diffusers' ``EMAModel`` keeps the exported weights.
+
+Output folder (a model folder: ``--model <output_dir>`` loads it)::
+
+    <output_dir>/config.json + model.safetensors   the network's config and its EMA weights
+    <output_dir>/training_config.json              every setting, step reached, processes, ...
+    <output_dir>/checkpoints/step_000250/          raw weights, optimizer, LR schedule, ema.safetensors,
+                                                   trainer_state.json
+    <output_dir>/logs/, validation/                TensorBoard; previews (--validate_every)
 """
 
 from __future__ import annotations
 
-import json
 import math
-import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,75 +29,17 @@ import torch
 from PIL import Image
 
 from ..errors import InpaintKitError
-from ..images import atomic_write, load_image, save_png
-from ..masks import MASK_KINDS, create_advanced_mask
+from ..images import load_image, save_png
+from ..masks import create_advanced_mask
 from ..pairing import scan
-from .schedule import PREDICTIONS, add_noise, make_schedule, to_eps, v_target
+from ..train.config import DDPM_WEIGHTS, DdpmTrainConfig
+from ..train.trainer import Trainer, TrainResult, seed_of
+from .schedule import add_noise, make_schedule, to_eps, v_target
 from .unet import PRESETS, InpaintUNet, ModelConfig, count_parameters, load_model, save_model
 
-CHECKPOINT_NAME = "checkpoint.pt"
 MASK_CANVASES = (64, 128, 256)  # masks are drawn at these sizes and a window is cut out (inference sees windows)
-
-
-@dataclass
-class TrainConfig:
-    """One training run (the CLI builds exactly this)."""
-
-    data: str
-    out: str
-    size: int = 64
-    batch: int = 16
-    steps: int = 2000
-    lr: float = 2e-4
-    warmup: int = 100
-    weight_decay: float = 0.0
-    loss_region: str = "masked"  # "masked" | "all"
-    ema_decay: float = 0.999
-    preset: str = "small"
-    conditioning: str = "concat"
-    schedule: str = "cosine"
-    prediction: str = "epsilon"  # what the network outputs: "epsilon" (noise) or "v"
-    init_from: str | None = None  # start from this model folder's weights (same architecture)
-    mask_kinds: tuple[str, ...] = MASK_KINDS
-    min_scale: float = 0.35  # windows are cut at scale in [min_scale, max_scale] of the native image
-    max_scale: float = 1.0
-    focus_strength: float = 1.0  # with focus_fraction > 0: that share of timesteps is drawn from [0, focus_strength*T)
-    focus_fraction: float = 0.0  # (train where the --init/--strength sampling path works; 0 = uniform over [0, T))
-    colour_weight: float = 1.0  # colour photos are drawn this many times as often as grey ones
-    permute_channels: float = 0.0  # probability of shuffling a window's RGB channels (colour variety)
-    save_every: int = 250
-    sample_every: int = 0
-    log_every: int = 25
-    seed: int = 0
-    resume: bool = False
-    stop_after: int | None = None  # exit after this step (checkpointed) while keeping the LR horizon ``steps``
-    threads: int | None = None
-    grad_clip: float = 1.0
-    extra: dict = field(default_factory=dict)
-
-    def validate(self) -> None:
-        if self.loss_region not in ("masked", "all"):
-            raise InpaintKitError(f"--loss_region must be masked or all, got {self.loss_region!r}")
-        if self.prediction not in PREDICTIONS:
-            raise InpaintKitError(f"--prediction must be one of {', '.join(PREDICTIONS)}, got {self.prediction!r}")
-        if self.preset not in PRESETS:
-            raise InpaintKitError(f"--preset {self.preset!r} unknown; choose from {', '.join(PRESETS)}")
-        bad = [k for k in self.mask_kinds if k not in MASK_KINDS]
-        if bad:
-            raise InpaintKitError(f"--mask_kinds: unknown {', '.join(bad)}; choose from {', '.join(MASK_KINDS)}")
-        if self.steps < 1 or self.batch < 1:
-            raise InpaintKitError(f"--steps and --batch must be >= 1 (got {self.steps}, {self.batch})")
-        if not 0 < self.focus_strength <= 1 or not 0 <= self.focus_fraction <= 1:
-            raise InpaintKitError(f"need 0 < --focus_strength <= 1 and 0 <= --focus_fraction <= 1 "
-                                  f"(got {self.focus_strength}, {self.focus_fraction})")
-        if not 0 < self.min_scale <= self.max_scale:
-            raise InpaintKitError(f"need 0 < min_scale <= max_scale (got {self.min_scale}, {self.max_scale})")
-
-    def model_config(self) -> ModelConfig:
-        recipe = {k: v for k, v in asdict(self).items() if k not in ("resume", "stop_after", "threads", "extra")}
-        recipe["mask_kinds"] = list(self.mask_kinds)
-        return ModelConfig(conditioning=self.conditioning, resolution=self.size, schedule=self.schedule,
-                           prediction=self.prediction, extra={"training": recipe}, **PRESETS[self.preset])
+EMA_NAME = "ema.safetensors"  # checkpoint: the EMA weights, by parameter name
+DATA_STREAM, NOISE_STREAM = 1, 0  # generator streams of a draw: window + mask (numpy), timestep + noise (torch)
 
 
 # --- data ---------------------------------------------------------------------------------------
@@ -137,6 +87,11 @@ class WindowSampler:
                 return m
         return create_advanced_mask(kind, self.size, self.size, rng)
 
+    def sample(self, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """One training pair: a window ``(3, S, S)`` in [-1, 1] and its mask ``(1, S, S)`` (1 = hole)."""
+        x = torch.from_numpy(self.window(rng).astype(np.float32) / 127.5 - 1.0).permute(2, 0, 1).contiguous()
+        return x, torch.from_numpy(self.mask(rng).astype(np.float32))[None]
+
     def batch(self, n: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         x = np.stack([self.window(rng) for _ in range(n)]).astype(np.float32) / 127.5 - 1.0
         m = np.stack([self.mask(rng) for _ in range(n)]).astype(np.float32)
@@ -156,17 +111,32 @@ def sample_timesteps(n: int, num_timesteps: int, generator: torch.Generator | No
     return t
 
 
-def loss_fn(net: InpaintUNet, schedule, x0: torch.Tensor, mask: torch.Tensor, region: str,
-            generator: torch.Generator | None = None, focus_strength: float = 1.0,
-            focus_fraction: float = 0.0) -> torch.Tensor:
+def draw_noise(x0: torch.Tensor, num_timesteps: int, generators, focus_strength: float = 1.0,
+               focus_fraction: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Timesteps ``(B,)`` and noise like ``x0`` ``(B, 3, H, W)``: from one generator for the whole batch, or
+    from a list of one generator per sample (then sample ``i`` does not depend on the batch it is in)."""
+    if generators is None or isinstance(generators, torch.Generator):
+        t = sample_timesteps(x0.shape[0], num_timesteps, generators, focus_strength, focus_fraction)
+        return t, torch.randn(x0.shape, generator=generators)
+    ts, noises = [], []
+    for g in generators:
+        ts.append(sample_timesteps(1, num_timesteps, g, focus_strength, focus_fraction))
+        noises.append(torch.randn((1, *x0.shape[1:]), generator=g))
+    return torch.cat(ts), torch.cat(noises)
+
+
+def loss_fn(net, schedule, x0: torch.Tensor, mask: torch.Tensor, region: str, generator=None,
+            focus_strength: float = 1.0, focus_fraction: float = 0.0, prediction: str | None = None) -> torch.Tensor:
     """MSE on the noise (or on v for a ``v`` network) at random timesteps (:func:`sample_timesteps`);
-    ``region="masked"`` averages over each window's hole pixels only, then over the batch."""
-    b = x0.shape[0]
-    t = sample_timesteps(b, schedule.num_timesteps, generator, focus_strength, focus_fraction)
-    noise = torch.randn(x0.shape, generator=generator)
+    ``region="masked"`` averages over each window's hole pixels only, then over the batch. ``generator``: one
+    generator or one per sample (:func:`draw_noise`); ``prediction`` defaults to ``net.config.prediction``
+    (pass it when ``net`` is wrapped, e.g. by DDP)."""
+    prediction = prediction or net.config.prediction
+    t, noise = draw_noise(x0, schedule.num_timesteps, generator, focus_strength, focus_fraction)
+    noise = noise.to(x0.device)  # t stays on the CPU with the schedule's tables
     xt = add_noise(schedule, x0, t, noise)
-    out = net(xt, t, mask, x0 * (1 - mask))
-    target = noise if net.config.prediction == "epsilon" else v_target(schedule, x0, t, noise)
+    out = net(xt, t.to(x0.device), mask, x0 * (1 - mask)).float()
+    target = noise if prediction == "epsilon" else v_target(schedule, x0, t, noise)
     err = (out - target) ** 2  # (B, 3, H, W)
     if region == "all":
         return err.mean()
@@ -174,58 +144,6 @@ def loss_fn(net: InpaintUNet, schedule, x0: torch.Tensor, mask: torch.Tensor, re
     # (pooling all hole pixels would let the large masks outweigh the cracks by ~50x).
     per_window = (err * mask).sum(dim=(1, 2, 3)) / (mask.sum(dim=(1, 2, 3)) * 3).clamp(min=1.0)
     return per_window.mean()
-
-
-def lr_factor(step: int, warmup: int, total: int) -> float:
-    """Linear warmup to 1, then cosine decay to 0 at ``total``."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-
-@torch.no_grad()
-def ema_update(ema: dict, net: torch.nn.Module, step: int, decay: float) -> None:
-    """ema <- d * ema + (1 - d) * weights, with d warming up as (1 + step) / (10 + step)."""
-    d = min(decay, (1 + step) / (10 + step))
-    for k, v in net.state_dict().items():
-        if v.dtype.is_floating_point:
-            ema[k].mul_(d).add_(v, alpha=1 - d)
-        else:
-            ema[k].copy_(v)
-
-
-# --- checkpoints --------------------------------------------------------------------------------
-
-def save_checkpoint(out: Path, net, ema, opt, sched, step: int, rng: np.random.Generator, torch_gen) -> None:
-    """Write the resumable state and export the EMA model, each file atomically."""
-    state = {
-        "step": step,
-        "net": net.state_dict(),
-        "ema": ema,
-        "opt": opt.state_dict(),
-        "sched": sched.state_dict(),
-        "torch_rng": torch_gen.get_state(),
-        "numpy_rng": json.dumps(rng.bit_generator.state),
-    }
-    atomic_write(out / CHECKPOINT_NAME, lambda tmp: torch.save(state, tmp))
-    save_model(out, net, ema)
-
-
-def load_checkpoint(out: Path, net, ema, opt, sched, rng: np.random.Generator, torch_gen) -> int:
-    """Restore a run saved by :func:`save_checkpoint`; returns the step to continue from."""
-    path = out / CHECKPOINT_NAME
-    if not path.is_file():
-        raise InpaintKitError(f"{path}: nothing to resume; drop --resume to start a new run")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    net.load_state_dict(state["net"])
-    for k, v in state["ema"].items():
-        ema[k].copy_(v)
-    opt.load_state_dict(state["opt"])
-    sched.load_state_dict(state["sched"])
-    torch_gen.set_state(state["torch_rng"])
-    rng.bit_generator.state = json.loads(state["numpy_rng"])
-    return int(state["step"])
 
 
 # --- samples ------------------------------------------------------------------------------------
@@ -254,64 +172,132 @@ def sample_grid(path: Path, config: ModelConfig, ema: dict, x0: torch.Tensor, ma
     save_png(path, np.ascontiguousarray(arr))
 
 
-# --- the run ------------------------------------------------------------------------------------
+# --- the trainer ----------------------------------------------------------------------------------
 
-def train(cfg: TrainConfig, progress: bool = True) -> Path:
-    """Train (or resume) and return the output model folder."""
-    from tqdm import tqdm
+def network_fingerprint(config: ModelConfig) -> dict:
+    """Identity of a DDPM network (recorded in checkpoints; ``--resume`` refuses another one)."""
+    d = config.to_json()
+    return {"model": "ddpm", "network": {k: d[k] for k in ("conditioning", "resolution", "block_out_channels",
+                                                           "layers_per_block", "attention_levels", "norm_num_groups",
+                                                           "schedule", "num_train_timesteps", "prediction")}}
 
-    cfg.validate()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    out = Path(cfg.out)
-    model_config = cfg.model_config()  # also validates size against the network's downsampling
-    data = WindowSampler(cfg.data, cfg.size, cfg.mask_kinds, cfg.min_scale, cfg.max_scale, cfg.colour_weight,
-                         cfg.permute_channels)
-    rng = np.random.default_rng(cfg.seed)
-    torch_gen = torch.Generator().manual_seed(cfg.seed)
-    torch.manual_seed(cfg.seed)  # network initialisation
 
-    net = InpaintUNet(model_config)
-    if cfg.init_from and not cfg.resume:
+class DdpmTrainer(Trainer):
+    """One from-scratch DDPM run: ``DdpmTrainer(cfg).run()`` (see the module docstring)."""
+
+    name = "train-ddpm"
+    weights_names = DDPM_WEIGHTS
+    cfg: DdpmTrainConfig
+
+    def build_data(self):
+        cfg = self.cfg
+        self.model_config = ModelConfig(conditioning=cfg.conditioning, resolution=cfg.size, schedule=cfg.schedule,
+                                        prediction=cfg.prediction, extra={"training": self.recipe()},
+                                        **PRESETS[cfg.preset])  # checks --size against the downsampling first
+        self.data = WindowSampler(cfg.data, cfg.size, cfg.kinds, cfg.min_scale, cfg.max_scale, cfg.colour_weight,
+                                  cfg.permute_channels)
+
+    def recipe(self) -> dict:
+        """The settings that made the model (``config.json`` ``extra.training``; provenance)."""
+        keep = {f for f in self.cfg.to_dict() if f not in ("output_dir", "resume", "overwrite", "stop_after",
+                                                             "device", "threads", "progress")}
+        return {k: v for k, v in self.cfg.to_dict().items() if k in keep}
+
+    def build_models(self):
+        from diffusers.training_utils import EMAModel
+
+        cfg = self.cfg
+        with torch.random.fork_rng(devices=[]):  # seeded initialisation; the caller's RNG is left alone
+            torch.manual_seed(cfg.seed)
+            self.net = InpaintUNet(self.model_config)
+        if cfg.init_from and self.resume_from is None:  # on resume the checkpoint's weights replace them anyway
+            try:
+                self.net.load_state_dict(load_model(cfg.init_from).state_dict())
+            except RuntimeError:
+                raise InpaintKitError(f"--init_from {cfg.init_from}: its network differs from --preset {cfg.preset}; "
+                                      "use the same preset") from None
+        self.net.to(self.acc.device)
+        self.ema = EMAModel(self.net.parameters(), decay=cfg.ema_decay)
+        self.schedule = make_schedule(cfg.schedule, self.model_config.num_train_timesteps)
+        if self.acc.is_main_process:
+            print(f"train-ddpm: {count_parameters(self.net) / 1e6:.2f} M params, {len(self.data.images)} images, "
+                  f"{self.acc.num_processes} process(es) x batch {cfg.batch}, {cfg.size}x{cfg.size}")
+
+    def model_fingerprint(self) -> dict:
+        return network_fingerprint(self.model_config)
+
+    def trainable_modules(self):
+        return [self.net]
+
+    def micro_loss(self, micro: int) -> torch.Tensor:
+        cfg, device = self.cfg, self.acc.device
+        draws = self.draws(micro)
+        pairs = [self.data.sample(np.random.default_rng(seed_of(cfg.seed, DATA_STREAM, d))) for d in draws]
+        x0 = torch.stack([x for x, _ in pairs]).to(device)  # (B, 3, S, S)
+        mask = torch.stack([m for _, m in pairs]).to(device)  # (B, 1, S, S)
+        return loss_fn(self.models[0], self.schedule, x0, mask, cfg.loss_region,
+                       self.generators(draws, NOISE_STREAM), cfg.focus_strength, cfg.focus_fraction,
+                       prediction=cfg.prediction)
+
+    def after_update(self):
+        self.ema.step(self.net.parameters())
+
+    # --- outputs and checkpoints ------------------------------------------------------------------------
+    def ema_state_dict(self) -> dict[str, torch.Tensor]:
+        """The network's state dict with the EMA weights in place of the trained ones."""
+        names = [n for n, _ in self.net.named_parameters()]
+        sd = dict(self.net.state_dict())
+        sd.update({n: s for n, s in zip(names, self.ema.shadow_params)})
+        return sd
+
+    def save_weights(self) -> Path:
+        """``config.json`` + ``model.safetensors`` (EMA weights): a model folder ``--model`` loads."""
+        save_model(self.out, self.net, self.ema_state_dict())
+        return self.out / DDPM_WEIGHTS[0]
+
+    def save_extra(self, folder: Path) -> None:
+        from safetensors.torch import save_file
+
+        names = [n for n, _ in self.net.named_parameters()]
+        meta = {"optimization_step": str(self.ema.optimization_step), "decay": str(self.ema.decay)}
+        save_file({n: s.detach().to("cpu").contiguous() for n, s in zip(names, self.ema.shadow_params)},
+                  str(folder / EMA_NAME), metadata=meta)
+
+    def load_extra(self, folder: Path, state: dict) -> None:
+        from safetensors import safe_open
+
+        path = Path(folder) / EMA_NAME
+        if not path.is_file():
+            raise InpaintKitError(f"--resume {path}: missing; the checkpoint is incomplete, resume an older one")
         try:
-            net.load_state_dict(load_model(cfg.init_from).state_dict())
-        except RuntimeError:
-            raise InpaintKitError(f"--init_from {cfg.init_from}: its network differs from --preset {cfg.preset}; "
-                                  "use the same preset") from None
-    ema = {k: v.detach().clone() for k, v in net.state_dict().items()}
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg.warmup, cfg.steps))
-    schedule = make_schedule(cfg.schedule, model_config.num_train_timesteps)
-    start = load_checkpoint(out, net, ema, opt, sched, rng, torch_gen) if cfg.resume else 0
-    if not cfg.resume and (out / CHECKPOINT_NAME).exists():
-        raise InpaintKitError(f"{out}: already holds a training run; pass --resume or choose another --out")
+            with safe_open(str(path), framework="pt") as f:
+                meta = f.metadata() or {}
+                loaded = {k: f.get_tensor(k) for k in f.keys()}
+        except Exception as e:  # noqa: BLE001 - safetensors raises several types for one cause: a bad file
+            raise InpaintKitError(f"--resume {path}: not a readable safetensors file ({str(e)[:200]}); the "
+                                  "checkpoint is damaged, resume an older one") from None
+        params = dict(self.net.named_parameters())
+        if set(loaded) != set(params) or any(loaded[k].shape != params[k].shape for k in loaded):
+            raise InpaintKitError(f"--resume {path}: holds the EMA of another network; start a new --output_dir")
+        with torch.no_grad():
+            for shadow, name in zip(self.ema.shadow_params, params):
+                shadow.copy_(loaded[name].to(shadow.device, shadow.dtype))
+        self.ema.optimization_step = int(meta.get("optimization_step", state["step"]))
 
-    preview = data.batch(4, np.random.default_rng(cfg.seed + 12345)) if cfg.sample_every else None
-    tqdm.write(f"ddpm: {count_parameters(net) / 1e6:.2f} M params, {len(data.images)} images, "
-               f"steps {start}..{cfg.steps}, batch {cfg.batch}, {cfg.size}x{cfg.size}")
-    net.train()
-    end = min(cfg.steps, cfg.stop_after or cfg.steps)
-    bar = tqdm(range(start, end), initial=start, total=cfg.steps, disable=not progress, dynamic_ncols=True)
-    smooth, t0 = None, time.time()
-    for step in bar:
-        x0, mask = data.batch(cfg.batch, rng)
-        loss = loss_fn(net, schedule, x0, mask, cfg.loss_region, torch_gen, cfg.focus_strength, cfg.focus_fraction)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
-        opt.step()
-        sched.step()
-        ema_update(ema, net, step, cfg.ema_decay)
-        smooth = loss.item() if smooth is None else 0.98 * smooth + 0.02 * loss.item()
-        bar.set_postfix(loss=f"{smooth:.4f}", lr=f"{sched.get_last_lr()[0]:.2e}")
-        done = step + 1
-        if cfg.log_every and done % cfg.log_every == 0:
-            tqdm.write(f"step {done} loss {smooth:.5f} lr {sched.get_last_lr()[0]:.2e} "
-                       f"{(time.time() - t0) / (done - start):.2f} s/step")
-        if done % cfg.save_every == 0 or done == end:
-            save_checkpoint(out, net, ema, opt, sched, done, rng, torch_gen)
-        if preview is not None and done % cfg.sample_every == 0:
-            sample_grid(out / "samples" / f"step_{done:07d}.png", model_config, ema, *preview)
-    if start >= end and not (out / "model.safetensors").exists():
-        save_checkpoint(out, net, ema, opt, sched, start, rng, torch_gen)
-    return out
+    def validate(self) -> Path:
+        """Rows of masked input | DDIM sample with the EMA weights | ground truth (fixed preview windows)."""
+        if not hasattr(self, "preview"):
+            rng = np.random.default_rng(seed_of(self.cfg.seed, 12345))
+            self.preview = self.data.batch(4, rng)
+        path = self.out / "validation" / f"step_{self.step:06d}.png"
+        sample_grid(path, self.model_config, self.ema_state_dict(), *self.preview)
+        return path
+
+    def record(self) -> dict:
+        return {"network": network_fingerprint(self.model_config)["network"],
+                "parameters": count_parameters(self.net)}
+
+
+def train(cfg: DdpmTrainConfig) -> TrainResult:
+    """Train (or with ``cfg.resume`` continue) a DDPM inpainter; see the module docstring for the folder."""
+    return DdpmTrainer(cfg).run()

@@ -490,7 +490,11 @@ class Trainer:
             raise
         finally:
             bar.close()
-            acc.end_training()
+            # Not acc.end_training(): it also destroys the process group, which belongs to the process
+            # (accelerate's PartialState), so a second run in the same process (a notebook, a script that
+            # trains then resumes) would find no group under torchrun. Finishing the trackers is the rest.
+            for tracker in acc.trackers:
+                tracker.finish()
         if self.step == start and self.step != last_saved:  # nothing to do (already at --steps)
             self.save_checkpoint()
         if self.nan_skips and acc.is_main_process:
