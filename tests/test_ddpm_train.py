@@ -250,3 +250,19 @@ def test_the_builtin_recipe_commands_still_parse_into_valid_configs():
         cfg = config_from_args(DdpmTrainConfig, args)
         assert cfg.output_dir.startswith("/work/ddpm_runs/") and cfg.preset == "small" and cfg.warmup_steps in (50, 100)
         assert cfg.validate_every in (250, 500, 700) and cfg.lr_scheduler == "cosine"
+
+
+class InterruptAt2(DdpmTrainer):
+    def train_step(self):
+        if self.step == 2:
+            raise KeyboardInterrupt
+        return super().train_step()
+
+
+def test_ctrl_c_saves_a_checkpoint_and_resume_finishes_the_run(image_dir, tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        InterruptAt2(tiny_cfg(image_dir, out, steps=4, save_every=100)).run()
+    assert (out / "checkpoints" / "step_000002" / "ema.safetensors").is_file()
+    assert json.loads((out / "training_config.json").read_text())["step"] == 2
+    assert DdpmTrainer(DdpmTrainConfig.from_run(str(out), progress=False)).run().step == 4
