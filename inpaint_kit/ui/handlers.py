@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -124,6 +125,19 @@ def painted_mask(layers, hw: tuple[int, int]) -> np.ndarray:
     return mask
 
 
+@contextmanager
+def as_uploaded(*paths):
+    """Errors name the user's file (``mural.png``), not the server's temporary copy of the upload."""
+    try:
+        yield
+    except InpaintKitError as e:
+        message = str(e)
+        for p in paths:
+            if p:
+                message = message.replace(str(p), Path(p).name)
+        raise InpaintKitError(message) from None
+
+
 def load_preview(image_path) -> np.ndarray:
     """The image as the model will see it (:func:`images.load_image`: EXIF rotation, grey/16-bit/alpha
     handled), to paint on. A bad file is a one-line :class:`InpaintKitError`."""
@@ -131,7 +145,8 @@ def load_preview(image_path) -> np.ndarray:
 
     if not image_path:
         raise InpaintKitError("no image: upload an image file first")
-    return load_image(image_path)
+    with as_uploaded(image_path):
+        return load_image(image_path)
 
 
 def read_inputs(image_path, mask_path=None, layers=None, mask_mode: str = "black") -> tuple[np.ndarray, np.ndarray, dict]:
@@ -143,11 +158,12 @@ def read_inputs(image_path, mask_path=None, layers=None, mask_mode: str = "black
 
     if not image_path:
         raise InpaintKitError("no image: upload an image file first")
-    if mask_path:
-        image, mask = load_pair(image_path, mask_path, mask_mode)
-    else:
-        image = load_image(image_path)
-        mask = np.zeros(image.shape[:2], bool)
+    with as_uploaded(image_path, mask_path):
+        if mask_path:
+            image, mask = load_pair(image_path, mask_path, mask_mode)
+        else:
+            image = load_image(image_path)
+            mask = np.zeros(image.shape[:2], bool)
     strokes = painted_mask(layers, image.shape[:2])
     if not (mask.any() or strokes.any()):
         where = f"{Path(mask_path).name} (--mask_mode {mask_mode}) marks nothing to repair; " if mask_path else ""
@@ -199,8 +215,9 @@ def outpaint(cache: EngineCache, output_dir, image_path, progress: bool = True, 
     cfg = replace(build_config(OutpaintConfig, settings), save_rows=True)
     if not image_path:
         raise InpaintKitError("no image: upload an image file first")
-    image = load_image(image_path)
     name = Path(image_path).name
+    with as_uploaded(image_path):
+        image = load_image(image_path)
     cfg.check_canvas(*image.shape[:2], name=name)  # refuse before loading a model
     engine = cache.get(cfg)
     job = outpaint_array(engine, cfg, image, cfg.seeds(), name, progress)
