@@ -230,3 +230,14 @@ def test_app_builds_with_the_server_settings(tmp_path):
     ids = {getattr(b, "elem_id", None) for b in app.blocks.values()}
     assert {"restore-image", "restore-editor", "restore-mask", "restore-run", "restore-gallery", "restore-steps",
             "outpaint-image", "outpaint-run", "outpaint-gallery"} <= ids
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--port", "0"], "--port 0 is not a port number"),
+    (["--device", "gpu0"], "--device 'gpu0' is not a device name"),
+    (["--threads", "0"], "--threads must be >= 1"),
+])
+def test_ui_command_refuses_bad_flags_in_one_line_without_serving(capsys, argv, message):
+    assert main(["ui", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1

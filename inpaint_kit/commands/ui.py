@@ -31,16 +31,17 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0 < args.port < 65536:
         raise InpaintKitError(f"--port {args.port} is not a port number; use 1-65535 (e.g. 7860)")
+    from ..engine import check_device
+
+    check_device(args.device)  # one line before anything loads
     try:
         import gradio  # noqa: F401
     except ModuleNotFoundError:
         raise InpaintKitError("the UI needs gradio: pip install -e '.[ui]' (make setup installs it)") from None
-    from ..engine import check_device
     from ..inpaint import InferConfig
     from ..ui.app import build_app, launch
     from ..ui.handlers import EngineCache
 
-    check_device(args.device)  # one line before anything loads
     cache = EngineCache()
     # Load the starting model now: a wrong --model fails here in one line, and the first Run is quick.
     cache.get(InferConfig(model=args.model, device=args.device, dtype=args.dtype, cache_dir=args.cache_dir))
@@ -49,5 +50,9 @@ def run(args: argparse.Namespace) -> int:
     app = build_app(cache, model=args.model, device=args.device, dtype=args.dtype, output_dir=args.output_dir,
                     weights_dir=args.weights_dir, cache_dir=args.cache_dir)
     print(f"inpaint-kit ui: http://{args.host}:{args.port}  (Ctrl-C stops it)", flush=True)
-    launch(app, args.host, args.port, args.output_dir)
+    try:
+        launch(app, args.host, args.port, args.output_dir)
+    except OSError as e:  # gradio's "Cannot find empty port", or the address is not this machine's
+        raise InpaintKitError(f"--host {args.host} --port {args.port}: cannot listen there ({str(e).split('.')[0]}); "
+                              "pick another --port, or a --host address of this machine") from None
     return 0

@@ -166,7 +166,7 @@ def build_app(cache: handlers.EngineCache, *, model: str = "builtin", device=Non
 
         @readable
         def do_restore(path, mask_path, edited, mode, *values, progress=gr.Progress(track_tqdm=True)):
-            progress(0, desc="loading the model (first run of a model only)")
+            progress(0, desc="preparing (a model not used before loads first)")
             layers = (edited or {}).get("layers")
             run = handlers.restore(cache, output_dir, path, mask_path, layers, mask_mode=mode,
                                    **dict(zip(r_keys, values)), **server)
@@ -174,7 +174,7 @@ def build_app(cache: handlers.EngineCache, *, model: str = "builtin", device=Non
 
         @readable
         def do_outpaint(path, *values, progress=gr.Progress(track_tqdm=True)):
-            progress(0, desc="loading the model (first run of a model only)")
+            progress(0, desc="preparing (a model not used before loads first)")
             n = len(sides) + 3
             side_values, (fill_v, overlap_v, step_v), rest = values[:4], values[4:n], values[n:]
             run = handlers.outpaint(cache, output_dir, path, **dict(zip(sides, side_values)), fill=fill_v,
@@ -199,6 +199,7 @@ def launch(app: gr.Blocks, host: str, port: int, output_dir, block: bool = True)
     """Serve ``app`` on ``host:port`` (requests one at a time); the run folders under ``output_dir`` are
     the only local files it serves besides gradio's own uploads."""
     os.makedirs(output_dir, exist_ok=True)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # gradio's own start-up probes of the local server
     theme = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],  # system fonts: no downloads
                               font_mono=["ui-monospace", "monospace"])
     app.queue(default_concurrency_limit=1)
