@@ -155,6 +155,7 @@ def test_engine_cache_loads_once_per_model_and_lora_choice(tiny_model_dir):
     ("too many rows", "rows 500 is outside what the UI allows (1..16)"),
     ("negative seed", "--seed -1 must be >= 0"),
     ("no image", "no image: upload an image file first"),
+    ("empty field", "steps is empty; enter a value"),
 ])
 def test_bad_input_is_one_line_before_any_model_loads(tmp_path, files, case, message):
     (files / "notes.png").write_text("not a picture")
@@ -172,6 +173,8 @@ def test_bad_input_is_one_line_before_any_model_loads(tmp_path, files, case, mes
         settings["seed"] = -1
     elif case == "no image":
         image = None
+    elif case == "empty field":
+        settings["steps"] = None
     cache = handlers.EngineCache()
     with pytest.raises(InpaintKitError) as e:
         handlers.restore(cache, tmp_path / "ui", image, mask, progress=False, model="builtin", **settings)

@@ -39,14 +39,19 @@ class EngineCache:
 
     def __init__(self, capacity: int = 2):
         self.capacity = capacity
-        self.engines: OrderedDict[tuple, object] = OrderedDict()
+        self.engines: OrderedDict[str, object] = OrderedDict()
         self.loads = 0  # how many times a model was actually loaded (tests read it)
         self._lock = threading.Lock()
 
-    @staticmethod
-    def key(cfg) -> tuple:
-        return (cfg.model, cfg.lora, cfg.lora_scale if cfg.lora else None, cfg.scheduler, cfg.device, cfg.dtype,
-                cfg.cache_dir, tuple(sorted(cfg.ddpm_options.items())))
+    # What load_engine is given; everything else (steps, prompt, rows, ...) is per request.
+    ENGINE_FIELDS = ("model", "device", "dtype", "cache_dir", "scheduler", "lora", "lora_scale", "ddpm", "ddpm_options")
+
+    @classmethod
+    def key(cls, cfg) -> str:
+        values = {k: getattr(cfg, k) for k in cls.ENGINE_FIELDS if hasattr(cfg, k)}
+        if not values.get("lora"):
+            values["lora_scale"] = None  # no LoRA: its scale changes nothing
+        return repr(sorted(values.items()))
 
     def get(self, cfg):
         """The engine for ``cfg`` (an :class:`~inpaint_kit.inpaint.InferConfig`), loaded on first use."""
@@ -97,6 +102,10 @@ def build_config(cls, values: dict):
     if unknown:
         raise TypeError(f"unknown settings {unknown}")
     clean = dict(values)
+    optional = ("lora", "cache_dir", "device", "left", "right", "up", "down")
+    for name, v in clean.items():
+        if v is None and name not in optional:
+            raise InpaintKitError(f"{name} is empty; enter a value")
     for name in ("size", "steps", "rows", "seed", "padding", "mask_dilate", "mask_blur", "overlap", "max_step",
                  "left", "right", "up", "down"):
         if clean.get(name) is not None:
@@ -199,8 +208,9 @@ def restore(cache: EngineCache, output_dir, image_path, mask_path=None, layers=N
     job = inpaint_array(engine, cfg, image, mask, cfg.seeds(), Path(image_path).name, progress)
     job.sources = sources
     folder = run_folder(output_dir)
-    written, meta = write_job(job, cfg, engine, folder / f"{stem}_collage.png", stem=stem)
-    return Run(folder, written[0], written[1:], job.image, job.results, job.seeds, meta)
+    collage = folder / f"{stem}_collage.png"
+    written, meta = write_job(job, cfg, engine, collage, stem=stem)
+    return Run(folder, collage, [p for p in written if p != collage], job.image, job.results, job.seeds, meta)
 
 
 def outpaint(cache: EngineCache, output_dir, image_path, progress: bool = True, **settings) -> Run:
@@ -224,8 +234,9 @@ def outpaint(cache: EngineCache, output_dir, image_path, progress: bool = True, 
     job.sources = {"image": name}
     stem = Path(image_path).stem + SUFFIX
     folder = run_folder(output_dir)
-    written, meta = write_job(job, cfg, engine, folder / f"{stem}.png", stem=stem, **job_metadata(job))
-    return Run(folder, written[0], written[1:], job.image, job.results, job.seeds, meta)
+    collage = folder / f"{stem}.png"
+    written, meta = write_job(job, cfg, engine, collage, stem=stem, **job_metadata(job))
+    return Run(folder, collage, [p for p in written if p != collage], job.image, job.results, job.seeds, meta)
 
 
 def model_choices(weights_dir="weights", extra: tuple[str, ...] = ()) -> list[str]:
