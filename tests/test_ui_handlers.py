@@ -244,3 +244,21 @@ def test_ui_command_refuses_bad_flags_in_one_line_without_serving(capsys, argv, 
     assert main(["ui", *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_results_view_shows_original_then_candidates_and_compares_the_clicked_one(tmp_path, files):
+    pytest.importorskip("gradio")
+    from types import SimpleNamespace
+
+    from inpaint_kit.ui.app import select, show
+
+    run = handlers.restore(handlers.EngineCache(), tmp_path / "ui", str(files / "mural.png"),
+                           str(files / "mask_black.png"), progress=False, model="builtin", **FAST)
+    status, gallery, slider, collage, downloads, state = show(run)
+    assert "2 candidate(s), 56x40, seeds 3, 4" in status
+    assert [caption for _, caption in gallery] == ["original", "seed 3", "seed 4"]
+    assert [Path(p).name for p in downloads] == ["mural_row0_seed3.png", "mural_row1_seed4.png", "mural_collage.png"]
+    assert collage == str(run.collage) and slider[1] is run.results[0]
+    before, after = select(state, SimpleNamespace(index=2))  # click "seed 4"
+    assert np.array_equal(before, _photo()) and after is run.results[1]
+    assert select(state, SimpleNamespace(index=0))[1] is run.results[0]  # the original: compare with the first
