@@ -22,6 +22,7 @@ COMMANDS = {
     "train-lora": "inpaint_kit.commands.train_lora",
     "train-ddpm": "inpaint_kit.commands.train_ddpm",
     "eval": "inpaint_kit.commands.evaluate",
+    "ui": "inpaint_kit.commands.ui",
 }
 
 

@@ -1,0 +1,266 @@
+"""What the browser UI does, as plain functions of file paths, numpy arrays and numbers, so tests call them
+without a browser and without gradio (nothing here imports it).
+
+Every step is the library's, the same as ``inpaint-kit infer`` / ``outpaint``: :func:`inpaint.load_pair` and
+:func:`images.load_image` read the uploads (EXIF, 16-bit, alpha; ``--mask_mode`` on mask files),
+:func:`geometry.cover_mask` fits painted strokes, :func:`inpaint.inpaint_array` / :func:`outpaint.outpaint_array`
+run the engine, and :func:`inpaint.write_job` writes the collage and one PNG per candidate with the CLI's
+metadata. So the same image, mask, seed and settings give the same pixels and the same files as the CLI.
+
+    cache = EngineCache()
+    run = restore(cache, "outputs/ui", "mural.png", mask_path="mural_mask.png", model="builtin", seed=3)
+    run.rows  # [outputs/ui/<run>/mural_row0_seed3.png, ...], run.collage, run.metadata
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from contextlib import contextmanager
+from dataclasses import dataclass, fields, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InpaintKitError
+
+log = logging.getLogger("inpaint_kit")
+
+# The UI's own bounds (the CLI trusts its user more): a slip of the finger must not start an hour-long job.
+LIMITS = {"size": (64, 2048), "steps": (1, 500), "rows": (1, 16)}
+PAINTED = "painted in the browser"  # recorded as the mask source when strokes made the mask
+
+
+class EngineCache:
+    """Loaded engines, one per model / LoRA / sampling choice, reused across requests. At most ``capacity``
+    are kept (least recently used dropped first), so switching models back and forth does not fill memory."""
+
+    def __init__(self, capacity: int = 2):
+        self.capacity = capacity
+        self.engines: OrderedDict[str, object] = OrderedDict()
+        self.loads = 0  # how many times a model was actually loaded (tests read it)
+        self._lock = threading.Lock()
+
+    # What load_engine is given; everything else (steps, prompt, rows, ...) is per request.
+    ENGINE_FIELDS = ("model", "device", "dtype", "cache_dir", "scheduler", "lora", "lora_scale", "ddpm", "ddpm_options")
+
+    @classmethod
+    def key(cls, cfg) -> str:
+        values = {k: getattr(cfg, k) for k in cls.ENGINE_FIELDS if hasattr(cfg, k)}
+        if not values.get("lora"):
+            values["lora_scale"] = None  # no LoRA: its scale changes nothing
+        return repr(sorted(values.items()))
+
+    def get(self, cfg):
+        """The engine for ``cfg`` (an :class:`~inpaint_kit.inpaint.InferConfig`), loaded on first use."""
+        key = self.key(cfg)
+        with self._lock:
+            if key in self.engines:
+                self.engines.move_to_end(key)
+                return self.engines[key]
+            engine = cfg.load_engine()
+            self.loads += 1
+            self.engines[key] = engine
+            while len(self.engines) > self.capacity:
+                self.engines.popitem(last=False)
+            return engine
+
+
+@dataclass
+class Run:
+    """One request's results: the files written (exactly the CLI's) and the arrays to show."""
+
+    folder: Path
+    collage: Path
+    rows: list[Path]  # one PNG per candidate, each with the CLI's metadata (seeds = [its seed])
+    before: np.ndarray  # (H, W, 3) what the candidates are compared with (outpaint: the filled canvas)
+    results: list[np.ndarray]  # one (H, W, 3) uint8 per candidate
+    seeds: list[int]
+    metadata: dict
+
+    def summary(self) -> str:
+        h, w = self.results[0].shape[:2]
+        return f"{len(self.rows)} candidate(s), {w}x{h}, seeds {', '.join(map(str, self.seeds))}; saved in {self.folder}"
+
+
+def check_limits(values: dict) -> None:
+    """One-line errors for settings outside :data:`LIMITS` (before any file is read or model loaded)."""
+    for name, (lo, hi) in LIMITS.items():
+        v = values.get(name)
+        if v is not None and not lo <= v <= hi:
+            raise InpaintKitError(f"{name} {v} is outside what the UI allows ({lo}..{hi}); pick a value in that range")
+
+
+def build_config(cls, values: dict):
+    """``cls(**values).validate()`` (InferConfig or OutpaintConfig), with the UI's limits checked first.
+    Empty strings from text boxes mean "not given" for LoRA; numbers from sliders arrive as floats."""
+    check_limits(values)
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise TypeError(f"unknown settings {unknown}")
+    clean = dict(values)
+    optional = ("lora", "cache_dir", "device", "left", "right", "up", "down")
+    for name, v in clean.items():
+        if v is None and name not in optional:
+            raise InpaintKitError(f"{name} is empty; enter a value")
+    for name in ("size", "steps", "rows", "seed", "padding", "mask_dilate", "mask_blur", "overlap", "max_step",
+                 "left", "right", "up", "down"):
+        if clean.get(name) is not None:
+            clean[name] = int(clean[name])
+    if not clean.get("lora"):
+        clean["lora"] = None
+    return cls(**clean).validate()
+
+
+def painted_mask(layers, hw: tuple[int, int]) -> np.ndarray:
+    """The repair mask drawn with the brush: every pixel any layer covers (alpha > 0; the eraser clears
+    alpha), bool ``(H, W)``. Layers of another size are fitted with :func:`geometry.cover_mask` (a marked
+    pixel is never lost)."""
+    from ..geometry import cover_mask
+
+    mask = np.zeros(hw, bool)
+    for layer in layers or []:
+        if layer is None:
+            continue
+        layer = np.asarray(layer)
+        if layer.ndim == 3 and layer.shape[2] == 4:
+            drawn = layer[..., 3] > 0  # RGBA: what the brush covered
+        else:
+            drawn = layer.reshape(*layer.shape[:2], -1).max(axis=2) > 0  # no alpha: any non-black pixel
+        mask |= drawn if drawn.shape == hw else cover_mask(drawn, hw)
+    return mask
+
+
+@contextmanager
+def as_uploaded(*paths):
+    """Errors name the user's file (``mural.png``), not the server's temporary copy of the upload."""
+    try:
+        yield
+    except InpaintKitError as e:
+        message = str(e)
+        for p in paths:
+            if p:
+                message = message.replace(str(p), Path(p).name)
+        raise InpaintKitError(message) from None
+
+
+def load_preview(image_path) -> np.ndarray:
+    """The image as the model will see it (:func:`images.load_image`: EXIF rotation, grey/16-bit/alpha
+    handled), to paint on. A bad file is a one-line :class:`InpaintKitError`."""
+    from ..images import load_image
+
+    if not image_path:
+        raise InpaintKitError("no image: upload an image file first")
+    with as_uploaded(image_path):
+        return load_image(image_path)
+
+
+def read_inputs(image_path, mask_path=None, layers=None, mask_mode: str = "black") -> tuple[np.ndarray, np.ndarray, dict]:
+    """The image, the repair mask (the mask file read with ``mask_mode``, as ``infer --mask`` does, plus any
+    painted strokes) and the sources to record. An empty mask is an error here (the CLI writes the
+    original back; in the UI that is always a forgotten stroke)."""
+    from ..images import load_image
+    from ..inpaint import load_pair
+
+    if not image_path:
+        raise InpaintKitError("no image: upload an image file first")
+    with as_uploaded(image_path, mask_path):
+        if mask_path:
+            image, mask = load_pair(image_path, mask_path, mask_mode)
+        else:
+            image = load_image(image_path)
+            mask = np.zeros(image.shape[:2], bool)
+    strokes = painted_mask(layers, image.shape[:2])
+    if not (mask.any() or strokes.any()):
+        where = f"{Path(mask_path).name} (--mask_mode {mask_mode}) marks nothing to repair; " if mask_path else ""
+        raise InpaintKitError(f"the mask is empty: {where}paint over the damage with the brush or upload a mask file "
+                              f"in which {mask_mode} marks the repair region")
+    sources = {"image": Path(image_path).name}
+    if mask_path:
+        sources["mask"] = Path(mask_path).name + (f" + {PAINTED}" if strokes.any() else "")
+    else:
+        sources["mask"] = PAINTED
+    return image, mask | strokes, sources
+
+
+def run_folder(output_dir) -> Path:
+    """A new folder per request under ``output_dir`` (UTC time stamp), so runs never overwrite each other."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-%f")
+    folder = Path(output_dir) / stamp
+    folder.mkdir(parents=True, exist_ok=False)
+    return folder
+
+
+def restore(cache: EngineCache, output_dir, image_path, mask_path=None, layers=None, progress: bool = True,
+            **settings) -> Run:
+    """Inpaint an uploaded image where the mask file and/or painted ``layers`` mark it, one candidate per seed
+    (``settings``: :class:`~inpaint_kit.inpaint.InferConfig` fields). Writes ``<stem>_collage.png`` and
+    ``<stem>_row<i>_seed<s>.png`` into a new folder of ``output_dir``, as ``infer --save_rows`` does."""
+    from ..inpaint import InferConfig, inpaint_array, write_job
+
+    cfg = replace(build_config(InferConfig, settings), save_rows=True)
+    image, mask, sources = read_inputs(image_path, mask_path, layers, cfg.mask_mode)
+    engine = cache.get(cfg)
+    stem = Path(image_path).stem
+    job = inpaint_array(engine, cfg, image, mask, cfg.seeds(), Path(image_path).name, progress)
+    job.sources = sources
+    folder = run_folder(output_dir)
+    collage = folder / f"{stem}_collage.png"
+    written, meta = write_job(job, cfg, engine, collage, stem=stem)
+    return Run(folder, collage, [p for p in written if p != collage], job.image, job.results, job.seeds, meta)
+
+
+def outpaint(cache: EngineCache, output_dir, image_path, progress: bool = True, **settings) -> Run:
+    """Extend an uploaded image (``settings``: :class:`~inpaint_kit.outpaint.OutpaintConfig` fields, sides in
+    ``left/right/up/down``; 0 or None = that side is not extended). Writes ``<stem>_outpaint.png`` and its
+    rows, as ``outpaint --save_rows`` does."""
+    from ..images import load_image
+    from ..inpaint import write_job
+    from ..outpaint import DIRECTIONS, SUFFIX, OutpaintConfig, job_metadata, outpaint_array
+
+    settings = {k: (None if k in DIRECTIONS and not v else v) for k, v in settings.items()}
+    cfg = replace(build_config(OutpaintConfig, settings), save_rows=True)
+    if not image_path:
+        raise InpaintKitError("no image: upload an image file first")
+    name = Path(image_path).name
+    with as_uploaded(image_path):
+        image = load_image(image_path)
+    cfg.check_canvas(*image.shape[:2], name=name)  # refuse before loading a model
+    engine = cache.get(cfg)
+    job = outpaint_array(engine, cfg, image, cfg.seeds(), name, progress)
+    job.sources = {"image": name}
+    stem = Path(image_path).stem + SUFFIX
+    folder = run_folder(output_dir)
+    collage = folder / f"{stem}.png"
+    written, meta = write_job(job, cfg, engine, collage, stem=stem, **job_metadata(job))
+    return Run(folder, collage, [p for p in written if p != collage], job.image, job.results, job.seeds, meta)
+
+
+def model_choices(weights_dir="weights", extra: tuple[str, ...] = ()) -> list[str]:
+    """Models to offer: ``builtin``, the given ones (the server's ``--model``), and the folders under
+    ``weights_dir`` that hold a model (a diffusers ``model_index.json`` or a DDPM ``config.json``).
+    Any other hub id or path can be typed in."""
+    from ..engine import is_ddpm_model
+
+    found = []
+    root = Path(weights_dir)
+    if root.is_dir():
+        for d in sorted(p for p in root.iterdir() if p.is_dir()):
+            if (d / "model_index.json").is_file() or is_ddpm_model(str(d)):
+                found.append(str(d))
+    return list(dict.fromkeys(["builtin", *extra, *found]))
+
+
+def lora_choices(weights_dir="weights") -> list[str]:
+    """LoRA outputs under ``weights_dir`` (folders holding the files ``--lora`` reads); "" = none."""
+    from ..engine.sd import LORA_NAMES, PARTIAL_NAME
+
+    found = []
+    root = Path(weights_dir)
+    if root.is_dir():
+        for name in (*LORA_NAMES, PARTIAL_NAME):
+            found += [str(p.parent) for p in root.rglob(name)]
+    return ["", *sorted(set(found))]
