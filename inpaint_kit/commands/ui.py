@@ -38,8 +38,11 @@ def run(args: argparse.Namespace) -> int:
         import gradio  # noqa: F401
     except ModuleNotFoundError:
         raise InpaintKitError("the UI needs gradio: pip install -e '.[ui]' (make setup installs it)") from None
+    from .. import progress
     from ..inpaint import InferConfig
     from ..ui.app import build_app, launch
+
+    progress.configure(force=True)  # step bars even without a terminal: gradio's track_tqdm shows them
     from ..ui.handlers import EngineCache
 
     cache = EngineCache()
