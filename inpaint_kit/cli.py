@@ -22,6 +22,8 @@ COMMANDS = {
     "train-lora": "inpaint_kit.commands.train_lora",
     "train-ddpm": "inpaint_kit.commands.train_ddpm",
     "eval": "inpaint_kit.commands.evaluate",
+    "train-defect": "inpaint_kit.commands.train_defect",
+    "defect": "inpaint_kit.commands.defect",
 }
 
 
