@@ -46,6 +46,21 @@ def object_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return ((pred.float() - target.float()) ** 2).mean(dim=(1, 2, 3))
 
 
+def add_text_lora(text_encoder, rank: int, alpha: float) -> None:
+    """Freeze the text encoder and attach a trainable peft LoRA to its attention projections.
+
+    Uses peft's ``inject_adapter_in_model`` directly: transformers' own ``add_adapter`` refuses the pinned
+    peft 0.21 (it asks for >= 0.22). The adapter is named ``default`` and ``peft_config`` is set on the
+    model, as ``add_adapter`` would, so :func:`inpaint_kit.train.lora.save_lora` saves it unchanged."""
+    from peft import LoraConfig, inject_adapter_in_model
+
+    text_encoder.requires_grad_(False)
+    config = LoraConfig(r=rank, lora_alpha=alpha, init_lora_weights="gaussian", target_modules=list(lora.TEXT_TARGETS))
+    inject_adapter_in_model(config, text_encoder, adapter_name="default")
+    if not getattr(text_encoder, "peft_config", None):
+        text_encoder.peft_config = {"default": config}
+
+
 class DefectTrainer(Trainer):
     """One DefectFill run (see the module docstring)."""
 
@@ -71,7 +86,7 @@ class DefectTrainer(Trainer):
         with torch.random.fork_rng(devices=[]):  # seeded LoRA initialisation
             torch.manual_seed(cfg.seed)
             lora.add_lora(unet, cfg.lora_rank, cfg.alpha)
-            lora.add_lora(text_encoder, cfg.lora_rank, cfg.alpha, lora.TEXT_TARGETS)
+            add_text_lora(text_encoder, cfg.lora_rank, cfg.alpha)
         tok = pipe.tokenizer
         self.positions = attention.token_positions(tok, cfg.object_prompt, cfg.token_word)
         self.store = attention.AttentionStore(self.positions)
@@ -104,7 +119,7 @@ class DefectTrainer(Trainer):
         items = [data.training_example(self.refs, self.cfg.size, self.cfg.seed, d, self._cache) for d in self.draws(micro)]
         return {k: torch.from_numpy(np.stack([i[k] for i in items])).to(self.acc.device) for k in items[0]}
 
-    def losses(self, batch: dict, generators: list[torch.Generator]) -> dict[str, torch.Tensor]:
+    def loss_terms(self, batch: dict, generators: list[torch.Generator]) -> dict[str, torch.Tensor]:
         """The three per-sample loss terms ``(B,)`` of one batch (``attn`` is zeros when it is off)."""
         cfg = self.cfg
         unet, text_encoder = self.models[0], self.models[1]
@@ -139,7 +154,7 @@ class DefectTrainer(Trainer):
 
     def micro_loss(self, micro: int) -> torch.Tensor:
         cfg = self.cfg
-        terms = self.losses(self.batch(micro), self.generators(self.draws(micro)))
+        terms = self.loss_terms(self.batch(micro), self.generators(self.draws(micro)))
         self.last_terms = {k: float(v.detach().mean()) for k, v in terms.items()}
         self.acc.log({f"loss_{k}": v for k, v in self.last_terms.items()}, step=self.step + 1)
         return (cfg.lambda_def * terms["def"] + cfg.lambda_obj * terms["obj"] + cfg.lambda_attn * terms["attn"]).mean()
