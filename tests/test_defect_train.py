@@ -101,14 +101,19 @@ def test_attention_maps_shape_and_sum(trainer):
             store.reset((8, 8))
             unet(x, t, emb)
             other = store.token_map(4)
+            store.positions, store.rows = trainer.positions, slice(1, 2)  # only the second row of a batch of 2
+            store.reset((8, 8))
+            unet(torch.cat([torch.randn_like(x), x]), torch.cat([t, t]), torch.cat([emb, emb]))
+            second_row = store.token_map(4)
         finally:
-            store.enabled, store.positions = False, trainer.positions
+            store.enabled, store.positions, store.rows = False, trainer.positions, None
     assert torch.allclose(captured, plain, atol=1e-5)  # capturing does not change the forward pass
     assert len(token_maps) == trainer.captured_layers == 6  # tiny: 2 down + 3 up transformer blocks + mid
     assert all(m.shape == (1, 4, 4) for m in token_maps)  # the tiny UNet attends at latent/2 only
     assert token_map.shape == everything.shape == (1, 4, 4)
     assert torch.allclose(everything, torch.ones(1, 4, 4), atol=1e-5)
     assert (token_map >= 0).all() and (token_map <= 1).all() and not torch.allclose(token_map, other)
+    assert second_row.shape == (1, 4, 4) and torch.allclose(second_row, token_map, atol=1e-5)
 
 
 def test_attention_loss_is_zero_when_the_map_is_the_mask():

@@ -8,8 +8,9 @@ tokenized prompt (one position for ``sks`` in the real CLIP vocabulary; a word s
 counts as a whole), averaged over heads: ``(B, h, w)``. :meth:`AttentionStore.token_map` resizes every
 layer's map to ``side x side`` (area average down, bilinear up) and averages over layers.
 
-While ``store.enabled`` is False the processor runs diffusers' fused ``scaled_dot_product_attention``
-(``AttnProcessor2_0``) and records nothing, so passes without the attention loss pay nothing.
+The layer's output always comes from diffusers' fused ``scaled_dot_product_attention`` (the
+``AttnProcessor2_0`` recipe); while ``store.enabled``, the probabilities of the rows ``store.rows`` are
+computed beside it from the same queries and keys. Disabled, it records nothing and costs nothing.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class AttentionStore:
         self.positions = list(positions)
         self.enabled = False
         self.latent_hw: tuple[int, int] = (0, 0)
+        self.rows: slice | None = None  # batch rows whose maps are recorded (None = all)
         self.maps: list[torch.Tensor] = []  # one (B, h, w) per cross-attention call
 
     def reset(self, latent_hw: tuple[int, int]) -> None:
@@ -74,8 +76,10 @@ class AttentionStore:
 
 
 class CaptureProcessor:
-    """An attention processor for cross-attention layers recording the token's map into ``store``
-    (diffusers' ``AttnProcessor`` recipe, with the probabilities kept)."""
+    """An attention processor for cross-attention layers: the output is diffusers' ``AttnProcessor2_0``
+    recipe (fused ``scaled_dot_product_attention``), and, while ``store.enabled``, the softmax of the same
+    queries and keys is computed on the side for the rows ``store.rows`` only and the token's map recorded.
+    The forward result is the same with or without capture; the extra cost is one ``q k^T`` over 77 keys."""
 
     def __init__(self, store: AttentionStore):
         from diffusers.models.attention_processor import AttnProcessor2_0
@@ -84,7 +88,7 @@ class CaptureProcessor:
         self.fused = AttnProcessor2_0()
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, *args, **kwargs):
-        if not self.store.enabled or encoder_hidden_states is None:
+        if not self.store.enabled or encoder_hidden_states is None or attention_mask is not None:
             return self.fused(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
         residual = hidden_states
         if attn.spatial_norm is not None:
@@ -93,18 +97,25 @@ class CaptureProcessor:
         if input_ndim == 4:
             b, c, h, w = hidden_states.shape
             hidden_states = hidden_states.view(b, c, h * w).transpose(1, 2)
-        batch, tokens = encoder_hidden_states.shape[:2]
-        attention_mask = attn.prepare_attention_mask(attention_mask, tokens, batch)
+        batch = encoder_hidden_states.shape[0]
         if attn.group_norm is not None:
             hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
         query = attn.to_q(hidden_states)
         if attn.norm_cross:
             encoder_hidden_states = attn.norm_encoder_hidden_states(encoder_hidden_states)
         key, value = attn.to_k(encoder_hidden_states), attn.to_v(encoder_hidden_states)
-        query, key, value = (attn.head_to_batch_dim(t) for t in (query, key, value))  # (B*heads, N, d)
-        probs = attn.get_attention_scores(query, key, attention_mask)  # (B*heads, h*w, 77)
-        self.store.record(probs, batch)
-        hidden_states = attn.batch_to_head_dim(torch.bmm(probs, value))
+        head_dim = key.shape[-1] // attn.heads
+        query, key, value = (t.view(batch, -1, attn.heads, head_dim).transpose(1, 2) for t in (query, key, value))
+        if attn.norm_q is not None:
+            query = attn.norm_q(query)
+        if attn.norm_k is not None:
+            key = attn.norm_k(key)
+        # (B, heads, h*w, d) -> the output, exactly as AttnProcessor2_0
+        out = F.scaled_dot_product_attention(query, key, value, dropout_p=0.0, is_causal=False)
+        rows = self.store.rows or slice(None)
+        probs = (query[rows] @ key[rows].transpose(-1, -2) * attn.scale).softmax(-1)  # (b, heads, h*w, 77)
+        self.store.record(probs.flatten(0, 1), probs.shape[0])
+        hidden_states = out.transpose(1, 2).reshape(batch, -1, attn.heads * head_dim).to(query.dtype)
         hidden_states = attn.to_out[1](attn.to_out[0](hidden_states))
         if input_ndim == 4:
             hidden_states = hidden_states.transpose(-1, -2).reshape(b, c, h, w)

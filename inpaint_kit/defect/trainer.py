@@ -139,15 +139,15 @@ class DefectTrainer(Trainer):
         emb = torch.cat([emb[:1].expand(b, -1, -1), emb[1:].expand(b, -1, -1)])
         x = torch.cat([unet_input(noisy, mask_lat, masked_def), unet_input(noisy, adj_lat, masked_obj)])
         self.store.reset(x.shape[-2:])
-        self.store.enabled = cfg.lambda_attn > 0
+        self.store.enabled, self.store.rows = cfg.lambda_attn > 0, slice(b, 2 * b)  # maps of the object rows
         try:
             pred = unet(x, torch.cat([t, t]), emb).sample
         finally:
-            self.store.enabled = False
+            self.store.enabled, self.store.rows = False, None
         out = {"def": defect_loss(pred[:b], target, mask_lat), "obj": object_loss(pred[b:], target)}
         if cfg.lambda_attn > 0:
             side = cfg.attention_side
-            out["attn"] = attention.attention_loss(self.store.token_map(side)[b:], attention.mask_at(mask, side))
+            out["attn"] = attention.attention_loss(self.store.token_map(side), attention.mask_at(mask, side))
         else:
             out["attn"] = torch.zeros(b, device=pred.device)
         return out
