@@ -155,3 +155,19 @@ def test_mask_shapes_lfs_distance_and_selection():
     assert d[1] > d[0] > d[2]
     assert generate.select([0.1, 0.4, 0.4, 0.2]) == 1
     assert generate.candidate_seed(1, 2, 0) != generate.candidate_seed(1, 2, 1) != generate.candidate_seed(1, 3, 1)
+
+
+def test_on_foreground_keeps_generated_masks_on_the_object(run, tmp_path):
+    ds, _ = run
+    good = data.good_images(ds, "bottle")[0]
+    image = load_image(good)
+    fg = generate.foreground(image)
+    assert 0.2 < fg.mean() < 0.8 and fg[32, 32] and not fg[0, 0]  # the fixture's disc, not the noise around it
+    out = tmp_path / "out"
+    assert cli(run, out, "--num", "4", "--seed", "2", "--on_foreground", "--mask_scale", "0.3", "0.5") == 0
+    for i in range(4):
+        mask = np.asarray(Image.open(out / f"bottle/ground_truth/crack/{i:03d}_mask.png")) >= 128
+        src = load_image(read_metadata(out / f"bottle/test/crack/{i:03d}.png")["good_image"])
+        assert mask.any() and not (mask & ~generate.foreground(src)).any()
+    assert main(["defect", "--lora", str(run[1]), "--data", str(ds), "--masks_dir", str(tmp_path), "--on_foreground",
+                 "--output_dir", str(tmp_path / "x")]) == 2

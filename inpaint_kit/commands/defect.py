@@ -25,6 +25,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     data.add_argument("--mask_shapes", choices=MASK_SHAPES, default="random", help="generated mask shapes")
     data.add_argument("--mask_scale", type=float, nargs=2, default=(0.1, 0.3), metavar=("MIN", "MAX"),
                       help="generated masks: extent as a fraction of the image's short side")
+    data.add_argument("--on_foreground", action="store_true",
+                      help="generated masks: centred on the object and clipped to it (object = pixels unlike the "
+                           "border colour, Otsu threshold)")
     data.add_argument("--num", type=int, default=None,
                       help="images to make (good images are cycled); with --masks_dir: at most this many pairs")
     flags.add_output_dir(data, "outputs/defects", "root of the synthetic dataset (<object>/test/<defect>/, "
@@ -60,6 +63,7 @@ def _check_mode(args) -> str:
         if not (args.image and args.mask):
             raise InpaintKitError("single mode needs both --image and --mask")
         given = [f for f in ("good_dir", "data", "masks_dir", "num") if getattr(args, f) is not None]
+        given += ["on_foreground"] if args.on_foreground else []
         if given:
             raise InpaintKitError(f"--{given[0]} is for dataset mode; it does not apply with --image/--mask")
         if args.lfs != 1:
@@ -84,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     mode = _check_mode(args)
     cfg = GenerateConfig(lora=args.lora, output_dir=args.output_dir, good_dir=args.good_dir, data=args.data,
                          masks_dir=args.masks_dir, mask_mode=args.mask_mode, mask_shapes=args.mask_shapes,
-                         mask_scale=tuple(args.mask_scale), num=args.num, model=args.model, size=args.size,
+                         mask_scale=tuple(args.mask_scale), on_foreground=args.on_foreground, num=args.num, model=args.model, size=args.size,
                          prompt=args.prompt, negative_prompt=args.negative_prompt, steps=args.steps,
                          guidance=args.guidance, lfs=args.lfs, seed=args.seed, overwrite=args.overwrite,
                          device=args.device, dtype=args.dtype, progress=args.progress)

@@ -53,6 +53,7 @@ class GenerateConfig:
     mask_mode: str = "white"
     mask_shapes: str = "random"
     mask_scale: tuple[float, float] = (0.1, 0.3)
+    on_foreground: bool = False
     num: int | None = None
     model: str | None = None
     size: int | None = None
@@ -91,6 +92,8 @@ class GenerateConfig:
             self.good_dir = str(Path(self.data, self.run["object_class"], "train", "good"))
         if not Path(self.good_dir).is_dir():
             raise InpaintKitError(f"--good_dir {self.good_dir}: not a folder of defect-free images")
+        if self.on_foreground and self.masks_dir is not None:
+            raise InpaintKitError("--on_foreground places generated masks; it does not apply with --masks_dir")
         if self.masks_dir is None and self.num is None:
             raise InpaintKitError("--num N is needed with generated masks (--mask_shapes): how many images to make")
         return self
@@ -114,16 +117,31 @@ def read_run(lora: str | Path) -> dict:
 
 
 # --- masks ----------------------------------------------------------------------------------------
-def shape_mask(shape: str, h: int, w: int, rng: np.random.Generator, scale=(0.1, 0.3)) -> np.ndarray:
+def foreground(image: np.ndarray) -> np.ndarray:
+    """The object's pixels, estimated: colour distance to the median border colour above Otsu's threshold.
+    When that finds no clear object (under 1 % or over 99 % of the image), the whole image."""
+    import cv2
+
+    border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]]).astype(np.float32)
+    dist = np.linalg.norm(image.astype(np.float32) - np.median(border, axis=0), axis=-1)
+    dist8 = np.clip(dist * (255.0 / max(float(dist.max()), 1e-6)), 0, 255).astype(np.uint8)
+    _, fg = cv2.threshold(dist8, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    fg = fg.astype(bool)
+    return fg if 0.01 <= fg.mean() <= 0.99 else np.ones(image.shape[:2], bool)
+
+
+def shape_mask(shape: str, h: int, w: int, rng: np.random.Generator, scale=(0.1, 0.3),
+               center: tuple[int, int] | None = None) -> np.ndarray:
     """A bool defect mask ``(h, w)`` of ``shape`` (ellipse, stroke, box; random picks one), its extent a
-    ``scale`` fraction of the short side, placed in the middle 60 % of the image (where the object usually is)."""
+    ``scale`` fraction of the short side, centred at ``center`` (y, x) or at random in the middle 60 % of
+    the image (where the object usually is)."""
     import cv2
 
     if shape == "random":
         shape = ("ellipse", "stroke", "box")[int(rng.integers(3))]
     side = min(h, w)
     out = np.zeros((h, w), np.uint8)
-    cy, cx = int(rng.uniform(0.2, 0.8) * h), int(rng.uniform(0.2, 0.8) * w)
+    cy, cx = (int(rng.uniform(0.2, 0.8) * h), int(rng.uniform(0.2, 0.8) * w)) if center is None else center
     extent = max(2, int(round(side * rng.uniform(*scale))))
     if shape == "ellipse":
         axes = (max(1, extent // 2), max(1, int(extent * rng.uniform(0.25, 0.6))))
@@ -223,14 +241,24 @@ def output_paths(cfg: GenerateConfig, index: int) -> tuple[Path, Path]:
             root / obj / "ground_truth" / defect / f"{index:03d}_mask.png")
 
 
-def item_mask(cfg: GenerateConfig, item: Item, hw: tuple[int, int]) -> np.ndarray:
-    """The item's defect mask at the good image's size (given file, or a shape drawn from ``(seed, index)``)."""
+def item_mask(cfg: GenerateConfig, item: Item, image: np.ndarray) -> np.ndarray:
+    """The item's defect mask at the good image's size: the given file, or a shape drawn from ``(seed, index)``
+    (with ``on_foreground``: centred on an object pixel and clipped to the object)."""
+    hw = image.shape[:2]
     if item.mask is not None:
         mask = to_repair(load_grey(item.mask), cfg.mask_mode)
         if mask.shape != hw:
             mask = cover_mask(mask, hw)
     else:
-        mask = shape_mask(cfg.mask_shapes, *hw, np.random.default_rng([cfg.seed, item.index, 5]), cfg.mask_scale)
+        rng = np.random.default_rng([cfg.seed, item.index, 5])
+        if cfg.on_foreground:
+            fg = foreground(image)
+            ys, xs = np.nonzero(fg)
+            pick = int(rng.integers(len(ys)))
+            mask = shape_mask(cfg.mask_shapes, *hw, rng, cfg.mask_scale, center=(int(ys[pick]), int(xs[pick])))
+            mask = mask & fg if (mask & fg).any() else mask
+        else:
+            mask = shape_mask(cfg.mask_shapes, *hw, rng, cfg.mask_scale)
     if not mask.any():
         raise InpaintKitError(f"{item.mask}: empty mask (no {'white' if cfg.mask_mode == 'white' else 'black'} "
                               "pixel); --mask_mode says which colour marks the defect")
@@ -261,7 +289,7 @@ def generate(cfg: GenerateConfig, engine=None) -> BatchReport:
 
     def work(item: Item, out: Path):
         image = load_image(item.good)
-        mask = item_mask(cfg, item, image.shape[:2])
+        mask = item_mask(cfg, item, image)
         if state["engine"] is None:
             from ..engine import load_engine
 
@@ -272,6 +300,7 @@ def generate(cfg: GenerateConfig, engine=None) -> BatchReport:
         candidates, distances = paint(state["engine"], cfg, image, mask, seeds, state["distance"])
         best = select(distances)
         meta = {"good_image": str(item.good), "mask_source": str(item.mask) if item.mask else cfg.mask_shapes,
+                "on_foreground": cfg.on_foreground,
                 "seed": seeds[best], "candidate_seeds": seeds, "lfs": cfg.lfs, "lfs_metric": state["distance"].name,
                 "lfs_distances": [round(d, 6) for d in distances], "chosen": best, "prompt": cfg.prompt,
                 "negative_prompt": cfg.negative_prompt, "steps": cfg.steps, "guidance": cfg.guidance,
@@ -300,7 +329,7 @@ def paint_single(cfg: GenerateConfig, image_path: str, mask_path: str, rows: int
     if not cfg.seed:
         cfg.seed = int(np.random.SeedSequence().generate_state(1)[0] % (2**31 - 1)) + 1
     image = load_image(image_path)
-    mask = item_mask(cfg, Item(0, Path(image_path), Path(mask_path)), image.shape[:2])
+    mask = item_mask(cfg, Item(0, Path(image_path), Path(mask_path)), image)
     if engine is None:
         from ..engine import load_engine
 
