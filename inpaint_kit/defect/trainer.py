@@ -46,21 +46,6 @@ def object_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return ((pred.float() - target.float()) ** 2).mean(dim=(1, 2, 3))
 
 
-def add_text_lora(text_encoder, rank: int, alpha: float) -> None:
-    """Freeze the text encoder and attach a trainable peft LoRA to its attention projections.
-
-    Uses peft's ``inject_adapter_in_model`` directly: transformers' own ``add_adapter`` refuses the pinned
-    peft 0.21 (it asks for >= 0.22). The adapter is named ``default`` and ``peft_config`` is set on the
-    model, as ``add_adapter`` would, so :func:`inpaint_kit.train.lora.save_lora` saves it unchanged."""
-    from peft import LoraConfig, inject_adapter_in_model
-
-    text_encoder.requires_grad_(False)
-    config = LoraConfig(r=rank, lora_alpha=alpha, init_lora_weights="gaussian", target_modules=list(lora.TEXT_TARGETS))
-    inject_adapter_in_model(config, text_encoder, adapter_name="default")
-    if not getattr(text_encoder, "peft_config", None):
-        text_encoder.peft_config = {"default": config}
-
-
 class DefectTrainer(Trainer):
     """One DefectFill run (see the module docstring)."""
 
@@ -86,7 +71,7 @@ class DefectTrainer(Trainer):
         with torch.random.fork_rng(devices=[]):  # seeded LoRA initialisation
             torch.manual_seed(cfg.seed)
             lora.add_lora(unet, cfg.lora_rank, cfg.alpha)
-            add_text_lora(text_encoder, cfg.lora_rank, cfg.alpha)
+            lora.add_lora(text_encoder, cfg.lora_rank, cfg.alpha, lora.TEXT_TARGETS)
         tok = pipe.tokenizer
         self.positions = attention.token_positions(tok, cfg.object_prompt, cfg.token_word)
         self.store = attention.AttentionStore(self.positions)
