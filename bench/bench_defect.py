@@ -82,10 +82,10 @@ def child(args) -> None:
 def bench_generation(model: Path, data: Path, run: Path, out: Path, size: int, steps: int, num: int, lfs: int) -> dict:
     """Generate ``num`` images with ``lfs`` candidates each; s/image (engine load excluded) and mean DSSIM kept."""
     from inpaint_kit.defect.generate import GenerateConfig, generate
-    from inpaint_kit.engine import load_engine
+    from inpaint_kit.engine.sd import load_sd_engine
     from inpaint_kit.images import read_metadata
 
-    engine = load_engine(str(model), device="cpu", lora=str(run))
+    engine = load_sd_engine(str(model), device="cpu", lora=str(run))
     cfg = GenerateConfig(lora=str(run), output_dir=str(out), data=str(data), num=num, steps=steps, lfs=lfs, seed=1,
                          size=size, progress=False)
     t0 = time.perf_counter()

@@ -153,7 +153,8 @@ def lora_state(path):
 
 
 def test_train_saves_loadable_lora_and_resume_matches(dataset, tiny_model_dir, tmp_path):
-    from inpaint_kit.engine import Canvas, Sampling, load_engine
+    from inpaint_kit.engine import Canvas, Sampling
+    from inpaint_kit.engine.sd import load_sd_engine
 
     full = train_defect(config(dataset, tiny_model_dir, tmp_path / "full", steps=3))
     assert full.step == 3 and all(np.isfinite(full.losses))
@@ -170,12 +171,12 @@ def test_train_saves_loadable_lora_and_resume_matches(dataset, tiny_model_dir, t
     again = lora_state(resumed.weights)
     assert all(torch.allclose(weights[k], again[k], atol=1e-6) for k in weights)
     # the LoRA loads for inference (UNet and text encoder) and changes the result
-    engine = load_engine(str(tiny_model_dir), device="cpu", lora=str(tmp_path / "full"))
+    engine = load_sd_engine(str(tiny_model_dir), device="cpu", lora=str(tmp_path / "full"))
     assert set(engine.pipe.get_list_adapters()) == {"unet", "text_encoder"}
     image = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     mask = np.zeros((64, 64), bool)
     mask[16:48, 16:48] = True
     s = Sampling(prompt="A bottle with sks", steps=2, guidance=1.0)
     tuned = engine.fill([Canvas(image, mask, 1)], s, progress=False)[0]
-    base = load_engine(str(tiny_model_dir), device="cpu").fill([Canvas(image, mask, 1)], s, progress=False)[0]
+    base = load_sd_engine(str(tiny_model_dir), device="cpu").fill([Canvas(image, mask, 1)], s, progress=False)[0]
     assert not np.array_equal(tuned, base)

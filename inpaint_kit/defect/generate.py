@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..batch import BatchReport, run_items
+from ..batch import append_manifest
 from ..errors import InpaintKitError
 from ..geometry import cover_mask, paste_back, to_work
 from ..images import atomic_write, load_grey, load_image, save_png
@@ -212,6 +212,26 @@ def candidate_seed(seed: int, item: int, k: int) -> int:
 
 
 # --- the run --------------------------------------------------------------------------------------
+@dataclass
+class Report:
+    """What happened to every item of a run."""
+
+    written: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)  # image and mask already there (resume)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+    unpaired_images: list[Path] = field(default_factory=list)  # --masks_dir: good images without a mask
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+    def summary(self) -> str:
+        lines = [f"{len(self.written)} written, {len(self.skipped)} skipped (already done), {len(self.failed)} failed"]
+        lines += [f"  failed: {msg}" for _, msg in self.failed]
+        lines += [f"  no mask with this stem (not used): {p}" for p in self.unpaired_images]
+        return "\n".join(lines)
+
+
 @dataclass(frozen=True)
 class Item:
     index: int
@@ -219,7 +239,7 @@ class Item:
     mask: Path | None  # a given mask, or None for a generated shape
 
 
-def plan(cfg: GenerateConfig, report: BatchReport) -> list[Item]:
+def plan(cfg: GenerateConfig, report: Report) -> list[Item]:
     """The items of the run: good images cycled to ``--num``, or every (good image, mask) pair."""
     goods = scan(cfg.good_dir)
     if not goods:
@@ -276,13 +296,20 @@ def paint(engine, cfg: GenerateConfig, image: np.ndarray, mask: np.ndarray, seed
     return candidates, [distance(image, c, mask) for c in candidates]
 
 
-def generate(cfg: GenerateConfig, engine=None) -> BatchReport:
+def load(cfg: GenerateConfig):
+    """The SD engine of the run's base model with its LoRA (UNet and text encoder)."""
+    from ..engine.sd import load_sd_engine
+
+    return load_sd_engine(cfg.model, device=cfg.device, dtype=cfg.dtype, lora=str(cfg.lora))
+
+
+def generate(cfg: GenerateConfig, engine=None) -> Report:
     """Write the synthetic defect dataset (see the module docstring); the engine loads on the first item
     that needs it (a fully resumed run loads nothing)."""
     cfg.check()
     if not cfg.seed:
         cfg.seed = int(np.random.SeedSequence().generate_state(1)[0] % (2**31 - 1)) + 1
-    report = BatchReport()
+    report = Report()
     items = plan(cfg, report)
     state = {"engine": engine, "distance": None}
     out_root = Path(cfg.output_dir)
@@ -291,9 +318,7 @@ def generate(cfg: GenerateConfig, engine=None) -> BatchReport:
         image = load_image(item.good)
         mask = item_mask(cfg, item, image)
         if state["engine"] is None:
-            from ..engine import load_engine
-
-            state["engine"] = load_engine(cfg.model, device=cfg.device, dtype=cfg.dtype, lora=cfg.lora)
+            state["engine"] = load(cfg)
         if state["distance"] is None:
             state["distance"] = Distance()
         seeds = [candidate_seed(cfg.seed, item.index, k) for k in range(cfg.lfs)]
@@ -314,8 +339,24 @@ def generate(cfg: GenerateConfig, engine=None) -> BatchReport:
         save_png(out, candidates[best], meta)
         return [out, mask_path], meta
 
-    jobs = [(it, output_paths(cfg, it.index)[0], {"index": it.index, "good_image": str(it.good)}) for it in items]
-    return run_items(jobs, out_root, cfg.overwrite, work, progress=cfg.progress, report=report)
+    from tqdm.auto import tqdm
+
+    for item in tqdm(items, desc="defects", unit="img", disable=not cfg.progress):
+        out, mask_out = output_paths(cfg, item.index)
+        record = {"index": item.index, "good_image": str(item.good)}
+        if out.exists() and mask_out.exists() and not cfg.overwrite:
+            report.skipped.append(out)
+            continue
+        try:
+            paths, meta = work(item, out)
+        except InpaintKitError as e:
+            report.failed.append((item.good, str(e)))
+            append_manifest(out_root, {**record, "status": "failed", "error": str(e)})
+            tqdm.write(f"error: {e}")
+            continue
+        report.written.append(out)
+        append_manifest(out_root, {**record, "status": "ok", "files": [str(p) for p in paths], **meta})
+    return report
 
 
 def paint_single(cfg: GenerateConfig, image_path: str, mask_path: str, rows: int, output: str, engine=None) -> Path:
@@ -330,10 +371,7 @@ def paint_single(cfg: GenerateConfig, image_path: str, mask_path: str, rows: int
         cfg.seed = int(np.random.SeedSequence().generate_state(1)[0] % (2**31 - 1)) + 1
     image = load_image(image_path)
     mask = item_mask(cfg, Item(0, Path(image_path), Path(mask_path)), image)
-    if engine is None:
-        from ..engine import load_engine
-
-        engine = load_engine(cfg.model, device=cfg.device, dtype=cfg.dtype, lora=cfg.lora)
+    engine = engine or load(cfg)
     seeds = [candidate_seed(cfg.seed, 0, k) for k in range(rows)]
     distance = Distance()
     candidates, distances = paint(engine, cfg, image, mask, seeds, distance)
