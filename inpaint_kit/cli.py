@@ -23,6 +23,8 @@ COMMANDS = {
     "train-ddpm": "inpaint_kit.commands.train_ddpm",
     "eval": "inpaint_kit.commands.evaluate",
     "ui": "inpaint_kit.commands.ui",
+    "train-defect": "inpaint_kit.commands.train_defect",
+    "defect": "inpaint_kit.commands.defect",
 }
 
 

@@ -53,12 +53,21 @@ def check_rank(model: torch.nn.Module, rank: int, targets=UNET_TARGETS, what: st
 def add_lora(model: torch.nn.Module, rank: int, alpha: float, targets=UNET_TARGETS) -> None:
     """Freeze ``model`` and attach a trainable peft LoRA (``rank``, ``alpha``) to its ``targets``.
 
-    Works for the diffusers UNet and the transformers text encoder (both have ``add_adapter``)."""
-    from peft import LoraConfig
+    Works for the diffusers UNet (its ``add_adapter``) and the transformers text encoder (peft's
+    ``inject_adapter_in_model``: transformers 5.25's ``add_adapter`` refuses peft < 0.22). Either way the
+    adapter is ``default`` and ``model.peft_config`` holds it, as :func:`save_lora` expects."""
+    from diffusers import ModelMixin
+    from peft import LoraConfig, inject_adapter_in_model
 
     model.requires_grad_(False)
     config = LoraConfig(r=rank, lora_alpha=alpha, init_lora_weights="gaussian", target_modules=list(targets))
-    model.add_adapter(config)
+    if isinstance(model, ModelMixin):
+        model.add_adapter(config)
+        return
+    inject_adapter_in_model(config, model, adapter_name="default")
+    if not getattr(model, "peft_config", None):
+        model.peft_config = {"default": config}
+    model._hf_peft_config_loaded = True  # what transformers' add_adapter marks
 
 
 def unfreeze_attention(unet: torch.nn.Module) -> None:

@@ -1,0 +1,383 @@
+"""``inpaint-kit defect``: paint a learned defect (a ``train-defect`` run) into defect-free images.
+
+Dataset mode writes N synthetic defective images with their masks in the MVTec AD layout::
+
+    <output_dir>/<object>/test/<defect>/000.png             the good image with the defect painted in
+    <output_dir>/<object>/ground_truth/<defect>/000_mask.png  white = defect (where the model painted)
+    <output_dir>/manifest.jsonl                             one line per item: source, mask, seeds, LFS
+
+Item ``i`` takes good image ``i mod n`` (sorted) and either the mask of that image's stem in ``--masks_dir``
+or a generated shape (``--mask_shapes``, side a ``--mask_scale`` fraction of the image's short side, drawn
+from ``(seed, i)``). The mask is filled at the working size (``--size``, from the run) with the prompt
+``A <object> with <token>``; candidate ``k`` of item ``i`` has its own seed (``candidate_seed``). Pixels
+outside the mask are the good image's, bit for bit.
+
+Low-Fidelity Selection (``--lfs K``, DefectFill): K candidates per item; the one whose masked region differs
+most from the defect-free input is kept. The paper measures this with LPIPS; LPIPS needs the ``lpips``
+package and its AlexNet weights, which an offline machine usually lacks, so the fallback is DSSIM
+(``(1 - SSIM) / 2``, SSIM with an 11-px Gaussian window, averaged over the mask's pixels). The metric used
+is recorded in every item's manifest line and PNG metadata.
+
+A re-run skips items whose image exists (``--overwrite`` redoes them); a bad good image or mask is reported,
+the run goes on, and the exit code is 1.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..batch import append_manifest
+from ..errors import InpaintKitError
+from ..geometry import cover_mask, paste_back, to_work
+from ..images import atomic_write, load_grey, load_image, save_png
+from ..masks import to_repair
+from ..pairing import pair, scan
+
+MASK_SHAPES = ("random", "ellipse", "stroke", "box")
+METRICS = ("lpips", "dssim")
+
+
+@dataclass
+class GenerateConfig:
+    """Settings of one ``inpaint-kit defect`` dataset run (``None`` = taken from the training run)."""
+
+    lora: str
+    output_dir: str
+    good_dir: str | None = None
+    data: str | None = None  # dataset root: good_dir defaults to <data>/<object>/train/good
+    masks_dir: str | None = None
+    mask_mode: str = "white"
+    mask_shapes: str = "random"
+    mask_scale: tuple[float, float] = (0.1, 0.3)
+    on_foreground: bool = False
+    num: int | None = None
+    model: str | None = None
+    size: int | None = None
+    prompt: str | None = None
+    negative_prompt: str = ""
+    steps: int = 50
+    guidance: float = 7.5
+    lfs: int = 1
+    seed: int = 0
+    overwrite: bool = False
+    device: str | None = None
+    dtype: str = "auto"
+    progress: bool = True
+    run: dict = field(default_factory=dict)  # the training run's record (filled by check())
+
+    def check(self) -> "GenerateConfig":
+        """Read the run, fill the settings left out, and check everything before a model loads."""
+        self.run = read_run(self.lora)
+        self.model = self.model or self.run["base_model"]
+        self.size = self.size or self.run["config"]["size"]
+        self.prompt = self.prompt if self.prompt is not None else self.run["object_prompt"]
+        if self.mask_shapes not in MASK_SHAPES:
+            raise InpaintKitError(f"--mask_shapes {self.mask_shapes}: choose from {', '.join(MASK_SHAPES)}")
+        lo, hi = self.mask_scale
+        if not 0 < lo <= hi <= 1:
+            raise InpaintKitError(f"--mask_scale {lo} {hi}: need 0 < min <= max <= 1 (fractions of the short side)")
+        for name in ("steps", "lfs", "size"):
+            if getattr(self, name) < 1:
+                raise InpaintKitError(f"--{name} {getattr(self, name)}: must be at least 1")
+        if self.num is not None and self.num < 1:
+            raise InpaintKitError(f"--num {self.num}: must be at least 1")
+        if self.good_dir is None:
+            if self.data is None:
+                raise InpaintKitError("give --good_dir (defect-free images) or --data (a dataset root with "
+                                      f"{self.run['object_class']}/train/good/)")
+            self.good_dir = str(Path(self.data, self.run["object_class"], "train", "good"))
+        if not Path(self.good_dir).is_dir():
+            raise InpaintKitError(f"--good_dir {self.good_dir}: not a folder of defect-free images")
+        if self.on_foreground and self.masks_dir is not None:
+            raise InpaintKitError("--on_foreground places generated masks; it does not apply with --masks_dir")
+        if self.masks_dir is None and self.num is None:
+            raise InpaintKitError("--num N is needed with generated masks (--mask_shapes): how many images to make")
+        return self
+
+
+def read_run(lora: str | Path) -> dict:
+    """The ``training_config.json`` of a ``train-defect`` output folder (one-line errors otherwise)."""
+    folder = Path(lora)
+    record = folder / "training_config.json"
+    if not record.is_file():
+        raise InpaintKitError(f"--lora {folder}: no training_config.json; pass a train-defect output folder")
+    try:
+        run = json.loads(record.read_text())
+    except ValueError as e:
+        raise InpaintKitError(f"{record}: not valid JSON ({e}); re-run train-defect") from None
+    if run.get("kind") != "defectfill":
+        raise InpaintKitError(f"--lora {folder}: written by {run.get('trainer', 'another command')}, not train-defect")
+    if not (folder / run["weights"]).is_file():
+        raise InpaintKitError(f"--lora {folder}: {run['weights']} is missing; the run has not saved weights yet")
+    return run
+
+
+# --- masks ----------------------------------------------------------------------------------------
+def foreground(image: np.ndarray) -> np.ndarray:
+    """The object's pixels, estimated: colour distance to the median border colour above Otsu's threshold.
+    When that finds no clear object (under 1 % or over 99 % of the image), the whole image."""
+    import cv2
+
+    border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]]).astype(np.float32)
+    dist = np.linalg.norm(image.astype(np.float32) - np.median(border, axis=0), axis=-1)
+    dist8 = np.clip(dist * (255.0 / max(float(dist.max()), 1e-6)), 0, 255).astype(np.uint8)
+    _, fg = cv2.threshold(dist8, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    fg = fg.astype(bool)
+    return fg if 0.01 <= fg.mean() <= 0.99 else np.ones(image.shape[:2], bool)
+
+
+def shape_mask(shape: str, h: int, w: int, rng: np.random.Generator, scale=(0.1, 0.3),
+               center: tuple[int, int] | None = None) -> np.ndarray:
+    """A bool defect mask ``(h, w)`` of ``shape`` (ellipse, stroke, box; random picks one), its extent a
+    ``scale`` fraction of the short side, centred at ``center`` (y, x) or at random in the middle 60 % of
+    the image (where the object usually is)."""
+    import cv2
+
+    if shape == "random":
+        shape = ("ellipse", "stroke", "box")[int(rng.integers(3))]
+    side = min(h, w)
+    out = np.zeros((h, w), np.uint8)
+    cy, cx = (int(rng.uniform(0.2, 0.8) * h), int(rng.uniform(0.2, 0.8) * w)) if center is None else center
+    extent = max(2, int(round(side * rng.uniform(*scale))))
+    if shape == "ellipse":
+        axes = (max(1, extent // 2), max(1, int(extent * rng.uniform(0.25, 0.6))))
+        cv2.ellipse(out, (cx, cy), axes, float(rng.uniform(0, 180)), 0, 360, 1, -1)
+    elif shape == "stroke":
+        pts, angle = [(cx, cy)], rng.uniform(0, 2 * np.pi)
+        for _ in range(int(rng.integers(1, 4))):
+            angle += rng.uniform(-0.8, 0.8)
+            step = extent / 2
+            pts.append((int(pts[-1][0] + step * np.cos(angle)), int(pts[-1][1] + step * np.sin(angle))))
+        cv2.polylines(out, [np.array(pts, np.int32)], False, 1, max(1, side // 48))
+    elif shape == "box":
+        bh, bw = extent, max(1, int(extent * rng.uniform(0.3, 1.0)))
+        out[max(0, cy - bh // 2):cy + (bh + 1) // 2, max(0, cx - bw // 2):cx + (bw + 1) // 2] = 1
+    else:
+        raise InpaintKitError(f"--mask_shapes {shape}: choose from {', '.join(MASK_SHAPES)}")
+    return out.astype(bool)
+
+
+# --- Low-Fidelity Selection -----------------------------------------------------------------------
+def dssim(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
+    """``(1 - SSIM) / 2`` of two RGB uint8 images averaged over the pixels of ``mask`` (SSIM per channel,
+    11-px Gaussian window, sigma 1.5, as in Wang et al. 2004)."""
+    import cv2
+
+    x, y = a.astype(np.float64) / 255.0, b.astype(np.float64) / 255.0
+    c1, c2 = 0.01**2, 0.03**2
+    blur = lambda z: cv2.GaussianBlur(z, (11, 11), 1.5)  # noqa: E731
+    mx, my = blur(x), blur(y)
+    vx, vy, cxy = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
+    ssim = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
+    return float(((1 - ssim.mean(-1)) / 2)[mask].mean())
+
+
+class Distance:
+    """The LFS distance: LPIPS (AlexNet) on the mask's bounding box when available, else :func:`dssim`."""
+
+    def __init__(self, prefer: str = "lpips"):
+        self.name, self.net = "dssim", None
+        if prefer == "lpips":
+            try:
+                import lpips  # optional; needs its AlexNet weights (a download) the first time
+
+                self.net, self.name = lpips.LPIPS(net="alex", verbose=False).eval(), "lpips"
+            except Exception:  # noqa: BLE001 - not installed, or no weights offline: use the stated fallback
+                self.net = None
+
+    def __call__(self, original: np.ndarray, candidate: np.ndarray, mask: np.ndarray) -> float:
+        if self.net is None:
+            return dssim(original, candidate, mask)
+        import torch
+
+        rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+        crop = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+        t = [torch.from_numpy(np.ascontiguousarray(x[crop])).permute(2, 0, 1)[None].float() / 127.5 - 1 for x in (original, candidate)]
+        with torch.no_grad():
+            return float(self.net(*t))
+
+
+def select(distances: list[float]) -> int:
+    """Low-Fidelity Selection: the candidate farthest from the defect-free input (first on ties)."""
+    return int(np.argmax(distances))
+
+
+def candidate_seed(seed: int, item: int, k: int) -> int:
+    """Seed of candidate ``k`` of item ``item``: independent of ``--lfs`` and of the other items."""
+    return int(np.random.SeedSequence([int(seed), int(item), int(k)]).generate_state(1)[0]) % (2**31 - 1) + 1
+
+
+# --- the run --------------------------------------------------------------------------------------
+@dataclass
+class Report:
+    """What happened to every item of a run."""
+
+    written: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)  # image and mask already there (resume)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+    unpaired_images: list[Path] = field(default_factory=list)  # --masks_dir: good images without a mask
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+    def summary(self) -> str:
+        lines = [f"{len(self.written)} written, {len(self.skipped)} skipped (already done), {len(self.failed)} failed"]
+        lines += [f"  failed: {msg}" for _, msg in self.failed]
+        lines += [f"  no mask with this stem (not used): {p}" for p in self.unpaired_images]
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Item:
+    index: int
+    good: Path
+    mask: Path | None  # a given mask, or None for a generated shape
+
+
+def plan(cfg: GenerateConfig, report: Report) -> list[Item]:
+    """The items of the run: good images cycled to ``--num``, or every (good image, mask) pair."""
+    goods = scan(cfg.good_dir)
+    if not goods:
+        raise InpaintKitError(f"--good_dir {cfg.good_dir}: no images")
+    if cfg.masks_dir is None:
+        return [Item(i, goods[i % len(goods)], None) for i in range(cfg.num)]
+    pairing = pair(cfg.good_dir, cfg.masks_dir)
+    report.unpaired_images += pairing.unpaired_images
+    if not pairing.pairs:
+        raise InpaintKitError(f"--masks_dir {cfg.masks_dir}: no mask has the stem of an image in {cfg.good_dir}")
+    pairs = pairing.pairs[: cfg.num] if cfg.num else pairing.pairs
+    return [Item(i, img, m) for i, (img, m, _) in enumerate(pairs)]
+
+
+def output_paths(cfg: GenerateConfig, index: int) -> tuple[Path, Path]:
+    """``(image, mask)`` paths of item ``index`` in the MVTec layout."""
+    root, obj, defect = Path(cfg.output_dir), cfg.run["object_class"], cfg.run["defect_type"]
+    return (root / obj / "test" / defect / f"{index:03d}.png",
+            root / obj / "ground_truth" / defect / f"{index:03d}_mask.png")
+
+
+def item_mask(cfg: GenerateConfig, item: Item, image: np.ndarray) -> np.ndarray:
+    """The item's defect mask at the good image's size: the given file, or a shape drawn from ``(seed, index)``
+    (with ``on_foreground``: centred on an object pixel and clipped to the object)."""
+    hw = image.shape[:2]
+    if item.mask is not None:
+        mask = to_repair(load_grey(item.mask), cfg.mask_mode)
+        if mask.shape != hw:
+            mask = cover_mask(mask, hw)
+    else:
+        rng = np.random.default_rng([cfg.seed, item.index, 5])
+        if cfg.on_foreground:
+            fg = foreground(image)
+            ys, xs = np.nonzero(fg)
+            pick = int(rng.integers(len(ys)))
+            mask = shape_mask(cfg.mask_shapes, *hw, rng, cfg.mask_scale, center=(int(ys[pick]), int(xs[pick])))
+            mask = mask & fg if (mask & fg).any() else mask
+        else:
+            mask = shape_mask(cfg.mask_shapes, *hw, rng, cfg.mask_scale)
+    if not mask.any():
+        raise InpaintKitError(f"{item.mask}: empty mask (no {'white' if cfg.mask_mode == 'white' else 'black'} "
+                              "pixel); --mask_mode says which colour marks the defect")
+    return mask
+
+
+def paint(engine, cfg: GenerateConfig, image: np.ndarray, mask: np.ndarray, seeds: list[int], distance: Distance):
+    """Fill ``mask`` of ``image`` once per seed; returns the full-size candidates and their LFS distances."""
+    from ..engine import Canvas, Sampling
+
+    work_image, work_mask = to_work(image, mask, cfg.size, engine.multiple)
+    sampling = Sampling(prompt=cfg.prompt, negative_prompt=cfg.negative_prompt, steps=cfg.steps, guidance=cfg.guidance)
+    results = engine.fill([Canvas(work_image, work_mask, s) for s in seeds], sampling, progress=False)
+    candidates = [paste_back(image, r, mask) for r in results]
+    return candidates, [distance(image, c, mask) for c in candidates]
+
+
+def load(cfg: GenerateConfig):
+    """The SD engine of the run's base model with its LoRA (UNet and text encoder)."""
+    from ..engine.sd import load_sd_engine
+
+    return load_sd_engine(cfg.model, device=cfg.device, dtype=cfg.dtype, lora=str(cfg.lora))
+
+
+def generate(cfg: GenerateConfig, engine=None) -> Report:
+    """Write the synthetic defect dataset (see the module docstring); the engine loads on the first item
+    that needs it (a fully resumed run loads nothing)."""
+    cfg.check()
+    if not cfg.seed:
+        cfg.seed = int(np.random.SeedSequence().generate_state(1)[0] % (2**31 - 1)) + 1
+    report = Report()
+    items = plan(cfg, report)
+    state = {"engine": engine, "distance": None}
+    out_root = Path(cfg.output_dir)
+
+    def work(item: Item, out: Path):
+        image = load_image(item.good)
+        mask = item_mask(cfg, item, image)
+        if state["engine"] is None:
+            state["engine"] = load(cfg)
+        if state["distance"] is None:
+            state["distance"] = Distance()
+        seeds = [candidate_seed(cfg.seed, item.index, k) for k in range(cfg.lfs)]
+        candidates, distances = paint(state["engine"], cfg, image, mask, seeds, state["distance"])
+        best = select(distances)
+        meta = {"good_image": str(item.good), "mask_source": str(item.mask) if item.mask else cfg.mask_shapes,
+                "on_foreground": cfg.on_foreground,
+                "seed": seeds[best], "candidate_seeds": seeds, "lfs": cfg.lfs, "lfs_metric": state["distance"].name,
+                "lfs_distances": [round(d, 6) for d in distances], "chosen": best, "prompt": cfg.prompt,
+                "negative_prompt": cfg.negative_prompt, "steps": cfg.steps, "guidance": cfg.guidance,
+                "size": cfg.size, "lora": str(cfg.lora), "model": cfg.model,
+                "object_class": cfg.run["object_class"], "defect_type": cfg.run["defect_type"]}
+        _, mask_path = output_paths(cfg, item.index)
+        from PIL import Image
+
+        # mask first, image last: an existing image means a finished item (resume skips it)
+        atomic_write(mask_path, lambda p: Image.fromarray(mask.astype(np.uint8) * 255, "L").save(p, format="PNG"))
+        save_png(out, candidates[best], meta)
+        return [out, mask_path], meta
+
+    from tqdm.auto import tqdm
+
+    for item in tqdm(items, desc="defects", unit="img", disable=not cfg.progress):
+        out, mask_out = output_paths(cfg, item.index)
+        record = {"index": item.index, "good_image": str(item.good)}
+        if out.exists() and mask_out.exists() and not cfg.overwrite:
+            report.skipped.append(out)
+            continue
+        try:
+            paths, meta = work(item, out)
+        except InpaintKitError as e:
+            report.failed.append((item.good, str(e)))
+            append_manifest(out_root, {**record, "status": "failed", "error": str(e)})
+            tqdm.write(f"error: {e}")
+            continue
+        report.written.append(out)
+        append_manifest(out_root, {**record, "status": "ok", "files": [str(p) for p in paths], **meta})
+    return report
+
+
+def paint_single(cfg: GenerateConfig, image_path: str, mask_path: str, rows: int, output: str, engine=None) -> Path:
+    """Single mode: ``rows`` candidates for one good image and mask -> a collage (original | mask | result
+    per row, seeds ``candidate_seed(seed, 0, k)``) plus each row as ``<output stem>_row<k>.png``."""
+    from ..collage import grid
+
+    cfg.run = read_run(cfg.lora)
+    cfg.model, cfg.size = cfg.model or cfg.run["base_model"], cfg.size or cfg.run["config"]["size"]
+    cfg.prompt = cfg.prompt if cfg.prompt is not None else cfg.run["object_prompt"]
+    if not cfg.seed:
+        cfg.seed = int(np.random.SeedSequence().generate_state(1)[0] % (2**31 - 1)) + 1
+    image = load_image(image_path)
+    mask = item_mask(cfg, Item(0, Path(image_path), Path(mask_path)), image)
+    engine = engine or load(cfg)
+    seeds = [candidate_seed(cfg.seed, 0, k) for k in range(rows)]
+    distance = Distance()
+    candidates, distances = paint(engine, cfg, image, mask, seeds, distance)
+    out = Path(output)
+    meta = {"seeds": seeds, "lfs_metric": distance.name, "lfs_distances": [round(d, 6) for d in distances],
+            "prompt": cfg.prompt, "lora": str(cfg.lora), "model": cfg.model, "steps": cfg.steps}
+    for k, c in enumerate(candidates):
+        save_png(out.with_name(f"{out.stem}_row{k}.png"), c, {**meta, "seed": seeds[k]})
+    return save_png(out, grid(image, mask, candidates), meta)
