@@ -60,6 +60,8 @@ class InferConfig:
     padding: int = 64  # crops: context pixels around the damage
     large_windows: str = "tile"  # crops: windows longer than size are tiled at native resolution, or scaled
     mask_dilate: int = 0  # grow the repair region by N pixels at the working scale (stained halos)
+    controlnet: str | None = None  # inpaint ControlNet (folder or hub id) for SD 1.5-family models
+    controlnet_scale: float = 1.0
     # Only for the from-scratch DDPM engine (`--model builtin` or a trained DDPM folder).
     ddpm_options: dict = field(default_factory=dict)
 
@@ -77,6 +79,11 @@ class InferConfig:
             (self.large_windows in LARGE, f"--large_windows {self.large_windows!r} must be one of {', '.join(LARGE)}"),
             (self.padding >= 0, f"--padding {self.padding} must be >= 0 (context pixels around the damage)"),
             (self.mask_dilate >= 0, f"--mask_dilate {self.mask_dilate} must be >= 0 (pixels at the working scale)"),
+            (not (self.controlnet and self.model == "builtin"),
+             "--controlnet needs an SD 1.5-family --model (4- or 9-channel UNet); the builtin model cannot use one"),
+            (self.controlnet_scale >= 0, f"--controlnet_scale {self.controlnet_scale} must be >= 0"),
+            (self.controlnet is not None or self.controlnet_scale == 1.0,
+             "--controlnet_scale applies only with --controlnet; pass --controlnet or leave the scale out"),
         ]
         for ok, message in checks:
             if not ok:
@@ -95,7 +102,8 @@ class InferConfig:
     def load_engine(self) -> Engine:
         return load_engine(
             self.model, device=self.device, dtype=self.dtype, scheduler=self.scheduler, lora=self.lora,
-            lora_scale=self.lora_scale, cache_dir=self.cache_dir, **self.ddpm_options,
+            lora_scale=self.lora_scale, cache_dir=self.cache_dir, controlnet=self.controlnet,
+            controlnet_scale=self.controlnet_scale, **self.ddpm_options,
         )
 
 

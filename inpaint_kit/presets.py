@@ -245,7 +245,7 @@ def write_tiny_model(out_dir: str | Path, preset: str = "tiny", seed: int = 0, o
     try:
         pipe = build_pipeline(preset, seed, base=base)
         pipe.save_pretrained(tmp, safe_serialization=True)
-        info = {"preset": preset, "seed": seed, "random_weights": True, "inpainting_unet": not base}
+        info = {"preset": preset, "seed": seed, "random_weights": True, **({"unet_in_channels": 4} if base else {})}
         (tmp / "inpaint_kit.json").write_text(json.dumps(info, indent=2) + "\n")
         if out_dir.exists():  # overwrite: move the old folder aside first, so a crash never loses both
             old = out_dir.with_name(f".{out_dir.name}.old.{os.getpid()}")

@@ -13,6 +13,12 @@ from ..engine.sd import SCHEDULERS  # light: the module imports torch/diffusers 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_arguments(p)
+    cn = p.add_argument_group("ControlNet inpainting (SD 1.5-family models)")
+    cn.add_argument("--controlnet", default=None,
+                    help="inpaint ControlNet: a train-controlnet output folder or a hub id (e.g. "
+                         "lllyasviel/control_v11p_sd15_inpaint); --model is then an SD 1.5-family model")
+    cn.add_argument("--controlnet_scale", "--control_scale", type=float, default=1.0,
+                    help="ControlNet strength (0 = the base model alone)")
 
     single = p.add_argument_group("single image")
     single.add_argument("--image", help="image file")
@@ -105,7 +111,8 @@ def config_from_args(args: argparse.Namespace):
     fields = {k: getattr(args, k) for k in (
         "model", "size", "steps", "guidance", "prompt", "negative_prompt", "mask_mode", "rows", "seed",
         "collage_spacing_h", "collage_spacing_v", "mask_blur", "lora", "lora_scale", "cache_dir", "scheduler",
-        "device", "dtype", "save_rows", "overwrite", "area", "padding", "large_windows", "mask_dilate")}
+        "device", "dtype", "save_rows", "overwrite", "area", "padding", "large_windows", "mask_dilate",
+        "controlnet", "controlnet_scale")}
     ddpm_options = {k: getattr(args, k) for k in DDPM_FLAGS if getattr(args, k) is not None}
     return InferConfig(**fields, ddpm_options=ddpm_options).validate()
 

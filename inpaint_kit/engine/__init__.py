@@ -174,13 +174,23 @@ def load_engine(
     lora: str | None = None,
     lora_scale: float = 1.0,
     cache_dir: str | None = None,
+    controlnet: str | None = None,
+    controlnet_scale: float = 1.0,
     **ddpm_options,
 ) -> Engine:
     """Load the engine for ``model``: ``builtin`` / a DDPM folder, or an SD inpainting model given as a
     hub id, a local diffusers folder, or a single ``.safetensors``/``.ckpt`` file.
 
     ``ddpm_options`` (sampler, jump_length, jump_n_sample, mask_soften, save_intermediates, ...) only
-    apply to the DDPM engine."""
+    apply to the DDPM engine. ``controlnet`` (folder or hub id) loads an SD 1.5-family ``model`` with that
+    inpaint ControlNet (:mod:`inpaint_kit.engine.controlnet`)."""
+    if controlnet and is_ddpm_model(model):
+        raise InpaintKitError(f"--controlnet needs an SD 1.5-family --model (4- or 9-channel UNet), not {model}")
+    if controlnet:
+        from .controlnet import load_controlnet_engine
+
+        return load_controlnet_engine(model, controlnet, scale=controlnet_scale, device=device, dtype=dtype,
+                                      scheduler=scheduler, lora=lora, lora_scale=lora_scale, cache_dir=cache_dir)
     if is_ddpm_model(model):
         from ..ddpm.engine import load_ddpm_engine
 
