@@ -5,7 +5,10 @@ metadata records the ControlNet, and a ControlNet for another base is a one-line
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
+import torch
 import pytest
 
 from inpaint_kit.cli import main
@@ -113,3 +116,13 @@ def test_controlnet_scale_without_controlnet_is_refused(capsys):
     rc = main(["infer", "--model", "builtin", "--control_scale", "0.5", "--image", "imgs/chelsea.png",
                "--mask", "masks/chelsea.png"])
     assert rc == 2 and "--controlnet_scale applies only with --controlnet" in capsys.readouterr().err
+
+
+def test_tiny_model_writes_a_base_and_its_controlnet(tmp_path):
+    from diffusers import ControlNetModel
+
+    assert main(["tiny-model", "--out", str(tmp_path / "base"), "--base", "--controlnet", str(tmp_path / "cn")]) == 0
+    assert json.loads((tmp_path / "base" / "unet" / "config.json").read_text())["in_channels"] == 4
+    net = ControlNetModel.from_pretrained(tmp_path / "cn", local_files_only=True)
+    assert all(torch.count_nonzero(b.weight) == 0 for b in net.controlnet_down_blocks)  # fresh: zero convs
+    assert main(["tiny-model", "--out", str(tmp_path / "b2"), "--controlnet_random"]) == 2

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -284,8 +286,17 @@ def write_random_controlnet(out_dir: str | Path, model: str, seed: int = 0, zero
                 if "zero_conv" in name or "controlnet_down_blocks" in name or "controlnet_mid_block" in name \
                         or "conv_out" in name:
                     p.normal_(0, 0.05)
-    net.save_pretrained(out_dir, safe_serialization=True)
-    (Path(out_dir) / "inpaint_kit.json").write_text(json.dumps(
-        {"base_model": str(model), "conditioning": CONDITIONING, "random_weights": True, "zero": zero,
-         "seed": seed}, indent=2) + "\n")
-    return Path(out_dir)
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    try:  # complete or not at all: written beside, then renamed into place
+        net.save_pretrained(tmp, safe_serialization=True)
+        (tmp / "inpaint_kit.json").write_text(json.dumps(
+            {"base_model": str(model), "conditioning": CONDITIONING, "random_weights": True, "zero": zero,
+             "seed": seed}, indent=2) + "\n")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir
