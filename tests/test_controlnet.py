@@ -126,3 +126,26 @@ def test_tiny_model_writes_a_base_and_its_controlnet(tmp_path):
     net = ControlNetModel.from_pretrained(tmp_path / "cn", local_files_only=True)
     assert all(torch.count_nonzero(b.weight) == 0 for b in net.controlnet_down_blocks)  # fresh: zero convs
     assert main(["tiny-model", "--out", str(tmp_path / "b2"), "--controlnet_random"]) == 2
+
+
+def test_batch_with_crops_and_a_bad_item(models, tmp_path, capsys):
+    imgs, masks, out = tmp_path / "imgs", tmp_path / "masks", tmp_path / "out"
+    imgs.mkdir()
+    masks.mkdir()
+    image, _ = _canvas(96, 160)
+    mask = np.zeros((96, 160), bool)
+    mask[10:20, 120:150] = True  # small damage in a large image: --area crops works in a window around it
+    save_png(imgs / "a.png", image)
+    save_png(masks / "a.png", np.where(mask, 0, 255).astype(np.uint8)[..., None].repeat(3, -1))
+    (imgs / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    save_png(masks / "broken.png", np.zeros((8, 8, 3), np.uint8))
+    rc = main(["infer", "--model", str(models["base"]), "--controlnet", str(models["random"]), "--batch_imgs_dir",
+               str(imgs), "--batch_masks_dir", str(masks), "--output_dir", str(out), "--area", "crops", "--size", "64",
+               "--padding", "8", "--steps", "2", "--rows", "2", "--seed", "5", "--save_rows", "--device", "cpu"])
+    assert rc == 1 and "1 failed" in capsys.readouterr().err
+    lines = [json.loads(x) for x in (out / "manifest.jsonl").read_text().splitlines()]
+    ok = [x for x in lines if x["status"] == "ok"][0]
+    assert ok["controlnet"] == str(models["random"]) and ok["area_used"] == "crops"
+    row = load_image(out / "a_row1_seed6.png")
+    assert row.shape == image.shape and np.array_equal(row[~mask], image[~mask])
+    assert not np.array_equal(row[mask], image[mask])
