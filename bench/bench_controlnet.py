@@ -40,8 +40,9 @@ NOTES = (
     "adapters vs the UNet attention projections). *s/step* is the median wall time of an update, *CPU s/step* "
     "the process CPU time per update (one thread: what an idle machine's wall time would be); *peak RSS* / "
     "*train +RSS* as in the Training section. Inference: one 1-row call per repeat at the preset's size, "
-    "20 % centre hole, empty prompt (guidance skipped), *overhead* = s/image relative to plain SD on the same "
-    "base. *masked MAE* is the mean absolute error (0-255) inside the hole against the original image, *seam* "
+    "20 % centre hole, empty prompt (guidance skipped), *overhead* = CPU s/image relative to plain SD on the "
+    "same base (one thread; the wall time suffers from other jobs). *masked MAE* is the mean absolute error "
+    "(0-255) inside the hole against the original image, *seam* "
     "the mean absolute jump across the hole's border minus the original's: both measured on the sample photo "
     "`imgs/chelsea.png`, and **meaningless for quality here: the weights are random** (real ControlNet seams "
     "need the real `control_v11p_sd15_inpaint` or a trained one)."
@@ -165,16 +166,18 @@ def infer_rows(preset: str, base: Path, inpainting: Path, controlnet: Path, args
     rows = []
     for name, fn in ways:
         fn(1)  # warm-up
-        times, maes, seams = [], [], []
+        times, cpus, maes, seams = [], [], [], []
         for r in range(args.repeats):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             out = fn(100 + r)
             times.append(time.perf_counter() - t0)
+            cpus.append(time.process_time() - c0)
             mae, seam = quality(image, mask, paste_back(image, out, mask))
             maes.append(mae)
             seams.append(seam)
         times.sort()
-        rows.append((preset, size, name, times[len(times) // 2], sum(maes) / len(maes), sum(seams) / len(seams)))
+        rows.append((preset, size, name, times[len(times) // 2], sum(cpus) / len(cpus), sum(maes) / len(maes),
+                     sum(seams) / len(seams)))
         print(f"# infer {preset} {name}: {times[len(times) // 2]:.3f} s/image", file=sys.stderr, flush=True)
     return rows
 
@@ -217,11 +220,12 @@ def main(argv=None) -> int:
         lines.append(f"| {preset} | {size} | {label} | {steps} | {r['trainable']:,} | "
                      f"{100 * r['trainable'] / r['unet_params']:.1f} | {r['s_per_step']:.3f} | "
                      f"{r['cpu_s_per_step']:.3f} | {r['peak_rss'] / mib:.0f} | {r['train_rss'] / mib:.0f} |")
-    plain = {pr: t for pr, _, name, t, _, _ in infer if name.startswith("plain")}
-    lines += ["", "| preset | size | inpainting with | s/image (median) | overhead vs plain SD | masked MAE | seam |",
-              "|---|---|---|---|---|---|---|"]
-    for preset, size, name, t, mae, seam in infer:
-        lines.append(f"| {preset} | {size} | {name} | {t:.3f} | {t / plain[preset]:.2f}x | {mae:.1f} | {seam:+.1f} |")
+    plain = {pr: c for pr, _, name, _, c, _, _ in infer if name.startswith("plain")}
+    lines += ["", "| preset | size | inpainting with | s/image (median) | CPU s/image | CPU overhead vs plain SD | "
+              "masked MAE | seam |", "|---|---|---|---|---|---|---|---|"]
+    for preset, size, name, t, c, mae, seam in infer:
+        lines.append(f"| {preset} | {size} | {name} | {t:.3f} | {c:.3f} | {c / plain[preset]:.2f}x | {mae:.1f} | "
+                     f"{seam:+.1f} |")
     import os
 
     import torch

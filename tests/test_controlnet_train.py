@@ -147,3 +147,12 @@ def test_bad_settings_are_one_line(base, folder, tiny_model_dir, tmp_path, capsy
                str(tmp_path / "z"), "--size", "32", "--steps", "1", "--no_progress", "--device", "cpu"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and "takes 9 input channels" in err[-1]
+
+
+def test_flags_come_from_the_config():
+    from inpaint_kit.cli import build_parser
+
+    args = build_parser().parse_args(["train-controlnet", "--image_dir", "coco/train2017", "--ann_file", "a.json",
+                                      "--grad_accum", "3", "--mask_coverage", "0.2", "0.4", "--output_dir", "o"])
+    assert (args.data, args.ann_file, args.accum, args.mask_coverage) == ("coco/train2017", "a.json", 3, [0.2, 0.4])
+    assert not hasattr(args, "lr")  # left out: the config's default (1e-5) or, on --resume, the run's

@@ -63,7 +63,7 @@ def load_controlnet(source: str, torch_dtype=None, cache_dir: str | None = None)
     from diffusers import ControlNetModel
 
     path = Path(source).expanduser()
-    kwargs = dict(torch_dtype=torch_dtype, cache_dir=cache_dir)
+    kwargs = dict(dtype=torch_dtype, cache_dir=cache_dir)
     if path.is_dir():
         if not (path / "config.json").is_file() or not any((path / n).is_file() for n in CONTROLNET_WEIGHTS):
             raise InpaintKitError(f"--controlnet {path}: not a diffusers ControlNet folder (needs config.json and "

@@ -31,6 +31,7 @@ class ControlNetTrainConfig(TrainerConfig):
                                "(pairs as in train-lora), or COCO's image folder (--image_dir) with --ann_file")
     output_dir: str = redefault(TrainerConfig, "output_dir", "weights/controlnet")
     lr: float = redefault(TrainerConfig, "lr", 1e-5)
+    accum: int = redefault(TrainerConfig, "accum", 1, aliases=("--grad_accum",))  # the brief's shared spelling
     model: str = option(DEFAULT_BASE, group=DATA,
                         help="frozen base SD 1.5-family model with a 4-channel UNet: hub id, diffusers folder or file")
     ann_file: str | None = option(None, group=DATA, type=str, resume="change",
