@@ -75,11 +75,12 @@ def test_infer_controlnet_writes_an_exact_collage_with_metadata(models, tmp_path
     out = tmp_path / "a_collage.png"
     rc = main(["infer", "--model", str(models["base"]), "--controlnet", str(models["random"]), "--control_scale",
                "0.7", "--image", str(tmp_path / "a.png"), "--mask", str(tmp_path / "a_mask.png"), "--size", "64",
-               "--steps", "2", "--rows", "2", "--seed", "3", "--output", str(out), "--save_rows", "--device", "cpu"])
+               "--steps", "2", "--rows", "2", "--seed", "3", "--output", str(out), "--save_rows", "--device", "cpu",
+               "--scheduler", "ddim"])
     assert rc == 0
     meta = read_metadata(out)
     assert meta["controlnet"] == str(models["random"]) and meta["controlnet_scale"] == 0.7
-    assert meta["seeds"] == [3, 4]
+    assert meta["seeds"] == [3, 4] and meta["scheduler_class"] == "DDIMScheduler"
     for i, seed in enumerate((3, 4)):
         row = load_image(tmp_path / f"a_row{i}_seed{seed}.png")
         assert row.shape == image.shape
