@@ -91,20 +91,23 @@ def test_resume_is_exact(base, folder, tmp_path):
 
 
 def test_loss_falls_when_overfitting(base, folder, tmp_path):
-    """The loss on a fixed set of draws (same images, masks, noise and timesteps) before vs after 24 updates."""
-    trainer = ControlNetTrainer(_cfg(base, folder, tmp_path / "run", steps=24, batch=2))
+    """Overfit two fixed micro-batches (same images, masks, noise and timesteps every update) for 24 updates:
+    their loss falls by a quarter at least (measured: about a half, for seeds 1-3)."""
+
+    class Fixed(ControlNetTrainer):
+        def micro_loss(self, micro):
+            return super().micro_loss(micro % 2)
+
+    trainer = Fixed(_cfg(base, folder, tmp_path / "run", steps=24, batch=2))
 
     def fixed_loss():
-        total = 0.0
         with torch.no_grad():
-            for micro in range(4):
-                total += float(trainer.micro_loss(micro))
-        return total / 4
+            return sum(float(trainer.micro_loss(m)) for m in range(2)) / 2
 
     before = fixed_loss()
     trainer.run()
     after = fixed_loss()
-    assert after < 0.9 * before, (before, after)
+    assert after < 0.75 * before, (before, after)
 
 
 def test_coverage_masks_stay_in_range_and_draws_are_deterministic(folder, base, tmp_path):
