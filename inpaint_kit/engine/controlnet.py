@@ -91,20 +91,29 @@ def load_controlnet(source: str, torch_dtype=None, cache_dir: str | None = None)
 
 def check_fits(controlnet, unet, vae, source: str) -> None:
     """One-line error when ``controlnet`` was made for another base model (latent channels, block widths,
-    cross-attention size) or uses another conditioning than the 3-channel inpaint convention."""
-    c, u = controlnet.config, unet.config
+    cross-attention size) or uses another conditioning than the 3-channel inpaint convention. The three
+    arguments are models or their ``config`` dicts (a local folder is checked before its weights load)."""
+    c, u, v = (getattr(m, "config", m) for m in (controlnet, unet, vae))
     checks = [
-        ("input channels", c.in_channels, vae.config.latent_channels),
-        ("block_out_channels", list(c.block_out_channels), list(u.block_out_channels)),
-        ("cross_attention_dim", c.cross_attention_dim, u.cross_attention_dim),
+        ("input channels", c["in_channels"], v["latent_channels"]),
+        ("block_out_channels", list(c["block_out_channels"]), list(u["block_out_channels"])),
+        ("cross_attention_dim", c["cross_attention_dim"], u["cross_attention_dim"]),
     ]
     for what, got, want in checks:
         if got != want:
             raise InpaintKitError(f"--controlnet {source}: its {what} is {got} but this --model needs {want}; it was "
                                   "made for another base model (use a ControlNet for this model's family)")
-    if c.conditioning_channels != 3:
-        raise InpaintKitError(f"--controlnet {source}: takes {c.conditioning_channels}-channel control images; "
+    if c["conditioning_channels"] != 3:
+        raise InpaintKitError(f"--controlnet {source}: takes {c['conditioning_channels']}-channel control images; "
                               f"inpaint-kit feeds the 3-channel {CONDITIONING} convention (masked pixels = -1)")
+
+
+def _folder_configs(model: str) -> tuple[dict, dict] | None:
+    """The UNet and VAE configs of a local diffusers folder, read without loading weights (else None)."""
+    try:
+        return tuple(json.loads((Path(model) / sub / "config.json").read_text()) for sub in ("unet", "vae"))
+    except (OSError, ValueError):
+        return None
 
 
 def _pipeline_class():
@@ -255,6 +264,9 @@ def load_controlnet_engine(
     device, dtype_name, torch_dtype = resolve_device_dtype(device, dtype)
     lora_kind = _resolve_lora(lora) if lora else None
     net = load_controlnet(controlnet, torch_dtype=torch_dtype, cache_dir=cache_dir)  # small: checked first
+    configs = _folder_configs(model)
+    if configs is not None:  # a local folder: refuse a foreign ControlNet before the base model loads
+        check_fits(net, *configs, controlnet)
     pipe = load_pipeline(model, torch_dtype=torch_dtype, cache_dir=cache_dir)
     if pipe.unet.config.in_channels not in (4, 9):
         raise InpaintKitError(f"--model {model}: its UNet takes {pipe.unet.config.in_channels} input channels; "
