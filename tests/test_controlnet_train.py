@@ -159,3 +159,21 @@ def test_flags_come_from_the_config():
                                       "--grad_accum", "3", "--mask_coverage", "0.2", "0.4", "--output_dir", "o"])
     assert (args.data, args.ann_file, args.accum, args.mask_coverage) == ("coco/train2017", "a.json", 3, [0.2, 0.4])
     assert not hasattr(args, "lr")  # left out: the config's default (1e-5) or, on --resume, the run's
+
+
+def test_pairs_layout_uses_the_given_masks(base, tmp_path):
+    (tmp_path / "d" / "imgs").mkdir(parents=True)
+    (tmp_path / "d" / "masks").mkdir()
+    save_png(tmp_path / "d" / "imgs" / "a.png", np.full((32, 32, 3), 90, np.uint8))
+    given = np.zeros((32, 32), bool)
+    given[4:12, 2:30] = True
+    save_png(tmp_path / "d" / "masks" / "a.png", np.where(given, 0, 255).astype(np.uint8)[..., None].repeat(3, -1))
+    cfg = _cfg(base, tmp_path / "d", tmp_path / "x")
+    items = controlnet_data.find_items(cfg)
+    assert items[0].mask is not None
+    for draw in range(4):  # size 32 = the image: the crop is the whole image, maybe flipped left-right
+        m = controlnet_data.load_item(items[0], cfg, draw)["mask"][0].astype(bool)
+        assert np.array_equal(m, given) or np.array_equal(m, given[:, ::-1])
+    mixed = _cfg(base, tmp_path / "d", tmp_path / "x", mask_source="mixed")
+    odd = controlnet_data.load_item(items[0], mixed, 1)["mask"][0].astype(bool)
+    assert not (np.array_equal(odd, given) or np.array_equal(odd, given[:, ::-1]))  # odd draws: generated
