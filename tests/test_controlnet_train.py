@@ -177,3 +177,22 @@ def test_pairs_layout_uses_the_given_masks(base, tmp_path):
     mixed = _cfg(base, tmp_path / "d", tmp_path / "x", mask_source="mixed")
     odd = controlnet_data.load_item(items[0], mixed, 1)["mask"][0].astype(bool)
     assert not (np.array_equal(odd, given) or np.array_equal(odd, given[:, ::-1]))  # odd draws: generated
+
+
+def test_validation_preview_goes_through_the_infer_engine(base, folder, tmp_path):
+    from inpaint_kit.images import load_image, read_metadata
+
+    image = np.random.default_rng(3).integers(0, 256, (40, 48, 3), dtype=np.uint8)
+    mask = np.zeros((40, 48), bool)
+    mask[10:20, 10:30] = True
+    save_png(tmp_path / "v.png", image)
+    save_png(tmp_path / "v_mask.png", np.where(mask, 0, 255).astype(np.uint8)[..., None].repeat(3, -1))
+    cfg = _cfg(base, folder, tmp_path / "run", steps=1, validate_every=1, validation_image=str(tmp_path / "v.png"),
+               validation_mask=str(tmp_path / "v_mask.png"), validation_steps=2)
+    train(cfg)
+    preview = tmp_path / "run" / "validation" / "step_000001.png"
+    out = load_image(preview)
+    assert out.shape == image.shape and np.array_equal(out[~mask], image[~mask])
+    assert read_metadata(preview)["step"] == 1
+    with pytest.raises(InpaintKitError, match="--validate_every needs --validation_image"):
+        _cfg(base, folder, tmp_path / "x", validate_every=5)

@@ -158,7 +158,7 @@ class ControlNetEngine(RowsMixin):
         self.skip_noop_cfg = True
         self.unet_evaluations = 0
         self.last_info: dict = {}
-        pipe.unet.register_forward_pre_hook(self._count)
+        self.hook = pipe.unet.register_forward_pre_hook(self._count)  # .remove() when the pipe outlives us
 
     def _count(self, module, args):
         self.unet_evaluations += 1

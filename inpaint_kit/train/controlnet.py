@@ -110,7 +110,7 @@ class ControlNetTrainer(Trainer):
         if cfg.gradient_checkpointing:
             self.controlnet.enable_gradient_checkpointing()
             unet.enable_gradient_checkpointing()
-        self.unet, self.vae, self.text_encoder, self.tokenizer = unet, vae, text_encoder, pipe.tokenizer
+        self.pipe, self.unet, self.vae, self.text_encoder, self.tokenizer = pipe, unet, vae, text_encoder, pipe.tokenizer
         self.noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)  # keeps prediction_type
         self._captions: dict[str, torch.Tensor] = {}
 
@@ -152,6 +152,37 @@ class ControlNetTrainer(Trainer):
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return self.out / WEIGHTS
+
+    def validate(self) -> Path:
+        """Inpaint ``--validation_image`` with the current ControlNet through the same engine as ``infer
+        --controlnet`` (fixed seed); save ``validation/step_N.png`` and log it to TensorBoard."""
+        from ..engine import Sampling
+        from ..engine.controlnet import ControlNetEngine, build_controlnet_pipeline
+        from ..geometry import paste_back, resize_image, to_work
+        from ..images import save_png
+        from ..inpaint import load_pair
+
+        cfg = self.cfg
+        image, mask = load_pair(cfg.validation_image, cfg.validation_mask, cfg.mask_mode)
+        work_image, work_mask = to_work(image, mask, cfg.size, 8)
+        net = self.acc.unwrap_model(self.models[0]).eval()
+        engine = ControlNetEngine(build_controlnet_pipeline(self.pipe, net), cfg.model, str(self.out), 1.0,
+                                  str(self.acc.device), "fp32")
+        prompt = cfg.validation_prompt if cfg.validation_prompt is not None else cfg.prompt
+        try:
+            with torch.no_grad(), self.acc.autocast():
+                out = engine.inpaint(work_image, work_mask, [cfg.seed], Sampling(prompt, steps=cfg.validation_steps),
+                                     progress=False)[0]
+        finally:
+            engine.hook.remove()
+            net.train()
+        result = paste_back(image, resize_image(out, image.shape[:2]), mask)
+        path = save_png(self.out / "validation" / f"step_{self.step:06d}.png", result,
+                        {"step": self.step, "seed": cfg.seed, "model": cfg.model, "controlnet": str(self.out)})
+        tracker = self.acc.get_tracker("tensorboard")
+        if hasattr(tracker, "log_images"):
+            tracker.log_images({"validation": result[None]}, step=self.step, dataformats="NHWC")
+        return path
 
     def record(self) -> dict:
         return {"base_model": self.cfg.model, "conditioning": CONDITIONING,

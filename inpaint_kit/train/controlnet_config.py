@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import InpaintKitError
-from .config import DATA, MASK_SOURCES, TRAINS, TrainerConfig, option, redefault
+from .config import CHECKPOINTS, DATA, MASK_SOURCES, TRAINS, TrainerConfig, option, redefault
 
 DEFAULT_BASE = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 
@@ -49,6 +49,13 @@ class ControlNetTrainConfig(TrainerConfig):
     prompt: str = option("", group=DATA, help="caption for images without a <stem>.txt beside them")
     mask_loss_weight: float = option(1.0, group=DATA, help="loss weight inside the hole (outside is 1)")
     gradient_checkpointing: bool = option(False, group=TRAINS, resume="change", help="trade compute for memory")
+    validation_image: str | None = option(None, group=CHECKPOINTS, resume="change", type=str,
+                                          help="image inpainted at each validation (--validate_every)")
+    validation_mask: str | None = option(None, group=CHECKPOINTS, resume="change", type=str,
+                                         help="its mask (--mask_mode convention)")
+    validation_prompt: str | None = option(None, group=CHECKPOINTS, resume="change", type=str,
+                                           help="prompt of the preview (default: --prompt)")
+    validation_steps: int = option(20, group=CHECKPOINTS, resume="change", help="denoising steps for validation")
 
     def validate(self) -> "ControlNetTrainConfig":
         """Check every value; raise a one-line :class:`InpaintKitError` naming the bad one."""
@@ -62,6 +69,10 @@ class ControlNetTrainConfig(TrainerConfig):
             raise InpaintKitError(f"--object_masks {self.object_masks}: a fraction between 0 and 1")
         if self.object_masks and not self.ann_file:
             raise InpaintKitError("--object_masks needs --ann_file (the COCO annotations holding the objects)")
+        if self.validate_every and not (self.validation_image and self.validation_mask):
+            raise InpaintKitError("--validate_every needs --validation_image and --validation_mask")
+        if self.validation_steps < 1:
+            raise InpaintKitError(f"--validation_steps {self.validation_steps}: must be at least 1")
         if self.mask_loss_weight < 0:
             raise InpaintKitError(f"--mask_loss_weight {self.mask_loss_weight}: must not be negative")
         return self
