@@ -21,6 +21,7 @@ COMMANDS = {
     "tiny-model": "inpaint_kit.commands.tiny_model",
     "train-lora": "inpaint_kit.commands.train_lora",
     "train-ddpm": "inpaint_kit.commands.train_ddpm",
+    "train-controlnet": "inpaint_kit.commands.train_controlnet",
     "eval": "inpaint_kit.commands.evaluate",
     "ui": "inpaint_kit.commands.ui",
     "train-defect": "inpaint_kit.commands.train_defect",

@@ -62,6 +62,8 @@ class InferConfig:
     padding: int = 64  # crops: context pixels around the damage
     large_windows: str = "tile"  # crops: windows longer than size are tiled at native resolution, or scaled
     mask_dilate: int = 0  # grow the repair region by N pixels at the working scale (stained halos)
+    controlnet: str | None = None  # inpaint ControlNet (folder or hub id) for SD 1.5-family models
+    controlnet_scale: float = 1.0
     # Only for the from-scratch DDPM engine (`--model builtin` or a trained DDPM folder).
     ddpm: DDPMOptions = field(default_factory=DDPMOptions)
     # Limits checked before any model loads (not recorded: they never change a result).
@@ -88,6 +90,9 @@ class InferConfig:
              f"--size {self.size}: a {self.size}x{self.size} working canvas is {self.size ** 2 / 1e6:.1f} MP, over the "
              f"{self.max_work_megapixels:g} MP limit; lower --size (crops mode keeps native resolution) or raise "
              f"--max_work_megapixels"),
+            (self.controlnet_scale >= 0, f"--controlnet_scale {self.controlnet_scale} must be >= 0"),
+            (self.controlnet is not None or self.controlnet_scale == 1.0,
+             "--controlnet_scale applies only with --controlnet; pass --controlnet or leave the scale out"),
         ]
         for ok, message in checks:
             if not ok:
@@ -97,7 +102,8 @@ class InferConfig:
         return self
 
     def sd_options(self) -> SDOptions:
-        return SDOptions(self.scheduler, self.lora, self.lora_scale, self.cache_dir)
+        return SDOptions(self.scheduler, self.lora, self.lora_scale, self.cache_dir, self.controlnet,
+                         self.controlnet_scale)
 
     def seeds(self) -> list[int]:
         """Row i uses ``seed + i``; seed 0 draws random seeds (which are recorded in the outputs)."""

@@ -179,12 +179,13 @@ def build_scheduler(preset: str):
     return cls(**kwargs)
 
 
-def build_pipeline(preset: str = "tiny", seed: int = 0):
+def build_pipeline(preset: str = "tiny", seed: int = 0, base: bool = False):
     """A ``StableDiffusionInpaintPipeline`` of the ``preset`` architecture with random weights drawn
     from ``torch.manual_seed(seed)`` (so the same preset and seed give the same weights), in fp32 on
-    the CPU, without safety checker."""
+    the CPU, without safety checker. ``base=True``: a plain ``StableDiffusionPipeline`` with a 4-channel
+    UNet instead (an SD 1.5-style base model without inpainting UNet, e.g. for ControlNet inpainting)."""
     import torch
-    from diffusers import AutoencoderKL, StableDiffusionInpaintPipeline, UNet2DConditionModel
+    from diffusers import AutoencoderKL, StableDiffusionInpaintPipeline, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
     cfg = _check_preset(preset)
@@ -202,7 +203,7 @@ def build_pipeline(preset: str = "tiny", seed: int = 0):
     # alone; fork_rng keeps the caller's global RNG state untouched.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        unet = UNet2DConditionModel(in_channels=9, out_channels=4, **cfg["unet"])
+        unet = UNet2DConditionModel(in_channels=4 if base else 9, out_channels=4, **cfg["unet"])
         torch.manual_seed(seed + 1)
         n_vae = len(cfg["vae"]["block_out_channels"])
         vae = AutoencoderKL(
@@ -215,7 +216,7 @@ def build_pipeline(preset: str = "tiny", seed: int = 0):
         )
         torch.manual_seed(seed + 2)
         text_encoder = CLIPTextModel(text_config)
-    pipe = StableDiffusionInpaintPipeline(
+    pipe = (StableDiffusionPipeline if base else StableDiffusionInpaintPipeline)(
         vae=vae.eval(),
         text_encoder=text_encoder.eval(),
         tokenizer=tokenizer,
@@ -228,7 +229,8 @@ def build_pipeline(preset: str = "tiny", seed: int = 0):
     return pipe
 
 
-def write_tiny_model(out_dir: str | Path, preset: str = "tiny", seed: int = 0, overwrite: bool = False) -> Path:
+def write_tiny_model(out_dir: str | Path, preset: str = "tiny", seed: int = 0, overwrite: bool = False,
+                     base: bool = False) -> Path:
     """Save a random-weight pipeline of ``preset`` to ``out_dir`` (diffusers folder layout, safetensors).
 
     The folder appears complete or not at all: everything is written to a temporary sibling that is
@@ -241,9 +243,9 @@ def write_tiny_model(out_dir: str | Path, preset: str = "tiny", seed: int = 0, o
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
     try:
-        pipe = build_pipeline(preset, seed)
+        pipe = build_pipeline(preset, seed, base=base)
         pipe.save_pretrained(tmp, safe_serialization=True)
-        info = {"preset": preset, "seed": seed, "random_weights": True}
+        info = {"preset": preset, "seed": seed, "random_weights": True, **({"unet_in_channels": 4} if base else {})}
         (tmp / "inpaint_kit.json").write_text(json.dumps(info, indent=2) + "\n")
         if out_dir.exists():  # overwrite: move the old folder aside first, so a crash never loses both
             old = out_dir.with_name(f".{out_dir.name}.old.{os.getpid()}")

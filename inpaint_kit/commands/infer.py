@@ -20,6 +20,12 @@ D = InferConfig()  # every flag's default comes from here
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_arguments(p)
+    cn = p.add_argument_group("ControlNet inpainting (SD 1.5-family models)")
+    cn.add_argument("--controlnet", default=None,
+                    help="inpaint ControlNet: a train-controlnet output folder or a hub id (e.g. "
+                         "lllyasviel/control_v11p_sd15_inpaint); --model is then an SD 1.5-family model")
+    cn.add_argument("--controlnet_scale", "--control_scale", type=float, default=1.0,
+                    help="ControlNet strength (0 = the base model alone)")
 
     single = p.add_argument_group("single image")
     single.add_argument("--image", help="image file")

@@ -185,6 +185,12 @@ def load_engine(model: str = DEFAULT_MODEL, *, device: str | None = None, dtype:
         from .ddpm import load_ddpm_engine
 
         return load_ddpm_engine(model, device=device, dtype=dtype, options=options)
+    if options is not None and options.controlnet:
+        from .controlnet import load_controlnet_engine
+
+        return load_controlnet_engine(model, options.controlnet, scale=options.controlnet_scale, device=device,
+                                      dtype=dtype, scheduler=options.scheduler, lora=options.lora,
+                                      lora_scale=options.lora_scale, cache_dir=options.cache_dir)
     from .sd import load_sd_engine
 
     return load_sd_engine(model, device=device, dtype=dtype, options=options)

@@ -19,6 +19,8 @@ class SDOptions:
     lora: str | None = None  # LoRA folder/file or unet_partial_tuned.safetensors
     lora_scale: float = 1.0
     cache_dir: str | None = None  # Hugging Face cache for hub ids
+    controlnet: str | None = None  # inpaint ControlNet (folder or hub id): inpaint_kit.engine.controlnet
+    controlnet_scale: float = 1.0
 
 
 @dataclass(frozen=True)
