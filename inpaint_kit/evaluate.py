@@ -133,6 +133,8 @@ def run_eval(cfg: EvalConfig, progress: bool = True) -> list[Score]:
     """Score every method on every mask kind; returns one :class:`Score` per (kind, method)."""
     from tqdm import tqdm
 
+    from .progress import interactive
+
     bad = [k for k in cfg.mask_kinds if k not in MASK_KINDS]
     if bad:
         raise InpaintKitError(f"--mask_kinds: unknown {', '.join(bad)}; choose from {', '.join(MASK_KINDS)}")
@@ -147,7 +149,7 @@ def run_eval(cfg: EvalConfig, progress: bool = True) -> list[Score]:
     fillers = {m: make_filler(m, cfg) for m in cfg.methods}
     acc: dict[tuple[str, str], list[tuple[float, float, float, float]]] = {}
     jobs = [(m, i, k) for m in cfg.methods for i in range(len(images)) for k in cfg.mask_kinds]
-    for method, i, kind in tqdm(jobs, desc="eval", disable=not progress):
+    for method, i, kind in tqdm(jobs, desc="eval", disable=not (progress and interactive())):
         img, mask = images[i], masks[i][kind]
         t0 = time.perf_counter()
         out = fillers[method](img, mask)

@@ -76,7 +76,7 @@ def test_resume_skips_done_items_and_bad_items_are_reported(run, tmp_path, capsy
     assert cli(run, out, "--num", "2", "--seed", "1") == 0
     first = (out / "bottle/test/crack/000.png").stat().st_mtime_ns
     assert cli(run, out, "--num", "3", "--seed", "1") == 0
-    assert "1 written, 2 skipped" in capsys.readouterr().out
+    assert "1 written, 2 skipped" in capsys.readouterr().err
     assert (out / "bottle/test/crack/000.png").stat().st_mtime_ns == first
     # a broken good image: reported, the others still written, exit code 1
     ds, lora = run
@@ -88,7 +88,7 @@ def test_resume_skips_done_items_and_bad_items_are_reported(run, tmp_path, capsy
     code = main(["defect", "--lora", str(lora), "--good_dir", str(good), "--output_dir", str(tmp_path / "o2"),
                  "--num", "2", "--steps", "2", "--seed", "1", "--no_progress"])
     assert code == 1
-    report = capsys.readouterr().out
+    report = capsys.readouterr().err
     assert "1 written, 0 skipped (already done), 1 failed" in report and "001.png" in report
     assert [r["status"] for r in manifest(tmp_path / "o2")] == ["ok", "failed"]
 
@@ -171,3 +171,10 @@ def test_on_foreground_keeps_generated_masks_on_the_object(run, tmp_path):
         assert mask.any() and not (mask & ~generate.foreground(src)).any()
     assert main(["defect", "--lora", str(run[1]), "--data", str(ds), "--masks_dir", str(tmp_path), "--on_foreground",
                  "--output_dir", str(tmp_path / "x")]) == 2
+
+
+def test_resume_reports_items_made_with_other_settings(run, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert cli(run, out, "--num", "1", "--seed", "1") == 0
+    assert cli(run, out, "--num", "1", "--seed", "1", "--steps", "3") == 1  # another setting: never taken as done
+    assert "differs: pass --overwrite" in capsys.readouterr().err

@@ -53,6 +53,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--seed", type=int, default=0, help="base seed of every mask and candidate; 0 = random (recorded)")
     flags.add_device(s, dtype=True)
     flags.add_progress(s)
+    flags.add_shard(s)
 
 
 def _check_mode(args) -> str:
@@ -99,7 +100,14 @@ def run(args: argparse.Namespace) -> int:
         path = paint_single(cfg, args.image, args.mask, args.rows, out)
         print(f"wrote {path}")
         return 0
-    report = generate(cfg)
-    print(report.summary())
+    from .infer import print_report
+    from ..shard import current, device_for
+
+    shard = current(args.shard, cfg.device)
+    cfg.device = device_for(shard, cfg.device)
+    report = generate(cfg, shard=shard)
+    print_report(report, shard)
+    if not shard.is_main:
+        return report.exit_code
     print(f"dataset: {Path(cfg.output_dir) / cfg.run['object_class']} (seed {cfg.seed})")
     return report.exit_code

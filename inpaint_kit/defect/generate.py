@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..batch import append_manifest
+from ..batch import BatchReport
 from ..errors import InpaintKitError
 from ..geometry import cover_mask, paste_back, to_work
 from ..images import atomic_write, load_grey, load_image, save_png
@@ -212,24 +212,9 @@ def candidate_seed(seed: int, item: int, k: int) -> int:
 
 
 # --- the run --------------------------------------------------------------------------------------
-@dataclass
-class Report:
-    """What happened to every item of a run."""
-
-    written: list[Path] = field(default_factory=list)
-    skipped: list[Path] = field(default_factory=list)  # image and mask already there (resume)
-    failed: list[tuple[Path, str]] = field(default_factory=list)
-    unpaired_images: list[Path] = field(default_factory=list)  # --masks_dir: good images without a mask
-
-    @property
-    def exit_code(self) -> int:
-        return 1 if self.failed else 0
-
-    def summary(self) -> str:
-        lines = [f"{len(self.written)} written, {len(self.skipped)} skipped (already done), {len(self.failed)} failed"]
-        lines += [f"  failed: {msg}" for _, msg in self.failed]
-        lines += [f"  no mask with this stem (not used): {p}" for p in self.unpaired_images]
-        return "\n".join(lines)
+class Report(BatchReport):
+    """What happened to every item of a run (``unpaired_images``: good images without a mask in
+    ``--masks_dir``)."""
 
 
 @dataclass(frozen=True)
@@ -303,10 +288,23 @@ def load(cfg: GenerateConfig):
     return load_sd_engine(cfg.model, device=cfg.device, dtype=cfg.dtype, lora=str(cfg.lora))
 
 
-def generate(cfg: GenerateConfig, engine=None) -> Report:
+def request(cfg: GenerateConfig) -> dict:
+    """The settings that make a dataset item (recorded in each image and compared on resume, so an item
+    made with other settings is reported as differing, never taken as done)."""
+    import json
+    from dataclasses import asdict
+
+    skip = ("overwrite", "device", "progress", "run", "output_dir", "num")  # --num: how many items, not what each is
+    return json.loads(json.dumps({k: v for k, v in asdict(cfg).items() if k not in skip}, sort_keys=True, default=str))
+
+
+def generate(cfg: GenerateConfig, engine=None, shard=None) -> Report:
     """Write the synthetic defect dataset (see the module docstring); the engine loads on the first item
-    that needs it (a fully resumed run loads nothing)."""
+    that needs it (a fully resumed run loads nothing). Items are shared between processes as in every batch
+    command (``shard``: :mod:`inpaint_kit.shard`); resume skips an item only when its image and mask exist
+    and were made with the same settings."""
     cfg.check()
+    want = request(cfg)  # as asked: --seed 0 (random, drawn below) resumes like any seed
     if not cfg.seed:
         cfg.seed = int(np.random.SeedSequence().generate_state(1)[0] % (2**31 - 1)) + 1
     report = Report()
@@ -330,7 +328,7 @@ def generate(cfg: GenerateConfig, engine=None) -> Report:
                 "lfs_distances": [round(d, 6) for d in distances], "chosen": best, "prompt": cfg.prompt,
                 "negative_prompt": cfg.negative_prompt, "steps": cfg.steps, "guidance": cfg.guidance,
                 "size": cfg.size, "lora": str(cfg.lora), "model": cfg.model,
-                "object_class": cfg.run["object_class"], "defect_type": cfg.run["defect_type"]}
+                "object_class": cfg.run["object_class"], "defect_type": cfg.run["defect_type"], "request": want}
         _, mask_path = output_paths(cfg, item.index)
         from PIL import Image
 
@@ -339,24 +337,19 @@ def generate(cfg: GenerateConfig, engine=None) -> Report:
         save_png(out, candidates[best], meta)
         return [out, mask_path], meta
 
-    from tqdm.auto import tqdm
+    from ..batch import run_items
 
-    for item in tqdm(items, desc="defects", unit="img", disable=not cfg.progress):
-        out, mask_out = output_paths(cfg, item.index)
-        record = {"index": item.index, "good_image": str(item.good)}
-        if out.exists() and mask_out.exists() and not cfg.overwrite:
-            report.skipped.append(out)
-            continue
-        try:
-            paths, meta = work(item, out)
-        except InpaintKitError as e:
-            report.failed.append((item.good, str(e)))
-            append_manifest(out_root, {**record, "status": "failed", "error": str(e)})
-            tqdm.write(f"error: {e}")
-            continue
-        report.written.append(out)
-        append_manifest(out_root, {**record, "status": "ok", "files": [str(p) for p in paths], **meta})
-    return report
+    by_out = {output_paths(cfg, item.index)[0]: item for item in items}
+    rows = [(item, out, {"index": item.index, "good_image": str(item.good), "output": str(out)})
+            for out, item in by_out.items()]
+    masks = {out: output_paths(cfg, item.index)[1] for out, item in by_out.items()}
+
+    def work_item(item: Item, out: Path, seeds):
+        paths, meta = work(item, out)
+        return paths, meta
+
+    return run_items(rows, out_root, cfg.overwrite, work_item, cfg.progress, report, want=want,
+                     expected=lambda out, meta: [out, masks[out]], shard=shard)
 
 
 def paint_single(cfg: GenerateConfig, image_path: str, mask_path: str, rows: int, output: str, engine=None) -> Path:

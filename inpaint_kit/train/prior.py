@@ -31,6 +31,8 @@ def generate_class_images(pipe, class_dir: str | Path, class_prompt: str, wanted
     from PIL import Image
     from tqdm.auto import tqdm
 
+    from ..progress import interactive
+
     class_dir = Path(class_dir)
     class_dir.mkdir(parents=True, exist_ok=True)
     have = len(scan(class_dir))
@@ -38,7 +40,7 @@ def generate_class_images(pipe, class_dir: str | Path, class_prompt: str, wanted
     full_mask = Image.new("L", (size, size), 255)  # diffusers: white = repaint
     pipe.set_progress_bar_config(disable=True)
     written = []
-    for i in tqdm(range(have, wanted), desc="class images", disable=not progress):
+    for i in tqdm(range(have, wanted), desc="class images", disable=not (progress and interactive())):
         out = pipe(prompt=class_prompt, image=canvas, mask_image=full_mask, height=size, width=size,
                    num_inference_steps=steps, guidance_scale=5.0, output_type="np",
                    generator=torch.Generator("cpu").manual_seed(seed + i)).images[0]

@@ -464,8 +464,11 @@ class Trainer:
         acc.init_trackers(self.name.replace("-", "_"), config={k: _tb_value(v) for k, v in cfg.to_dict().items()})
         end = min(cfg.steps, cfg.stop_after or cfg.steps)
         start, t0 = self.step, time.perf_counter()
+        from ..progress import interactive
+
+        # a bar on a terminal; in a log file the --log_every lines are the progress
         bar = tqdm(total=cfg.steps, initial=self.step, desc=self.name, dynamic_ncols=True,
-                   disable=not (cfg.progress and acc.is_main_process))
+                   disable=not (cfg.progress and acc.is_main_process and interactive()))
         last_saved = self.step if self.resume_from is not None else -1
         try:
             while self.step < end:
