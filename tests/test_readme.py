@@ -5,7 +5,8 @@ speed substitutions that keep the commands' shape:
 
 - a hub model id (which needs the network) becomes a saved ``tiny``-preset pipeline of the same
   architecture family (random weights: what is tested is that the command works, not the pixels);
-- ``--steps``/``--max_steps`` N become 2-4 (more for larger N), ``--save_every``/``--validate_every``/``--stop_after`` N become 1;
+- ``--steps``/``--max_steps`` N above 10 become 2-4 (more for larger N), inference without ``--steps`` gets
+  ``--steps 2``, and ``--save_every``/``--validate_every``/``--stop_after`` N above 3 become 1;
 - ``--size`` N above 128 becomes 128 (``--area auto`` then still exercises crops on the 320-px samples).
 """
 
@@ -34,15 +35,25 @@ def runnable_blocks(text: str) -> list[str]:
     return [b.strip() for b in blocks]
 
 
+INFERENCE = re.compile(r"(inpaint-kit|inpaint_kit)\s+(infer|outpaint)\s|scripts/(infer_inpaint|outpaint)\.py\s")
+
+
 def speed_up(block: str, tiny: Path) -> str:
     for hub in HUB_SD2 + HUB_SD15:
         block = block.replace(hub, str(tiny))
-    # 2-4 steps, keeping the order of the README's numbers (a resumed run asked for more steps gets more)
+    # N <= 10 stays; larger N becomes 2-4 keeping the README's order (a resumed run asked for more gets more)
     block = re.sub(r"(--(?:steps|max_steps))(\s+|=)(\d+)",
-                   lambda m: f"{m[1]}{m[2]}{max(2, min(4, int(m[3]) // 10000 + 1))}", block)
-    block = re.sub(r"(--(?:save_every|validate_every|stop_after))(\s+|=)\d+", r"\g<1>\g<2>1", block)
+                   lambda m: f"{m[1]}{m[2]}{m[3] if int(m[3]) <= 10 else max(2, min(4, int(m[3]) // 10000 + 1))}", block)
+    block = re.sub(r"(--(?:save_every|validate_every|stop_after))(\s+|=)(\d+)",
+                   lambda m: f"{m[1]}{m[2]}{m[3] if int(m[3]) <= 3 else 1}", block)
     block = re.sub(r"(--size)(\s+|=)(\d+)", lambda m: f"{m[1]}{m[2]}{min(int(m[3]), 128)}", block)
-    return block
+    lines = []
+    for line in block.replace("\\\n", " ").splitlines():  # inference without --steps: 2 steps, not 30
+        code, _, comment = line.partition(" #")
+        if INFERENCE.search(code) and "--steps" not in code:
+            code += " --steps 2"
+        lines.append(code + (" #" + comment if comment else ""))
+    return "\n".join(lines)
 
 
 BLOCKS = runnable_blocks((REPO / "README.md").read_text(encoding="utf-8"))
