@@ -27,9 +27,11 @@ browser:
 	else echo "not root or no apt-get: install chromium and chromium-driver to run the browser test (skipped otherwise)"; fi
 
 # The main job on the offline default model: a batch over the sample images into outputs/.
+# THREADS=1 (torch CPU threads) is often much faster on a machine busy with other jobs; same pixels.
+THREADS ?=
 demo: setup
 	$(BIN)/inpaint-kit infer --model builtin --batch_imgs_dir imgs --batch_masks_dir masks \
-		--output_dir outputs --size 256 --rows 3 --seed 1 --save_rows --overwrite
+		--output_dir outputs --size 256 --rows 3 --seed 1 --save_rows --overwrite $(if $(THREADS),--threads $(THREADS))
 
 test: setup
 	$(BIN)/python -m pytest -rs

@@ -174,6 +174,65 @@ def cost(size_hw: tuple[int, int], coverages: list[float], steps: int, seed: int
     return rows
 
 
+def batching(rows: int, steps: int) -> dict:
+    """The builtin engine's batching: every row and window of an image through shared network calls,
+    against one :meth:`fill` call per canvas (as rows were sampled before), on the shipped ``coffee``
+    sample in ``crops`` mode. Both must give the same pixels (a row is the same alone or batched)."""
+    from inpaint_kit.api import to_mask, to_rgb
+    from inpaint_kit.engine import Canvas, call_seed
+    from inpaint_kit.geometry import crop_to_work, plan_area
+    from inpaint_kit.inpaint import InferConfig
+
+    repo = Path(__file__).resolve().parents[1]
+    image = to_rgb(repo / "imgs/coffee.png")
+    mask = to_mask(repo / "masks/coffee.png", "black", image.shape[:2])
+    cfg = InferConfig(model="builtin", size=128, steps=steps, rows=rows, seed=1, area="crops")
+    engine = cfg.load_engine()
+    _, regions = plan_area(mask, cfg.area, cfg.size, cfg.padding, engine.multiple, cfg.large_windows)
+    crops = [crop_to_work(image, mask, r) for r in regions]
+    items = [Canvas(*crops[k], call_seed(1 + i, k)) for i in range(rows) for k in range(len(regions))]
+    by_size: dict = {}
+    for it in items:
+        by_size.setdefault(it.mask.shape, []).append(it)
+    t0 = time.perf_counter()
+    together = [out for group in by_size.values() for out in engine.fill(group, cfg.sampling(), progress=False)]
+    t_batched = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    alone = [engine.fill([it], cfg.sampling(), progress=False)[0] for group in by_size.values() for it in group]
+    t_alone = time.perf_counter() - t0
+    same = all(np.array_equal(a, b) for a, b in zip(together, alone))
+    return {"canvases": len(items), "rows": rows, "windows": len(regions), "batched": t_batched, "alone": t_alone,
+            "same": same}
+
+
+def latent_counts(size_hw: tuple[int, int], coverages: list[float], seed: int, multiple: int = 8) -> list[dict]:
+    """UNet latent pixels per denoising call of each mode, from the planner alone (no model): the sum of
+    (h/8 x w/8) over the working canvases :func:`inpaint_kit.geometry.plan_area` hands the engine. This is
+    what the SD engine's counter adds up per step, so ratios between modes are exact; it takes seconds
+    where running the ``small`` preset over a 4096-px scan takes many minutes on 2 cores."""
+    from inpaint_kit.geometry import plan_area
+
+    h, w = size_hw
+    rng = np.random.default_rng(seed)
+    rows = []
+    masks = []
+    for coverage in coverages:
+        masks.append(("cracks across the scan", damage_mask(h, w, coverage, rng, blobs=2)))
+    for coverage in coverages[:2]:  # the same amount of damage confined to one region (a water stain, a tear)
+        local = np.zeros((h, w), bool)
+        lh, lw = h * 2 // 5, w * 2 // 5
+        local[h // 4 : h // 4 + lh, w // 3 : w // 3 + lw] = damage_mask(lh, lw, coverage * (h * w) / (lh * lw), rng, blobs=2)
+        masks.append(("the same in one region", local))
+    for kind, mask in masks:
+        for label, area, size in (("full --size 768", "full", 768), ("full at native size", "full", max(h, w)),
+                                  ("crops --size 768", "crops", 768)):
+            _, regions = plan_area(mask, area, size, 64, multiple, "tile")
+            latent = sum((r.work_hw[0] // 8) * (r.work_hw[1] // 8) for r in regions)
+            rows.append({"coverage": 100 * float(mask.mean()), "kind": kind, "mode": label, "latent_per_call": latent,
+                         "windows": len(regions)})
+    return rows
+
+
 # --- tables -------------------------------------------------------------------------------------
 
 def quality_table(rows: list[dict]) -> str:
@@ -221,7 +280,7 @@ def main(argv=None) -> int:
     p.add_argument("--cost_size", default="2736x4096", help="cost part: HxW of the image")
     p.add_argument("--cost_steps", type=int, default=2, help="cost part: denoising steps (cost is linear in them)")
     p.add_argument("--no_native", action="store_true", help="cost part: skip full at native size (minutes per call)")
-    p.add_argument("--parts", default="quality,cost")
+    p.add_argument("--parts", default="quality,cost,batching")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--markdown", type=Path, default=None, help="update this benchmark's section of this file")
@@ -243,6 +302,26 @@ def main(argv=None) -> int:
         h, w = (int(v) for v in args.cost_size.split("x"))
         c = cost((h, w), [0.01, 0.05, 0.20], args.cost_steps, args.seed, not args.no_native)
         out += [f"### Cost: random-weight `small` preset, {w}x{h} image, {args.cost_steps} steps", "", cost_table(c), ""]
+    if "counts" in parts:
+        h, w = (int(v) for v in args.cost_size.split("x"))
+        c = latent_counts((h, w), [0.01, 0.05, 0.20], args.seed)
+        lines = [f"### UNet latent pixels per denoising call, {w}x{h} image (planner count, no model)", "",
+                 "| damage | coverage | mode | windows | latent pixels per call | vs full at native size |",
+                 "|---|---|---|---|---|---|"]
+        for r in c:
+            native = next(x for x in c if x["coverage"] == r["coverage"] and x["kind"] == r["kind"]
+                          and x["mode"] == "full at native size")
+            lines.append(f"| {r['kind']} | {r['coverage']:.1f} % | {r['mode']} | {r['windows']} | {r['latent_per_call']:,} | "
+                         f"{native['latent_per_call'] / r['latent_per_call']:.1f}x fewer |")
+        out += lines + [""]
+    if "batching" in parts:
+        print("batching (builtin model)...", file=sys.stderr)
+        b = batching(4, args.steps)
+        out += ["### Builtin engine: rows and windows batched vs one canvas per call", "",
+                "| canvases (rows x windows) | one call per canvas (s) | batched (s) | speed-up | same pixels |",
+                "|---|---|---|---|---|",
+                f"| {b['canvases']} ({b['rows']} x {b['windows']}) | {b['alone']:.1f} | {b['batched']:.1f} | "
+                f"{b['alone'] / b['batched']:.2f}x | {b['same']} |", ""]
     body = "\n".join(out)
     print(body)
     if args.markdown:
