@@ -91,7 +91,7 @@ def main(argv=None) -> int:
             rows.append({"label": label, "size": size, "steps": steps, "fp32": t32, "bf16": t16, **compare(a, b, mask)})
     table = [
         f"CPU bf16 support: {cpu_bf16()}; torch threads: {torch.get_num_threads()}; image imgs/coffee.png "
-        f"(600x400) with masks/coffee.png, one row, seed 7.",
+        f"(320x213) with masks/coffee.png, one row, seed 7.",
         "",
         "| model | --size | steps | fp32 s/image | bf16 s/image | bf16 speed-up | max diff | mean diff | PSNR bf16 vs fp32 | outside mask equal |",
         "|---|---|---|---|---|---|---|---|---|---|",
