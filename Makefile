@@ -31,7 +31,7 @@ browser:
 THREADS ?=
 demo: setup
 	$(BIN)/inpaint-kit infer --model builtin --batch_imgs_dir imgs --batch_masks_dir masks \
-		--output_dir outputs --size 256 --rows 3 --seed 1 --save_rows --overwrite $(if $(THREADS),--threads $(THREADS))
+		--output_dir outputs --size 320 --rows 3 --seed 1 --save_rows --overwrite $(if $(THREADS),--threads $(THREADS))
 
 test: setup
 	$(BIN)/python -m pytest -rs

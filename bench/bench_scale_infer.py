@@ -84,23 +84,32 @@ def main(argv=None) -> int:
             model, size, steps = ("builtin", 256, 10) if name == "builtin" else (
                 str(write_tiny_model(tmp / name, preset=name, seed=0)), 256, 4)
             times = {}
-            for procs, threads in ((1, 2), (2, 1)):
+            for procs, threads in ((1, 2), (2, 1), (1, 1)):
                 print(f"{name}: {procs} process(es) x {threads} thread(s) ...", file=sys.stderr, flush=True)
-                times[procs] = run(procs, threads, model, imgs, masks, tmp / f"out_{name}_{procs}", size, steps)
-            same = same_pixels(tmp / f"out_{name}_1", tmp / f"out_{name}_2")
-            rows.append({"model": name, "t1": times[1], "t2": times[2], "same": same, "size": size, "steps": steps})
+                times[procs, threads] = run(procs, threads, model, imgs, masks, tmp / f"out_{name}_{procs}x{threads}",
+                                            size, steps)
+            # sharding must not change pixels: 2 processes x 1 thread against 1 process x 1 thread (a different
+            # thread count changes float summation order, so 1 x 2 is compared for information only)
+            same = same_pixels(tmp / f"out_{name}_1x1", tmp / f"out_{name}_2x1")
+            same_threads = same_pixels(tmp / f"out_{name}_1x1", tmp / f"out_{name}_1x2")
+            rows.append({"model": name, "t1": times[1, 2], "t2": times[2, 1], "t11": times[1, 1], "same": same,
+                         "same_threads": same_threads, "size": size, "steps": steps})
     lines = [
         f"{args.images} images (the three 320-px samples repeated), `--rows 1 --size 256`, `--device cpu`; "
-        f"wall time of the whole command (start-up and model loading included); 2 CPU cores, shared with "
-        f"other jobs while this ran.",
+        f"wall time of the whole command (start-up and model loading included); 2 CPU cores. *same pixels*: "
+        f"2 processes x 1 thread against 1 process x 1 thread (sharding must not change a pixel); 1 x 2 threads "
+        f"sums floats in another order, so its pixels may differ slightly from 1 x 1 (last column, for information).",
         "",
-        "| model | steps | 1 proc x 2 threads (s) | 2 procs x 1 thread (s) | images/s 1 proc | images/s 2 procs | speed-up | efficiency | same pixels |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| model | steps | 1 proc x 2 threads (s) | 2 procs x 1 thread (s) | 1 proc x 1 thread (s) | images/s 1x2 | images/s 2x1 | "
+        "speed-up 2x1 vs 1x2 | efficiency vs 1x1 | same pixels 2x1 = 1x1 | 1x2 = 1x1 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         s = r["t1"] / r["t2"]
-        lines.append(f"| {r['model']} | {r['steps']} | {r['t1']:.1f} | {r['t2']:.1f} | {args.images / r['t1']:.2f} | "
-                     f"{args.images / r['t2']:.2f} | {s:.2f}x | {s / 2:.0%} | {r['same']} |")
+        eff = r["t11"] / (2 * r["t2"])
+        lines.append(f"| {r['model']} | {r['steps']} | {r['t1']:.1f} | {r['t2']:.1f} | {r['t11']:.1f} | "
+                     f"{args.images / r['t1']:.2f} | {args.images / r['t2']:.2f} | {s:.2f}x | {eff:.0%} | {r['same']} | "
+                     f"{r['same_threads']} |")
     text = "\n".join(lines)
     print(text)
     if args.markdown:
