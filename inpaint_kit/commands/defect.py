@@ -94,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
                          guidance=args.guidance, lfs=args.lfs, seed=args.seed, overwrite=args.overwrite,
                          device=args.device, dtype=args.dtype, progress=args.progress)
     if mode == "single":
+        if args.shard:
+            raise InpaintKitError("--shard splits a dataset run (--data / --good_dir); a single image is one job")
         if args.rows < 1:
             raise InpaintKitError(f"--rows {args.rows}: must be at least 1")
         out = args.output or str(Path("outputs") / f"{Path(args.image).stem}_defect_collage.png")
