@@ -43,7 +43,9 @@ def configure(verbose: bool = False, enabled: bool = True, force: bool = False) 
     if verbose:
         return
     for name, needles in KNOWN_NOISE.items():
-        logging.getLogger(name).addFilter(_DropKnown(needles))
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropKnown) for f in logger.filters):  # configure() may run many times
+            logger.addFilter(_DropKnown(needles))
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
