@@ -27,8 +27,12 @@ def batch(tmp_path: Path) -> list[str]:
             "--size", "64", "--steps", "2", "--rows", "2", "--seed", "1", "--device", "cpu"]
 
 
+QUIET_VARS = ("TRANSFORMERS_VERBOSITY", "DIFFUSERS_VERBOSITY", "HF_HUB_DISABLE_PROGRESS_BARS")
+
+
 def run(args: list[str]) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # a fresh shell's environment: in-process CLI runs of other tests set the quiet defaults in os.environ
+    env = {**{k: v for k, v in os.environ.items() if k not in QUIET_VARS}, "OMP_NUM_THREADS": "1"}
     return subprocess.run([str(BIN / "inpaint-kit"), *args], capture_output=True, text=True, env=env, timeout=300)
 
 
