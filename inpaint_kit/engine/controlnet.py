@@ -183,14 +183,9 @@ class ControlNetEngine(RowsMixin):
         return info
 
     def initial_latents(self, seeds: Sequence[int], h: int, w: int):
-        """Per-item noise (n, 4, h/8, w/8), item i from ``Generator('cpu').manual_seed(seeds[i])``."""
-        import torch
+        from .sd import seeded_latents
 
-        f = self.pipe.vae_scale_factor
-        shape = (1, self.pipe.vae.config.latent_channels, h // f, w // f)
-        generators = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
-        latents = torch.cat([torch.randn(shape, generator=g, dtype=torch.float32) for g in generators])
-        return latents.to(self.device, self.pipe.unet.dtype), generators
+        return seeded_latents(self.pipe, self.device, seeds, h, w)
 
     def fill(self, items: Sequence[Canvas], sampling: Sampling, progress: bool = True) -> list[np.ndarray]:
         """Fill every item's mask, as many items per pipeline call as ``max_batch_latents`` allows."""

@@ -243,6 +243,19 @@ def _has_diffusers_lora_keys(path: Path) -> bool:
 # the engine
 
 
+def seeded_latents(pipe, device, seeds: Sequence[int], h: int, w: int):
+    """Per-item noise (n, 4, h/8, w/8), item i from ``Generator('cpu').manual_seed(seeds[i])``, and
+    the generators (advanced past that draw) for schedulers that add noise at each step. Shared by the
+    SD and ControlNet engines: the noise a row starts from never depends on the other rows."""
+    import torch
+
+    f = pipe.vae_scale_factor
+    shape = (1, pipe.vae.config.latent_channels, h // f, w // f)
+    generators = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
+    latents = torch.cat([torch.randn(shape, generator=g, dtype=torch.float32) for g in generators])
+    return latents.to(device, pipe.unet.dtype), generators
+
+
 class SDEngine(RowsMixin):
     """A loaded SD inpainting pipeline implementing :class:`inpaint_kit.engine.Engine`."""
 
@@ -302,15 +315,7 @@ class SDEngine(RowsMixin):
         return z * vae.config.scaling_factor
 
     def initial_latents(self, seeds: Sequence[int], h: int, w: int):
-        """Per-item noise (n, 4, h/8, w/8), item i from ``Generator('cpu').manual_seed(seeds[i])``, and
-        the generators (advanced past that draw) for schedulers that add noise at each step."""
-        import torch
-
-        f = self.pipe.vae_scale_factor
-        shape = (1, self.pipe.vae.config.latent_channels, h // f, w // f)
-        generators = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
-        latents = torch.cat([torch.randn(shape, generator=g, dtype=torch.float32) for g in generators])
-        return latents.to(self.device, self.pipe.unet.dtype), generators
+        return seeded_latents(self.pipe, self.device, seeds, h, w)
 
     def fill(self, items: Sequence[Canvas], sampling: Sampling, progress: bool = True) -> list[np.ndarray]:
         """Fill every item's mask, as many items per pipeline call as ``max_batch_latents`` allows."""
