@@ -60,8 +60,8 @@ def child_controlnet(args) -> None:
     """Train the ControlNet configuration and print a JSON line of measurements (as bench_train's child)."""
     import torch
 
-    from inpaint_kit.train.controlnet import ControlNetTrainer
-    from inpaint_kit.train.controlnet_config import ControlNetTrainConfig
+    from inpaint_kit.train.controlnet.trainer import ControlNetTrainer
+    from inpaint_kit.train.controlnet.config import ControlNetTrainConfig
 
     _threads(args.threads)
     cfg = ControlNetTrainConfig(data=args.data, model=args.model, output_dir=args.out, size=args.size,

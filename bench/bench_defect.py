@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 SIZES = {"tiny": 64, "small": 256, "sd15": 512, "sd2": 512}
 SECTION = "## DefectFill: attention-loss cost and Low-Fidelity Selection"
 NOTES = (
-    "Random-weight pipelines of the presets on the synthetic MVTec-like fixture (`inpaint_kit.defect.data."
+    "Random-weight pipelines of the presets on the synthetic MVTec-like fixture (`inpaint_kit.train.defect.data."
     "write_fixture`), batch 1, LoRA rank 8 on the UNet attention and the text encoder. One update runs the "
     "defect rows and the object rows of a reference in one UNet call of batch 2. *with attention loss* "
     "captures the token's cross-attention map on every `attn2` layer (explicit softmax, kept for the backward "
@@ -56,8 +56,8 @@ def child(args) -> None:
     """Train one configuration and print a JSON line of measurements."""
     import torch
 
-    from inpaint_kit.defect.config import DefectTrainConfig
-    from inpaint_kit.defect.trainer import DefectTrainer
+    from inpaint_kit.train.defect.config import DefectTrainConfig
+    from inpaint_kit.train.defect.trainer import DefectTrainer
 
     torch.set_num_threads(args.threads)
     cfg = DefectTrainConfig(data=args.data, object_class="bottle", defect_type="crack", model=args.model,
@@ -116,9 +116,9 @@ def main(argv=None) -> int:
 
     import torch
 
-    from inpaint_kit.defect.config import DefectTrainConfig
-    from inpaint_kit.defect.data import write_fixture
-    from inpaint_kit.defect.trainer import train_defect
+    from inpaint_kit.train.defect.config import DefectTrainConfig
+    from inpaint_kit.train.defect.data import write_fixture
+    from inpaint_kit.train.defect.trainer import train as train_defect
     from inpaint_kit.presets import write_tiny_model
 
     torch.set_num_threads(args.threads)

@@ -70,8 +70,8 @@ def child(args) -> None:
     """Train one configuration and print a JSON line of measurements."""
     import torch
 
-    from inpaint_kit.train.config import LoraTrainConfig
-    from inpaint_kit.train.loop import LoraTrainer
+    from inpaint_kit.train.lora.config import LoraTrainConfig
+    from inpaint_kit.train.lora.trainer import LoraTrainer
 
     torch.set_num_threads(args.threads)
     cfg = LoraTrainConfig(data=args.data, model=args.model, output_dir=args.out, size=args.size, steps=args.steps + 1,

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from .masks import feather
+from .masks import cover_mask, feather  # noqa: F401  (cover_mask lives in masks; re-exported)
 
 
 def work_size(h: int, w: int, size: int, multiple: int = 8) -> tuple[int, int]:
@@ -45,25 +45,6 @@ def resize_image(image: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
     if image.shape[:2] == (h, w):
         return image
     return np.array(Image.fromarray(image, "RGB").resize((w, h), Image.LANCZOS))  # writable copy
-
-
-def cover_mask(mask: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
-    """Resize a bool mask so that a target pixel is True if ANY source pixel under it is (exact: an
-    integral image over each target pixel's source footprint). Downscaling never loses a thin crack;
-    upscaling gives a superset of nearest neighbour. Use this, never nearest neighbour, on repair masks."""
-    h, w = mask.shape
-    th, tw = size_hw
-    if (th, tw) == (h, w):
-        return mask.copy()
-    sat = np.zeros((h + 1, w + 1), np.int64)
-    sat[1:, 1:] = mask.cumsum(0).cumsum(1)
-    # source rows [r0, r1) under target row i: floor(i*h/th) .. ceil((i+1)*h/th), at least one row
-    r0 = (np.arange(th) * h) // th
-    r1 = np.maximum(-((-(np.arange(1, th + 1)) * h) // th), r0 + 1)
-    c0 = (np.arange(tw) * w) // tw
-    c1 = np.maximum(-((-(np.arange(1, tw + 1)) * w) // tw), c0 + 1)
-    count = sat[r1][:, c1] - sat[r0][:, c1] - sat[r1][:, c0] + sat[r0][:, c0]
-    return count > 0
 
 
 def block_mask(mask: np.ndarray, factor: int) -> np.ndarray:

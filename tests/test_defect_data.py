@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from inpaint_kit.cli import main
-from inpaint_kit.defect import data
-from inpaint_kit.defect.config import DefectTrainConfig
+from inpaint_kit.train.defect import data
+from inpaint_kit.train.defect.config import DefectTrainConfig
 from inpaint_kit.errors import InpaintKitError
 
 

@@ -8,9 +8,10 @@ import pytest
 from PIL import Image
 
 from inpaint_kit.cli import main
-from inpaint_kit.defect import data, generate
-from inpaint_kit.defect.config import DefectTrainConfig
-from inpaint_kit.defect.trainer import train_defect
+from inpaint_kit.defect import generate
+from inpaint_kit.train.defect import data
+from inpaint_kit.train.defect.config import DefectTrainConfig
+from inpaint_kit.train.defect.trainer import train as train_defect
 from inpaint_kit.images import load_image, read_metadata
 
 

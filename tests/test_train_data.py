@@ -5,7 +5,8 @@ import pytest
 from PIL import Image
 
 from inpaint_kit.errors import InpaintKitError
-from inpaint_kit.train.data import collate, draw_index, find_samples, load_sample
+from inpaint_kit.train.lora.data import collate, load_sample
+from inpaint_kit.train.samples import draw_index, find_samples
 
 
 def make_data(root, n=3, hw=(40, 48), masks="masks", with_masks=True):

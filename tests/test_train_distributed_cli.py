@@ -46,7 +46,7 @@ def test_train_controlnet_on_two_processes(tmp_path):
 
 @pytest.mark.distributed
 def test_train_defect_on_two_processes(tmp_path, tiny_model_dir):
-    from inpaint_kit.defect.data import write_fixture
+    from inpaint_kit.train.defect.data import write_fixture
 
     data = write_fixture(tmp_path / "mvtec")
     out = tmp_path / "defect"

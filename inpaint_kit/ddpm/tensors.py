@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..images import load_grey, save_png
 from ..images import load_image as _load_rgb
-from ..masks import to_repair
+from ..images import save_png
+from ..masks import read_mask
 
 
 def image_to_tensor(image: np.ndarray) -> torch.Tensor:
@@ -49,7 +49,7 @@ def load_image(path: str | Path) -> torch.Tensor:
 def load_mask(path: str | Path, mask_mode: str = "black", soften: float = 0.0) -> torch.Tensor:
     """Read a mask file as float (1, 1, H, W), 1 = repaint (``mask_mode`` as in the CLI), optionally
     softened at the edge with a Gaussian of ``soften`` pixels (``--mask_soften``)."""
-    m = soften_mask(to_repair(load_grey(path), mask_mode), soften)
+    m = soften_mask(read_mask(path, mask_mode), soften)
     return torch.from_numpy(m)[None, None]
 
 

@@ -7,8 +7,9 @@ Dataset mode writes N synthetic defective images with their masks in the MVTec A
     <output_dir>/manifest.jsonl                             one line per item: source, mask, seeds, LFS
 
 Item ``i`` takes good image ``i mod n`` (sorted) and either the mask of that image's stem in ``--masks_dir``
-or a generated shape (``--mask_shapes``, side a ``--mask_scale`` fraction of the image's short side, drawn
-from ``(seed, i)``). The mask is filled at the working size (``--size``, from the run) with the prompt
+(read as every mask file is: :func:`inpaint_kit.masks.read_mask`) or a generated shape (``--mask_shapes``:
+the ``ellipse``, ``stroke``, ``box`` or, for ``random``, ``spot`` generator of :mod:`inpaint_kit.maskgen`,
+side a ``--mask_scale`` fraction of the image's short side, drawn from ``(seed, i)``). The mask is filled at the working size (``--size``, from the run) with the prompt
 ``A <object> with <token>``; candidate ``k`` of item ``i`` has its own seed (``candidate_seed``). Pixels
 outside the mask are the good image's, bit for bit.
 
@@ -32,12 +33,14 @@ import numpy as np
 
 from ..batch import BatchReport
 from ..errors import InpaintKitError
-from ..geometry import cover_mask, paste_back, to_work
-from ..images import atomic_write, load_grey, load_image, save_png
-from ..masks import to_repair
+from ..geometry import paste_back, to_work
+from ..images import atomic_write, load_image, save_png
+from ..maskgen import draw
+from ..masks import read_mask
 from ..pairing import pair, scan
 
-MASK_SHAPES = ("random", "ellipse", "stroke", "box")
+SHAPE_GENERATORS = {"random": "spot", "ellipse": "ellipse", "stroke": "stroke", "box": "box"}  # --mask_shapes
+MASK_SHAPES = tuple(SHAPE_GENERATORS)
 METRICS = ("lpips", "dssim")
 
 
@@ -132,33 +135,12 @@ def foreground(image: np.ndarray) -> np.ndarray:
 
 def shape_mask(shape: str, h: int, w: int, rng: np.random.Generator, scale=(0.1, 0.3),
                center: tuple[int, int] | None = None) -> np.ndarray:
-    """A bool defect mask ``(h, w)`` of ``shape`` (ellipse, stroke, box; random picks one), its extent a
-    ``scale`` fraction of the short side, centred at ``center`` (y, x) or at random in the middle 60 % of
-    the image (where the object usually is)."""
-    import cv2
-
-    if shape == "random":
-        shape = ("ellipse", "stroke", "box")[int(rng.integers(3))]
-    side = min(h, w)
-    out = np.zeros((h, w), np.uint8)
-    cy, cx = (int(rng.uniform(0.2, 0.8) * h), int(rng.uniform(0.2, 0.8) * w)) if center is None else center
-    extent = max(2, int(round(side * rng.uniform(*scale))))
-    if shape == "ellipse":
-        axes = (max(1, extent // 2), max(1, int(extent * rng.uniform(0.25, 0.6))))
-        cv2.ellipse(out, (cx, cy), axes, float(rng.uniform(0, 180)), 0, 360, 1, -1)
-    elif shape == "stroke":
-        pts, angle = [(cx, cy)], rng.uniform(0, 2 * np.pi)
-        for _ in range(int(rng.integers(1, 4))):
-            angle += rng.uniform(-0.8, 0.8)
-            step = extent / 2
-            pts.append((int(pts[-1][0] + step * np.cos(angle)), int(pts[-1][1] + step * np.sin(angle))))
-        cv2.polylines(out, [np.array(pts, np.int32)], False, 1, max(1, side // 48))
-    elif shape == "box":
-        bh, bw = extent, max(1, int(extent * rng.uniform(0.3, 1.0)))
-        out[max(0, cy - bh // 2):cy + (bh + 1) // 2, max(0, cx - bw // 2):cx + (bw + 1) // 2] = 1
-    else:
+    """A bool defect mask ``(h, w)`` of ``--mask_shapes`` ``shape`` (ellipse, stroke, box; random picks one),
+    its extent a ``scale`` fraction of the short side, centred at ``center`` (y, x) or at random in the
+    middle 60 % of the image (where the object usually is)."""
+    if shape not in SHAPE_GENERATORS:
         raise InpaintKitError(f"--mask_shapes {shape}: choose from {', '.join(MASK_SHAPES)}")
-    return out.astype(bool)
+    return draw(SHAPE_GENERATORS[shape], h, w, rng, scale=scale, center=center)
 
 
 # --- Low-Fidelity Selection -----------------------------------------------------------------------
@@ -251,9 +233,7 @@ def item_mask(cfg: GenerateConfig, item: Item, image: np.ndarray) -> np.ndarray:
     (with ``on_foreground``: centred on an object pixel and clipped to the object)."""
     hw = image.shape[:2]
     if item.mask is not None:
-        mask = to_repair(load_grey(item.mask), cfg.mask_mode)
-        if mask.shape != hw:
-            mask = cover_mask(mask, hw)
+        mask = read_mask(item.mask, cfg.mask_mode, hw)
     else:
         rng = np.random.default_rng([cfg.seed, item.index, 5])
         if cfg.on_foreground:

@@ -217,7 +217,7 @@ def apply_partial(unet, path: Path, scale: float) -> int:
 def apply_lora(pipe, path: Path, scale: float) -> None:
     """Load a diffusers-format LoRA into ``pipe`` as adapter ``inpaint_kit`` weighted by ``scale``."""
     if _has_diffusers_lora_keys(path):
-        from ..train.lora import check_fits  # same shape rules as the trainer that wrote the file
+        from ..train.adapters import check_fits  # same shape rules as the trainer that wrote the file
 
         check_fits(pipe.unet, path)
     try:

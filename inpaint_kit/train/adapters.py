@@ -1,5 +1,6 @@
-"""What trains and how it is saved: peft LoRA adapters on the UNet attention projections (default), the
-projections themselves (``--train attn``, partial UNet), and an optional text-encoder LoRA.
+"""What trains and how it is saved (``train-lora``, ``train-defect``): peft LoRA adapters on the UNet
+attention projections (default), the projections themselves (``--train attn``, partial UNet), and an
+optional text-encoder LoRA.
 
 Two output formats, both read by ``infer --lora`` (:mod:`inpaint_kit.engine.sd`):
 * ``lora_unet.safetensors``: the diffusers LoRA format (``unet.`` / ``text_encoder.`` prefixed keys and
