@@ -29,6 +29,7 @@ def check_run(out: Path, done: subprocess.CompletedProcess, steps: int) -> dict:
     record = json.loads((out / "training_config.json").read_text())
     assert record["processes"] == 2 and record["global_batch"] == 2 and record["step"] == steps
     assert not list(out.rglob("*.tmp")) and not list(out.glob(".*"))  # no half-written or stray files
+    assert done.stdout.count(f"trained {steps} steps") == 1, done.stdout  # one closing summary, not one per process
     return record
 
 

@@ -12,6 +12,7 @@ HELP = "Paint a learned defect (train-defect output) into good images: synthetic
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..defect.generate import MASK_SHAPES
+    from ..masks import MASK_MODES
 
     run = p.add_argument_group("the learned defect")
     run.add_argument("--lora", required=True, help="a train-defect output folder (lora_unet.safetensors + training_config.json)")
@@ -41,8 +42,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     single.add_argument("--rows", type=int, default=4, help="candidates in the collage")
 
     s = p.add_argument_group("sampling")
-    s.add_argument("--mask_mode", choices=("black", "white"), default="white",
-                   help="which colour marks the defect in given masks (white, as in diffusers and MVTec)")
+    s.add_argument("--mask_mode", choices=MASK_MODES, default="white",
+                   help="which colour marks the defect in given masks; white by default, unlike other commands: "
+                        "MVTec AD's convention, which train-defect's data and this command's output use")
     s.add_argument("--prompt", default=None, help="default: the run's 'A <object> with <token>'")
     s.add_argument("--negative_prompt", default="", help="negative prompt")
     s.add_argument("--steps", type=int, default=50, help="denoising steps")
