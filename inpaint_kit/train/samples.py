@@ -59,7 +59,7 @@ def find_samples(data_root: str | Path, mask_source: str, mask_mode: str = "blac
     root = Path(data_root)
     imgs = root / "imgs"
     if not imgs.is_dir():
-        raise InpaintKitError(f"{root}: no imgs/ folder; --data_root needs imgs/ and masks/ (or masks_inverted/)")
+        raise InpaintKitError(f"{root}: no imgs/ folder; --data needs imgs/ and masks/ (or masks_inverted/)")
     images = scan(imgs)
     if not images:
         raise InpaintKitError(f"{imgs}: no images found; put your training images there")
