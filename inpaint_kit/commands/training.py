@@ -2,7 +2,7 @@
 class). A command's flags come from its config dataclass (:mod:`inpaint_kit.train.config`): one flag per
 field, with the field's default, help, choices and old spellings, so nothing is restated; running it builds
 the config, runs the trainer (which prints its messages and closing summary on the main process only) and
-returns 0. A new trainer is one row here plus a two-line module ``commands/train_<name>.py`` that
+returns 0. A new trainer is one row here plus a three-line module ``commands/train_<name>.py`` that
 ``inpaint_kit.cli`` lists.
 
 Shared flags come from :mod:`inpaint_kit.commands.flags` (``--output_dir``, ``--resume [PATH]``,
