@@ -110,7 +110,6 @@ def test_lora_loads_in_plain_diffusers_and_changes_result(lora_run, tiny_model_d
 
 
 def test_infer_cli_lora_changes_result_and_scale_zero_reproduces_base(lora_run, tiny_model_dir, tmp_path):
-    pytest.importorskip("inpaint_kit.engine.sd")
     result, _ = lora_run
     rng = np.random.default_rng(2)
     Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(tmp_path / "img.png")
@@ -275,7 +274,6 @@ def test_lora_that_does_not_fit_the_model(lora_run, tiny_model_dir, tmp_path):
 
 
 def test_infer_with_lora_of_other_shapes_is_one_line_error(lora_run, tiny_model_dir, tmp_path, capsys):
-    pytest.importorskip("inpaint_kit.engine.sd")
     from safetensors.torch import load_file, save_file
 
     result, _ = lora_run
