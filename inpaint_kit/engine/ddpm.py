@@ -33,7 +33,7 @@ import torch
 from ..classical import cv2_inpaint
 from .base import DTYPES, Canvas, RowsMixin, Sampling, check_items, resolve_device_dtype
 from ..errors import InpaintKitError
-from .options import FALLBACK_DEFAULTS, INITS, DDPMOptions, model_defaults  # noqa: F401 (re-exported)
+from .options import INITS, DDPMOptions, model_defaults
 from ..geometry import cover_mask, mask_bbox, resize_image
 from ..images import save_png
 from ..ddpm.builtin import resolve_model

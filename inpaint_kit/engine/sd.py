@@ -44,7 +44,6 @@ from ..geometry import block_mask
 from ..progress import interactive
 from . import lora as loras
 from .base import DTYPES, Canvas, RowsMixin, Sampling, check_items, one_line, resolve_device_dtype  # noqa: F401 (DTYPES re-exported)
-from .lora import LORA_NAMES, PARTIAL_NAME  # noqa: F401 (re-exported: where --lora files are looked for)
 from .options import SCHEDULERS, SDOptions
 
 # --scheduler name (options.SCHEDULERS, without "default") -> (diffusers class, config overrides). Built from
