@@ -1,4 +1,5 @@
-"""The Python API: the CLI's inference in three names, on PIL images, arrays or file paths.
+"""The Python API: the CLI's inference (:class:`InferConfig`, :func:`load_engine`, :func:`restore` returning a
+:class:`Restoration`), on PIL images, arrays or file paths.
 
     from PIL import Image
     from inpaint_kit import InferConfig, load_engine, restore

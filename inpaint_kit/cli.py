@@ -12,7 +12,7 @@ import importlib
 import logging
 import sys
 
-from . import __version__
+from .version import __version__
 from .errors import InpaintKitError
 
 COMMANDS = {

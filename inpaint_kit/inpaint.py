@@ -1,6 +1,7 @@
 """One inpainting job, the same for every engine: load -> mask -> working canvas -> engine -> paste back
--> collage. :class:`InferConfig` is the single typed request that the CLI, the batch runner and the
-Python API all build.
+-> collage. :class:`InferConfig` is the single typed request that the CLI, the batch runner, the UI and
+the Python API all build; its engine options come from the engine registry
+(:mod:`inpaint_kit.engine.registry`).
 
     cfg = InferConfig(model="builtin", rows=3, seed=7).validate()
     job, engine = inpaint_file(cfg, "imgs/a.png", "masks/a.png")
@@ -17,10 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from .version import __version__
 from .collage import grid
-from .engine import DEFAULT_MODEL, Canvas, Engine, Sampling, call_seed, is_ddpm_model, load_engine
-from .engine.options import DDPMOptions, SDOptions, check_engine_flags
+from .engine import DEFAULT_MODEL, Canvas, Engine, Sampling, call_seed, registry
 from .errors import UsageError
 from .geometry import AREAS, LARGE, Region, compose, crop_to_work, dilate_mask, paste_back, plan_area, resolve_area
 from .images import MAX_IMAGE_MEGAPIXELS, load_image, load_mask_channels, save_png
@@ -33,8 +33,14 @@ log = logging.getLogger("inpaint_kit")
 
 
 @dataclass
-class InferConfig:
-    """Every parameter of an inference run. ``validate()`` raises on bad values, never rewrites them."""
+class InferConfig(registry.options_dataclass()):
+    """Every parameter of an inference run. ``validate()`` raises on bad values, never rewrites them.
+
+    Besides the fields below, every registered engine's options are fields (from the registry's
+    :func:`~inpaint_kit.engine.registry.options_dataclass`): SD's ``scheduler``, ``lora``, ``lora_scale``,
+    ``cache_dir``, ``controlnet``, ``controlnet_scale``; ``ddpm`` (a :class:`~inpaint_kit.engine.options.DDPMOptions`,
+    only for ``--model builtin`` or a trained DDPM folder); one field per other engine with options. Options
+    of an engine other than ``model``'s are an error (:func:`~inpaint_kit.engine.registry.check_config`)."""
 
     NOT_RECORDED: ClassVar[tuple[str, ...]] = ()  # fields a subclass's job does not use (kept out of metadata)
 
@@ -50,10 +56,6 @@ class InferConfig:
     collage_spacing_h: int = 20
     collage_spacing_v: int = 20
     mask_blur: int = 0
-    lora: str | None = None
-    lora_scale: float = 1.0
-    cache_dir: str | None = None
-    scheduler: str = "default"
     device: str | None = None
     dtype: str = "auto"
     save_rows: bool = False
@@ -62,10 +64,6 @@ class InferConfig:
     padding: int = 64  # crops: context pixels around the damage
     large_windows: str = "tile"  # crops: windows longer than size are tiled at native resolution, or scaled
     mask_dilate: int = 0  # grow the repair region by N pixels at the working scale (stained halos)
-    controlnet: str | None = None  # inpaint ControlNet (folder or hub id) for SD 1.5-family models
-    controlnet_scale: float = 1.0
-    # Only for the from-scratch DDPM engine (`--model builtin` or a trained DDPM folder).
-    ddpm: DDPMOptions = field(default_factory=DDPMOptions)
     # Limits checked before any model loads (not recorded: they never change a result).
     max_work_megapixels: float = MAX_WORK_MEGAPIXELS  # largest working canvas (--size squared bounds it)
     max_image_megapixels: float = MAX_IMAGE_MEGAPIXELS  # largest input image, checked before decoding
@@ -90,20 +88,20 @@ class InferConfig:
              f"--size {self.size}: a {self.size}x{self.size} working canvas is {self.size ** 2 / 1e6:.1f} MP, over the "
              f"{self.max_work_megapixels:g} MP limit; lower --size (crops mode keeps native resolution) or raise "
              f"--max_work_megapixels"),
-            (self.controlnet_scale >= 0, f"--controlnet_scale {self.controlnet_scale} must be >= 0"),
-            (self.controlnet is not None or self.controlnet_scale == 1.0,
-             "--controlnet_scale applies only with --controlnet; pass --controlnet or leave the scale out"),
         ]
         for ok, message in checks:
             if not ok:
                 raise UsageError(message)
-        check_engine_flags(self.model, self.sd_options(), self.ddpm,
-                           {"prompt": self.prompt, "negative_prompt": self.negative_prompt})
+        registry.check_config(self)  # engine options: their own checks, then none of another engine's
         return self
 
-    def sd_options(self) -> SDOptions:
-        return SDOptions(self.scheduler, self.lora, self.lora_scale, self.cache_dir, self.controlnet,
-                         self.controlnet_scale)
+    def engine_spec(self) -> registry.EngineSpec:
+        """The registered engine that ``model`` (with these options) selects."""
+        return registry.find(self.model, lambda spec: registry.spec_options(spec, self))
+
+    def engine_options(self):
+        """The options of :meth:`engine_spec`'s engine (None for an engine without options)."""
+        return registry.spec_options(self.engine_spec(), self)
 
     def seeds(self) -> list[int]:
         """Row i uses ``seed + i``; seed 0 draws random seeds (which are recorded in the outputs)."""
@@ -115,8 +113,8 @@ class InferConfig:
         return Sampling(self.prompt, self.negative_prompt, self.steps, self.guidance)
 
     def load_engine(self) -> Engine:
-        options = self.ddpm if is_ddpm_model(self.model) else self.sd_options()
-        return load_engine(self.model, device=self.device, dtype=self.dtype, options=options)
+        """Load the engine ``model`` selects, with its options from this config."""
+        return registry.load_engine(self.model, device=self.device, dtype=self.dtype, options=self.engine_options())
 
 
 @dataclass
@@ -206,7 +204,7 @@ def inpaint_file(cfg: InferConfig, image_path, mask_path, engine: Engine | None 
 # Fields that never change a result (limits, where to write, caches) or that the engine reports itself
 # (engine.describe() records what it used: model, scheduler, LoRA, DDPM options, dtype, device).
 NOT_A_SETTING = ("overwrite", "save_rows", "device", "cache_dir", "max_work_megapixels", "max_image_megapixels")
-ENGINE_FIELDS = ("scheduler", "lora", "lora_scale", "ddpm", "dtype")
+ENGINE_FIELDS = (*registry.config_fields(), "dtype")  # every engine's options (the registry's), and dtype
 
 
 def request(cfg: InferConfig) -> dict:
@@ -215,8 +213,20 @@ def request(cfg: InferConfig) -> dict:
     import json
 
     params = {k: v for k, v in asdict(cfg).items() if k not in (*NOT_A_SETTING, *cfg.NOT_RECORDED)}
-    params["ddpm"] = {k: v for k, v in params["ddpm"].items() if v != getattr(DDPMOptions(), k)}
+    for group in registry.option_groups():
+        if group.field is not None:  # options kept as one field (ddpm, ...): only the values given
+            params[group.field] = registry.given(getattr(cfg, group.field))
     return json.loads(json.dumps(params, sort_keys=True))
+
+
+def same_request(recorded: dict | None, wanted: dict) -> bool:
+    """Whether an output recorded as made with ``recorded`` settings was made with ``wanted`` ones. Keys with
+    no value (``None``, ``{}``) on either side are left out: an engine installed since (its options group
+    empty) or a setting that was not given does not make a finished output differ."""
+    def given(d: dict) -> dict:
+        return {k: v for k, v in d.items() if v is not None and v != {}}
+
+    return recorded is not None and given(recorded) == given(wanted)
 
 
 def metadata(cfg: InferConfig, engine: Engine | None, job: Job, **extra) -> dict:
@@ -226,10 +236,13 @@ def metadata(cfg: InferConfig, engine: Engine | None, job: Job, **extra) -> dict
     skip = (*NOT_A_SETTING, *ENGINE_FIELDS, "seed", *cfg.NOT_RECORDED)
     params = {k: v for k, v in asdict(cfg).items() if k not in skip}
     params["model"] = cfg.model
-    params.update(engine.describe() if engine is not None else {})
-    if params.get("engine") == "ddpm":  # no text conditioning: guidance and prompts were not used
-        for k in ("guidance", "prompt", "negative_prompt"):
-            params.pop(k, None)
+    if engine is not None:
+        params["engine"] = cfg.engine_spec().name  # the engine's own record below says it too
+        params.update(engine.describe())
+        spec = registry.get(params["engine"])
+        if spec is not None and not spec.prompts:  # no text conditioning: guidance and prompts were not used
+            for k in ("guidance", "prompt", "negative_prompt"):
+                params.pop(k, None)
     params.update(
         seeds=job.seeds,  # the seed of each row in this file (the only seed key: --seed 0 draws them)
         random_seeds=cfg.seed == 0,

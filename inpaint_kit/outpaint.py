@@ -11,9 +11,11 @@ inpainting. Outpainting is inpainting on an extended canvas, so this module only
    pixels never change, strips meet smoothly and a colour cast does not pile up (:func:`blend_new`).
 
     cfg = OutpaintConfig(model="builtin", left=300, up=128, rows=2, seed=7).validate()
-    engine = cfg.load_engine()
-    job = outpaint_array(engine, cfg, load_image("imgs/mural.png"), cfg.seeds(), "mural.png")
-    write_job(job, cfg, engine, "outputs/mural_outpaint.png", stem="mural_outpaint", **job_metadata(job))
+    job, engine, written, meta = outpaint_file(cfg, "imgs/mural.png", "outputs/mural_outpaint.png")
+
+:func:`outpaint_file` is the whole job on one file (read, check, load the engine if needed, extend, write),
+the same for the ``outpaint`` command, its batch runner and the UI; :func:`outpaint_array` is the
+extension alone, on arrays.
 
 The collage row is ``original on the filled canvas | canvas with the new area white | result``,
 which is :func:`inpaint_kit.collage.grid` of the job's ``image`` (the filled canvas) and ``mask``
@@ -26,7 +28,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Sequence
+from typing import Callable, ClassVar, Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -340,6 +342,25 @@ def job_metadata(job: OutpaintJob) -> dict:
     }
 
 
+def outpaint_file(cfg: OutpaintConfig, image_path, output, engine: Engine | None = None, seeds=None,
+                  progress: bool = True, load_engine: Callable[[OutpaintConfig], Engine] | None = None,
+                  source: str | None = None) -> tuple[OutpaintJob, Engine, list[Path], dict]:
+    """The outpaint job on one file: read the image and check the extended canvas (a bad file or an
+    oversized canvas fails before any model loads), load the engine unless given (``load_engine(cfg)``,
+    default ``cfg.load_engine()``), extend the image once per seed (``seeds``, default the config's) and
+    write the collage (and, with ``save_rows``, the rows) to ``output`` with the job's metadata, the image
+    recorded as ``source`` (default its path). Returns ``(job, engine, paths written, metadata)``."""
+    output = Path(output)
+    image = load_image(image_path, int(cfg.max_image_megapixels * 1e6))
+    cfg.check_canvas(*image.shape[:2], name=str(image_path))  # before loading any model
+    if engine is None:
+        engine = load_engine(cfg) if load_engine is not None else cfg.load_engine()
+    job = outpaint_array(engine, cfg, image, seeds or cfg.seeds(), Path(image_path).name, progress)
+    job.sources = {"image": source or str(image_path)}
+    written, meta = write_job(job, cfg, engine, output, stem=output.stem, **job_metadata(job))
+    return job, engine, written, meta
+
+
 def default_stem(image_path, cfg: OutpaintConfig) -> str:
     """Single-image default output stem: ``<stem>_outpaint_<side><px>...`` (e.g. ``chelsea_outpaint_left256_up128``),
     so runs extending the same image differently never target one file."""
@@ -369,13 +390,8 @@ def run_outpaint_batch(cfg: OutpaintConfig, imgs_dir, output_dir, engine: Engine
 
     def work(image_path: Path, out: Path, seeds):
         nonlocal engine
-        image = load_image(image_path, int(cfg.max_image_megapixels * 1e6))
-        cfg.check_canvas(*image.shape[:2], name=str(image_path))  # before loading any model
-        if engine is None:
-            engine = cfg.load_engine()
-        job = outpaint_array(engine, cfg, image, seeds or cfg.seeds(), image_path.name, progress)
-        job.sources = {"image": str(image_path)}
-        return write_job(job, cfg, engine, out, stem=out.stem, **job_metadata(job))
+        _, engine, written, meta = outpaint_file(cfg, image_path, out, engine, seeds, progress)
+        return written, meta
 
     report = BatchReport(clashes=[(group, [outs[i] for i in group]) for group in clashes])
     return run_items(items, output_dir, cfg.overwrite, work, progress, report, want=request(cfg),

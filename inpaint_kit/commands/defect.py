@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         path = paint_single(cfg, args.image, args.mask, args.rows, out)
         print(f"wrote {path}")
         return 0
-    from .infer import print_report
+    from .flags import print_report
     from ..shard import current, device_for
 
     shard = current(args.shard, cfg.device)

@@ -7,7 +7,7 @@ HELP = "score methods (builtin, telea, ns, model paths) by PSNR / SSIM / gradien
 
 def add_arguments(p) -> None:
     from .flags import add_device, add_progress, alias, require
-    from .infer import add_ddpm_start_arguments
+    from .flags import add_ddpm_start_arguments
 
     p.add_argument("--data", help="folder of ground-truth photos (searched recursively; required)")
     alias(p, "--images", dest="data")

@@ -31,9 +31,9 @@ import numpy as np
 import torch
 
 from ..classical import cv2_inpaint
-from . import DTYPES, Canvas, RowsMixin, Sampling, check_items, resolve_device_dtype
+from .base import DTYPES, Canvas, RowsMixin, Sampling, check_items, resolve_device_dtype
 from ..errors import InpaintKitError
-from .options import DDPMOptions
+from .options import INITS, DDPMOptions, model_defaults
 from ..geometry import cover_mask, mask_bbox, resize_image
 from ..images import save_png
 from ..ddpm.builtin import resolve_model
@@ -43,8 +43,6 @@ from ..ddpm.tensors import image_to_tensor, soften_mask, tensor_to_image
 from ..ddpm.unet import load_model
 
 DTYPE_ALIASES = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}  # also accepted here
-INITS = ("noise", "telea", "ns")
-FALLBACK_DEFAULTS = {"sampler": "ddpm", "init": "noise", "strength": 0.3}  # for models that name none
 
 
 @dataclass(frozen=True)
@@ -339,14 +337,3 @@ def load_ddpm_engine(model: str = "builtin", *, device: str | None = None, dtype
     return DDPMEngine(net, str(model), dev, dt, sampler, jump_length, jump_n_sample, mask_soften,
                       o.save_intermediates, o.intermediate_every, ov, o.max_batch, o.coarse_factor_max,
                       o.refine_strength, init, float(strength))
-
-
-def model_defaults(config, folder) -> dict:
-    """The sampling defaults a model folder names in ``config.json`` ``extra.inference``, checked, over
-    :data:`FALLBACK_DEFAULTS`."""
-    named = config.extra.get("inference", {}) if isinstance(config.extra, dict) else {}
-    d = {**FALLBACK_DEFAULTS, **{k: v for k, v in named.items() if k in FALLBACK_DEFAULTS}}
-    if d["sampler"] not in SAMPLERS or d["init"] not in INITS or not 0 < float(d["strength"]) <= 1:
-        raise InpaintKitError(f"{folder}/config.json: bad extra.inference {named}; sampler in {', '.join(SAMPLERS)}, "
-                              f"init in {', '.join(INITS)}, 0 < strength <= 1")
-    return d
