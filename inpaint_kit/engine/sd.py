@@ -300,6 +300,10 @@ class SDEngine(RowsMixin):
         }
         if "cfg_skipped" in self.last_info:
             info["cfg_skipped"] = self.last_info["cfg_skipped"]
+        from ..recipe import read_recipe  # how a merged / LoRA-fused model was made (merge-inpaint, export)
+
+        if (recipe := read_recipe(self.model)) is not None:
+            info["recipe"] = recipe
         return info
 
     def masked_image_latents(self, image: np.ndarray, mask: np.ndarray):
