@@ -120,12 +120,11 @@ def export_fused(cfg: ExportConfig) -> dict:
     from . import __version__
     from .engine.sd import _resolve_lora
     from .merge import torch_dtype, write_model
-    from .model_source import ModelSource, file_sha256
+    from .model_source import describe_model, file_sha256
 
     kind, path = _resolve_lora(cfg.lora)
-    with ModelSource(cfg.model, "--model", cfg.cache_dir) as base:  # headers only: identity of the base
-        base_id = base.identity()
     pipe = fused_pipeline(cfg.model, cfg.lora, cfg.lora_scale, cfg.cache_dir)
+    base_id = describe_model(cfg.model, cfg.cache_dir)  # after loading: a hub id is in the cache now
     pipe.to(torch_dtype(cfg.dtype))
     recipe = {
         "method": "fuse_lora" if kind == "lora" else "fuse_partial",

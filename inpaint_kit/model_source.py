@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from contextlib import ExitStack
 from pathlib import Path
 
 from .errors import InpaintKitError
@@ -33,7 +32,7 @@ DTYPE_NAMES = {"F32": "fp32", "F16": "fp16", "BF16": "bf16", "F64": "fp64"}
 
 class ModelSource:
     """One model (``flag`` names it in messages: ``--inpaint``, ``--base``, ...). Use as a context manager
-    (closes the files it keeps open). ``keys()``, ``shape(key)``, ``dtype(key)`` come from file headers;
+    (drops what it loaded). ``keys()``, ``shape(key)``, ``dtype(key)`` come from file headers;
     ``tensor(key)`` reads one UNet weight (diffusers key, stored dtype)."""
 
     def __init__(self, model: str, flag: str, cache_dir: str | None = None):
@@ -43,10 +42,10 @@ class ModelSource:
         self.config_dir: Path | None = None  # a diffusers folder holding this model's configs
         self.streamed = False  # UNet read from safetensors tensor by tensor (else held in memory)
         self.unet_config: dict = {}
-        self._where: dict = {}  # diffusers key -> (open safetensors file, key in that file)
+        self._where: dict = {}  # diffusers key -> (safetensors file, key in that file)
+        self._header: dict = {}  # diffusers key -> (shape, dtype name), from the files' headers
         self._state: dict | None = None  # in-memory UNet weights (diffusers keys)
         self._pipe = None
-        self._files = ExitStack()
         self._open()
 
     # -- opening ------------------------------------------------------------------------------------
@@ -93,11 +92,13 @@ class ModelSource:
             return None
         return folder if (folder / "model_index.json").is_file() else None
 
-    def _open_safetensors(self, file: Path):
+    def _read_header(self, file: Path) -> dict:
+        """{key: (shape, dtype name)} of a safetensors file, from its header (no tensor read)."""
         from safetensors import safe_open
 
         try:
-            return self._files.enter_context(safe_open(str(file), framework="pt"))
+            with safe_open(str(file), framework="pt") as f:
+                return {k: (tuple(f.get_slice(k).get_shape()), f.get_slice(k).get_dtype()) for k in f.keys()}
         except Exception as e:  # safetensors raises its own error types for broken headers
             raise InpaintKitError(f"{self.flag} {self.model}: {file} is not a readable safetensors file ({e})") from e
 
@@ -124,8 +125,8 @@ class ModelSource:
         if config is None:
             return False
         for file in files:
-            f = self._open_safetensors(file)
-            self._where.update({k: (f, k) for k in f.keys()})
+            for k, info in self._read_header(file).items():
+                self._where[k], self._header[k] = (file, k), info
         self.unet_config, self.streamed = config, True
         return True
 
@@ -136,12 +137,13 @@ class ModelSource:
         config = self._read_config(self.config_dir)
         if config is None:
             return False
-        f = self._open_safetensors(file)
-        mapping = unet_keys_from_ldm(f.keys(), config["layers_per_block"])
+        header = self._read_header(file)
+        mapping = unet_keys_from_ldm(header, config["layers_per_block"])
         if not mapping:
             raise InpaintKitError(f"{self.flag} {file} holds no UNet weights (no model.diffusion_model.* keys); "
                                   "it is not a Stable Diffusion checkpoint")
-        self._where = {k: (f, ldm) for k, ldm in mapping.items()}
+        self._where = {k: (file, ldm) for k, ldm in mapping.items()}
+        self._header = {k: header[ldm] for k, ldm in mapping.items()}
         self.unet_config, self.streamed = config, True
         return True
 
@@ -170,24 +172,27 @@ class ModelSource:
     def shape(self, key: str) -> tuple[int, ...]:
         if self._state is not None:
             return tuple(self._state[key].shape)
-        f, k = self._where[key]
-        return tuple(f.get_slice(k).get_shape())
+        return self._header[key][0]
 
     def dtype(self, key: str) -> str:
         """Stored dtype of a weight: fp32, fp16, bf16."""
         if self._state is not None:
             name = str(self._state[key].dtype).removeprefix("torch.")
             return {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16", "float64": "fp64"}.get(name, name)
-        f, k = self._where[key]
-        name = f.get_slice(k).get_dtype()
+        name = self._header[key][1]
         return DTYPE_NAMES.get(name, name.lower())
 
     def tensor(self, key: str):
         """One UNet weight as stored (read from disk when streamed)."""
         if self._state is not None:
             return self._state[key]
-        f, k = self._where[key]
-        return f.get_tensor(k)
+        from safetensors import safe_open
+
+        # Opened per tensor: safe_open maps the file, and every page read stays in this process's RSS
+        # while the mapping lives; reopening costs a header parse (~1 ms) and keeps the peak at one tensor.
+        file, k = self._where[key]
+        with safe_open(str(file), framework="pt") as f:
+            return f.get_tensor(k)
 
     @property
     def in_channels(self) -> int:
@@ -223,20 +228,10 @@ class ModelSource:
     # -- identity -----------------------------------------------------------------------------------
 
     def identity(self) -> dict:
-        """What the recipe records about this model: name, kind, and sha256 (of the file; of a folder, the
-        sha256 of its ``sha256sum`` listing, see :func:`folder_sha256`); hub ids add the cached revision."""
-        info = {"model": self.model, "kind": self.kind}
-        if self.path is not None and self.path.is_file():
-            info["sha256"] = file_sha256(self.path)
-        elif self.path is not None:
-            info["sha256"] = folder_sha256(self.path)
-            info["sha256_of"] = "folder listing"
-            if self.kind == "hub":
-                info["revision"] = self.path.name  # the snapshot folder is named after the commit
-        return info
+        """What the recipe records about this model (see :func:`model_identity`)."""
+        return model_identity(self.model, self.kind, self.path)
 
     def close(self) -> None:
-        self._files.close()
         self._pipe = self._state = None
 
     def __enter__(self) -> "ModelSource":
@@ -244,6 +239,39 @@ class ModelSource:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def model_identity(model: str, kind: str, path: Path | None) -> dict:
+    """Name, kind (folder | file | hub), absolute path and sha256 of a model: of the file; of a folder, the
+    sha256 of its ``sha256sum`` listing (:func:`folder_sha256`); hub ids add the cached revision."""
+    info = {"model": str(model), "kind": kind}
+    if path is None:
+        return info
+    if kind != "hub":
+        info["path"] = str(Path(path).resolve())
+    if Path(path).is_file():
+        info["sha256"] = file_sha256(path)
+    else:
+        info["sha256"] = folder_sha256(path)
+        info["sha256_of"] = "folder listing"
+        if kind == "hub":
+            info["revision"] = Path(path).name  # the snapshot folder is named after the commit
+    return info
+
+
+def describe_model(model: str, cache_dir: str | None = None) -> dict:
+    """:func:`model_identity` of a ``--model`` name without loading anything (a hub id: its cached folder,
+    if it is in the cache)."""
+    path = Path(str(model)).expanduser()
+    if path.exists():
+        return model_identity(model, "folder" if path.is_dir() else "file", path)
+    from huggingface_hub import snapshot_download
+
+    try:
+        folder = Path(snapshot_download(str(model), cache_dir=cache_dir, local_files_only=True))
+    except Exception:  # noqa: BLE001 (not cached: nothing to hash)
+        folder = None
+    return model_identity(model, "hub", folder)
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 24) -> str:
