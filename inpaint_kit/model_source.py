@@ -160,8 +160,8 @@ class ModelSource:
 
         try:
             return load_pipeline(self.model, cache_dir=self.cache_dir)
-        except InpaintKitError as e:
-            raise InpaintKitError(f"{self.flag}: {e}") from e
+        except InpaintKitError as e:  # infer's messages name --model; here the flag is another
+            raise InpaintKitError(f"{self.flag}: {str(e).replace('--model', self.flag)}") from e
 
     # -- the UNet -----------------------------------------------------------------------------------
 

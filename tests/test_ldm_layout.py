@@ -48,3 +48,39 @@ def test_sd2_text_encoder_round_trips_through_diffusers_openclip_reader():
                 for k, v in text.state_dict().items() if not k.endswith("position_ids")}
     assert set(back) == set(original)
     assert all(torch.equal(back[k], original[k]) for k in original)
+
+
+def test_sd2_style_pipeline_round_trips_through_from_single_file(tmp_path):
+    """A pipeline of the SD 2.x kind (cross-attention 1024, linear projections, an OpenCLIP-width text
+    encoder; small otherwise) written in the original layout loads back with diffusers' from_single_file
+    (text encoder through its OpenCLIP reader) to exactly the same weights."""
+    from diffusers import StableDiffusionInpaintPipeline, UNet2DConditionModel
+    from safetensors.torch import save_file
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from inpaint_kit.ldm_layout import ldm_state_dict
+    from inpaint_kit.presets import build_pipeline
+
+    tiny = build_pipeline("tiny", seed=0)
+    tok = tiny.tokenizer
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(in_channels=9, out_channels=4, block_out_channels=(32, 64), layers_per_block=2,
+                                sample_size=8, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=1024,
+                                attention_head_dim=(2, 4), use_linear_projection=True)
+    text = CLIPTextModel(CLIPTextConfig(hidden_size=1024, intermediate_size=64, num_hidden_layers=2, num_attention_heads=16,
+                                        vocab_size=len(tok), max_position_embeddings=77, bos_token_id=tok.bos_token_id,
+                                        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, hidden_act="gelu"))
+    pipe = StableDiffusionInpaintPipeline(vae=tiny.vae, text_encoder=text, tokenizer=tok, unet=unet, scheduler=tiny.scheduler,
+                                          safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    pipe.save_pretrained(tmp_path / "sd2ish")
+    state = ldm_state_dict(pipe)
+    assert "cond_stage_model.model.transformer.resblocks.1.attn.in_proj_weight" in state
+    save_file(state, str(tmp_path / "sd2ish.safetensors"))
+    back = StableDiffusionInpaintPipeline.from_single_file(str(tmp_path / "sd2ish.safetensors"), config=str(tmp_path / "sd2ish"),
+                                                           local_files_only=True, safety_checker=None,
+                                                           requires_safety_checker=False)
+    for name in ("unet", "vae", "text_encoder"):
+        want, got = getattr(pipe, name).state_dict(), getattr(back, name).state_dict()
+        assert set(want) == set(got), name
+        assert all(torch.equal(want[k], got[k]) for k in want), name

@@ -336,3 +336,25 @@ def test_library_checks_raise_before_reading_weights(models, tmp_path):
                       output_dir=str(tmp_path / "o"))
     with pytest.raises(InpaintKitError, match="is not an inpainting model"):
         merge_inpaint(cfg, progress=False)
+
+
+def test_hub_ids_are_read_from_the_cache_and_an_uncached_one_offline_is_one_line(models, tmp_path, monkeypatch, capsys):
+    """A hub id in the Hugging Face cache streams from its snapshot folder (revision recorded); one that is
+    not cached, with HF_HUB_OFFLINE set, is a one-line error naming the flag."""
+    from inpaint_kit.model_source import folder_sha256
+
+    cache = tmp_path / "hf"
+    repo = cache / "models--someone--sd-base"
+    shutil.copytree(models["B"], repo / "snapshots" / "0123abc")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0123abc")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    cfg = MergeConfig(inpaint=str(models["A"]), base="someone/sd-base", custom=str(models["C"]),
+                      output_dir=str(tmp_path / "m"), alpha=ALPHA, cache_dir=str(cache))
+    recipe = merge_inpaint(cfg, progress=False)
+    want, got = unet(models["merged"]), unet(tmp_path / "m")
+    assert all(torch.equal(want[k], got[k]) for k in want)
+    assert recipe["models"]["base"] == {"model": "someone/sd-base", "kind": "hub", "revision": "0123abc",
+                                        "sha256": folder_sha256(models["B"]), "sha256_of": "folder listing"}
+    err = one_line_cli(merge_args(models, tmp_path / "o", **{"--base": "someone/other", "--cache_dir": cache}), capsys)
+    assert "--base: model 'someone/other' is not in the Hugging Face cache" in err and "pass --base PATH" in err
