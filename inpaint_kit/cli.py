@@ -26,6 +26,8 @@ COMMANDS = {
     "ui": "inpaint_kit.commands.ui",
     "train-defect": "inpaint_kit.commands.train_defect",
     "defect": "inpaint_kit.commands.defect",
+    "merge-inpaint": "inpaint_kit.commands.merge_inpaint",
+    "export": "inpaint_kit.commands.export",
 }
 
 

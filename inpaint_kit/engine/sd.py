@@ -229,6 +229,10 @@ class PipelineEngine(RowsMixin):
         }
         if "cfg_skipped" in self.last_info:
             info["cfg_skipped"] = self.last_info["cfg_skipped"]
+        from ..recipe import read_recipe  # how a merged / LoRA-fused model was made (merge-inpaint, export)
+
+        if (recipe := read_recipe(self.model)) is not None:
+            info["recipe"] = recipe
         return info
 
     def initial_latents(self, seeds: Sequence[int], h: int, w: int):
