@@ -2,8 +2,8 @@
 class). A command's flags come from its config dataclass (:mod:`inpaint_kit.train.config`): one flag per
 field, with the field's default, help, choices and old spellings, so nothing is restated; running it builds
 the config, runs the trainer (which prints its messages and closing summary on the main process only) and
-returns 0. A new trainer is one row here plus a three-line module ``commands/train_<name>.py`` that
-``inpaint_kit.cli`` lists.
+returns 0. A new trainer is one row here plus its ``"train-<name>": "inpaint_kit.commands.training:train-<name>"``
+line in :data:`inpaint_kit.cli.COMMANDS`.
 
 Shared flags come from :mod:`inpaint_kit.commands.flags` (``--output_dir``, ``--resume [PATH]``,
 ``--overwrite``, ``--device``/``--threads``, ``--no_progress``/``--verbose``). Every other flag has no

@@ -1,5 +1,0 @@
-"""``inpaint-kit train-ddpm``: one row of :data:`inpaint_kit.commands.training.TRAIN_COMMANDS`."""
-
-from .training import command
-
-HELP, add_arguments, run = command("train-ddpm")
