@@ -34,6 +34,7 @@ import re
 import struct
 import warnings
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import escape, unescape
@@ -153,6 +154,18 @@ def _check_size(path: Path, w: int, h: int, max_pixels: int) -> None:
             "downscale it first or raise --max_image_megapixels")
 
 
+@contextmanager
+def _our_limit():
+    """Pillow's decompression-bomb check off: our --max_image_megapixels decides (checked on the header)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
 def _open(path: str | Path, max_pixels: int) -> Image.Image:
     """Open and fully decode an image with Pillow, turning every failure into one line naming the file."""
     path = Path(path)
@@ -160,15 +173,10 @@ def _open(path: str | Path, max_pixels: int) -> Image.Image:
     try:
         # Our limit decides, not Pillow's own (89.5 MP warning, 179 MP error): Pillow's check is off while
         # it reads the header, and the size is checked right after, before anything is decoded.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
-            try:
-                im = Image.open(path)
-                _check_size(path, *im.size, max_pixels)
-                im.load()
-            finally:
-                Image.MAX_IMAGE_PIXELS = saved
+        with _our_limit():
+            im = Image.open(path)
+            _check_size(path, *im.size, max_pixels)
+            im.load()
     except InpaintKitError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
@@ -281,18 +289,18 @@ def _read_png(path: Path, max_pixels: int) -> Master:
     data = path.read_bytes()
     chunks = _png_chunks(data)
     if not chunks or chunks[0][0] != b"IHDR" or len(chunks[0][1]) < 13:
-        raise InpaintKitError(f"{path}: not a readable PNG (no IHDR); re-export it")
+        raise InpaintKitError(f"{path}: not a readable image (PNG without IHDR); re-export it")
     w, h, bits, colour_type = struct.unpack(">IIBB", chunks[0][1][:10])
     _check_size(path, w, h, max_pixels)
     if colour_type == 3 or bits < 8:  # palette or 1/2/4-bit grey: Pillow expands them to 8 bits
         return _read_pillow(path, _open(path, max_pixels))
     try:
         pixels = imagecodecs.png_decode(data)
-        with Image.open(path) as im:  # metadata only (not decoded)
+        with _our_limit(), Image.open(path) as im:  # metadata only (not decoded)
             extras = _pillow_extras(im)
             text = {k: v for k, v in getattr(im, "text", {}).items()}
     except Exception as e:  # libpng / Pillow errors for damaged files
-        raise InpaintKitError(f"{path}: not a readable PNG ({e}); re-export it")
+        raise InpaintKitError(f"{path}: not a readable image (PNG: {e}); re-export it")
     if pixels.ndim == 2:
         pixels = pixels[..., None]
     mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[pixels.shape[2]]
@@ -310,45 +318,58 @@ def _read_tiff(path: Path, max_pixels: int) -> Master:
     try:
         tf = tifffile.TiffFile(path)
     except Exception as e:  # tifffile raises TiffFileError, ValueError, struct.error on broken headers
-        raise InpaintKitError(f"{path}: not a readable TIFF ({e}); re-export it")
-    with tf:
-        page = tf.pages.first
-        pages = len(tf.pages)
-        h, w = page.imagelength, page.imagewidth
-        _check_size(path, w, h, max_pixels)
-        mode = _tiff_mode(path, page)
-        try:
-            pixels = page.asarray()
-        except Exception as e:  # missing codec, truncated strips
-            raise InpaintKitError(f"{path}: TIFF pixels could not be decoded ({e}); re-export it")
-        if pixels.ndim == 2:
-            pixels = pixels[..., None]
-        elif page.planarconfig == tifffile.PLANARCONFIG.SEPARATE and pixels.shape[0] == len(mode):
-            pixels = np.moveaxis(pixels, 0, -1)
-        tags = page.tags
-        value = lambda code: tags[code].value if code in tags else None  # noqa: E731
-        icc = value(34675)
-        xmp = value(700)
-        res = None
-        unit = RESOLUTION_UNITS.get(int(value(296) or 2))
-        xr, yr = value(282), value(283)
-        if unit and xr and yr:
-            x, y = xr[0] / xr[1], yr[0] / yr[1]
-            res = (x, y, unit) if x > 0 and y > 0 else None
-        code = int(page.compression)
-        compression = TIFF_LOSSLESS.get(code, "zlib")
-        notes = []
-        if pages > 1:
-            notes.append(f"multi-page TIFF: page 1 of {pages} used (the others are not written)")
-        if code not in TIFF_LOSSLESS:
-            notes.append(f"TIFF compression {page.compression.name}: written as deflate (lossless)")
-        desc = value(270)
-        text = {"ImageDescription": desc} if isinstance(desc, str) and desc else {}
-        predictor = int(page.predictor) if compression and int(page.predictor) in (2, 3) else None
+        raise InpaintKitError(f"{path}: not a readable image (TIFF: {e}); re-export it")
+    try:
+        with tf:
+            return _tiff_master(path, tf, max_pixels)
+    except InpaintKitError:
+        raise
+    except Exception as e:  # a damaged IFD, no page at all, a codec tifffile lacks
+        raise InpaintKitError(f"{path}: not a readable image (TIFF: {e!r}); re-export it") from None
+
+
+def _tiff_master(path: Path, tf, max_pixels: int) -> Master:
+    import tifffile
+
+    page = tf.pages.first
+    pages = len(tf.pages)
+    h, w = page.imagelength, page.imagewidth
+    _check_size(path, w, h, max_pixels)
+    mode = _tiff_mode(path, page)
+    try:
+        pixels = page.asarray()
+    except Exception as e:  # missing codec, truncated strips
+        raise InpaintKitError(f"{path}: TIFF pixels could not be decoded ({e}); re-export it")
+    if pixels.ndim == 2:
+        pixels = pixels[..., None]
+    elif page.planarconfig == tifffile.PLANARCONFIG.SEPARATE and pixels.shape[0] == len(mode):
+        pixels = np.moveaxis(pixels, 0, -1)
+    tags = page.tags
+    value = lambda code: tags[code].value if code in tags else None  # noqa: E731
+    icc = value(34675)
+    xmp = value(700)
+    res = None
+    unit = RESOLUTION_UNITS.get(int(value(296) or 2))
+    xr, yr = value(282), value(283)
+    if unit and xr and yr:
+        x, y = xr[0] / xr[1], yr[0] / yr[1]
+        res = (x, y, unit) if x > 0 and y > 0 else None
+    code = int(page.compression)
+    compression = TIFF_LOSSLESS.get(code, "zlib")
+    notes = []
+    if pages > 1:
+        notes.append(f"multi-page TIFF: page 1 of {pages} used (the others are not written)")
+    if code not in TIFF_LOSSLESS:
+        notes.append(f"TIFF compression {page.compression.name}: written as deflate (lossless)")
+    desc = value(270)
+    text = {"ImageDescription": desc} if isinstance(desc, str) and desc else {}
+    predictor = int(page.predictor) if compression and int(page.predictor) in (2, 3) else None
     exif = _tiff_exif(path)
+    orientation = int(value(274) or 1)
     return Master(path, "tiff", np.ascontiguousarray(pixels), mode, icc=bytes(icc) if icc else None,
-                  resolution=res, exif=exif, orientation=_orientation(exif), xmp=bytes(xmp) if xmp else None,
-                  text=text, compression=compression, predictor=predictor, notes=notes)
+                  resolution=res, exif=exif, orientation=orientation if orientation in range(1, 9) else 1,
+                  xmp=bytes(xmp) if xmp else None, text=text, compression=compression, predictor=predictor,
+                  notes=notes)
 
 
 def _tiff_mode(path: Path, page) -> str:
@@ -364,7 +385,7 @@ def _tiff_mode(path: Path, page) -> str:
     modes = {(P.MINISBLACK, 1): "L", (P.MINISBLACK, 2): "LA", (P.RGB, 3): "RGB", (P.RGB, 4): "RGBA",
              (P.SEPARATED, 4): "CMYK", (P.YCBCR, 3): "RGB"}
     mode = modes.get((page.photometric, samples))
-    if mode is None or (mode in ("LA", "RGBA") and len(extra) != 1) or (mode == "CMYK" and page.inkset not in (1, None)):
+    if mode is None or (mode in ("LA", "RGBA") and len(extra) != 1) or (mode == "CMYK" and 332 in page.tags and page.tags[332].value != 1):
         raise InpaintKitError(f"{path}: {what} is not supported (supported: {SUPPORTED} TIFF); convert it first")
     return mode
 
@@ -373,7 +394,7 @@ def _tiff_exif(path: Path) -> bytes | None:
     """A TIFF's descriptive IFD0 tags (:data:`TIFF_CARRIED`) and its EXIF/GPS sub-IFDs as one EXIF block
     (Pillow reads them; a TIFF Pillow cannot open keeps no EXIF)."""
     try:
-        with Image.open(path) as im:
+        with _our_limit(), Image.open(path) as im:
             src = im.getexif()
             ex = Image.Exif()
             for tag in TIFF_CARRIED:
@@ -536,7 +557,9 @@ def _write_tiff(tmp, pixels: np.ndarray, mode: str, master: Master | None, metad
         else:
             extratags.append((code, dtype, count, value, True))
     description = master.text.get("ImageDescription") if master is not None else None
-    tifffile.imwrite(tmp, pixels, photometric=photometric, planarconfig="contig", metadata=None,
+    single = pixels.shape[2] == 1  # grey: a 2-D page (tifffile takes (H, W, 1) for 1-sample planar data)
+    tifffile.imwrite(tmp, pixels[..., 0] if single else pixels, photometric=photometric,
+                     planarconfig=None if single else "contig", metadata=None,
                      description=description, software=software, iccprofile=icc,
                      extrasamples=("unassalpha",) if alpha else None, extratags=extratags, **kwargs)
     if subifds:
@@ -619,7 +642,7 @@ def read_metadata(path: str | Path) -> dict:
             xmp = tf.pages.first.tags.get(700)
             found = _XMP_PARAMS.findall(bytes(xmp.value).decode("utf-8", "replace")) if xmp else []
         return json.loads(unescape(found[-1])) if found else {}
-    with Image.open(path) as im:
+    with _our_limit(), Image.open(path) as im:
         text = getattr(im, "text", {}) or im.info
         raw = text.get(METADATA_KEY)
     return json.loads(raw) if raw else {}

@@ -151,8 +151,9 @@ class ModelRows(Sequence):
     """``Job.results`` built on demand from the model's view and the rows' fills, one at a time: a large
     scan's rows never all sit in memory (the collage and the API read them in turn)."""
 
-    def __init__(self, image: np.ndarray, fills: list[Fill]):
+    def __init__(self, image: np.ndarray, fills: list[Fill], keep: bool = True):
         self.image, self.fills = image, fills
+        self.kept: dict[int, np.ndarray] | None = {} if keep else None  # keep=False: nothing held (collage)
 
     def __len__(self) -> int:
         return len(self.fills)
@@ -160,7 +161,12 @@ class ModelRows(Sequence):
     def __getitem__(self, i):
         if isinstance(i, slice):
             return [self[k] for k in range(*i.indices(len(self)))]
-        return self.fills[i].on_model(self.image)
+        i = range(len(self))[i]
+        if self.kept is None:
+            return self.fills[i].on_model(self.image)
+        if i not in self.kept:  # the same array every time (viewers compare by identity)
+            self.kept[i] = self.fills[i].on_model(self.image)
+        return self.kept[i]
 
 
 def load_pair(image_path: str | Path, mask_path: str | Path, mask_mode: str,
@@ -185,7 +191,7 @@ def read_pair(image_path: str | Path, mask_path: str | Path, mask_mode: str,
     max_pixels = int(max_megapixels * 1e6)
     master = read_image(image_path, max_pixels)
     for note in master.notes:
-        log.info("%s: %s", image_path, note)
+        log.warning("%s: %s", image_path, note)
     image = model_rgb(master, colour_management)
     mask = from_channels(*load_mask_channels(mask_path, max_pixels), mask_mode, name=str(mask_path))
     if mask.shape != image.shape[:2]:
@@ -372,13 +378,15 @@ def write_job(job: Job, cfg: InferConfig, engine: Engine | None, collage_path, s
         written.append(mask_file)
     if cfg.mark_fills:
         for entry, seed in zip(rows, job.seeds):
+            row = job.fills[entry["row"]].on_model(job.image)  # not kept: a large scan's rows come one at a time
             entry["marked"] = record.write_marked(record.marked_path(collage_path, stem, entry["row"], seed),
-                                                  job.results[entry["row"]], job.mask, meta)
+                                                  row, job.mask, meta)
             written.append(entry["marked"])
     if cfg.record:
         written.append(record.write_record(record.record_path(collage_path, stem), job, cfg, engine, rows,
                                            mask_file, meta))
-    sheet = grid(job.image, job.mask, job.results, cfg.collage_spacing_h, cfg.collage_spacing_v)
+    rows_in_turn = ModelRows(job.image, job.fills, keep=False) if isinstance(job.results, ModelRows) else job.results
+    sheet = grid(job.image, job.mask, rows_in_turn, cfg.collage_spacing_h, cfg.collage_spacing_v)
     written.append(save_png(collage_path, sheet, meta, a1111(meta)))  # last: its presence means "done"
     return written, meta
 
