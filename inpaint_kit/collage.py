@@ -29,12 +29,12 @@ def grid(
     h, w = original.shape[:2]
     rows = len(results)
     out = np.full((rows * h + (rows - 1) * spacing_v, 3 * w + 2 * spacing_h, 3), SPACING_COLOUR, np.uint8)
-    preview = masked_preview(original, mask)
     for r, result in enumerate(results):
         if result.shape != original.shape:
             raise ValueError(f"row {r} result is {result.shape}, expected {original.shape}")
         top = r * (h + spacing_v)
-        for c, tile in enumerate((original, preview, result)):
+        for c, tile in enumerate((original, original, result)):
             left = c * (w + spacing_h)
             out[top : top + h, left : left + w] = tile
+        out[top : top + h, w + spacing_h : 2 * w + spacing_h][mask] = 255  # the masked preview, painted in place
     return out

@@ -457,7 +457,7 @@ def write_image(path: str | Path, pixels: np.ndarray, mode: str, master: Master 
     if pixels.dtype not in (np.uint8, np.uint16) or pixels.shape[2] != len(mode):
         raise ValueError(f"write_image: {pixels.dtype} {pixels.shape} does not fit mode {mode}")
     if fmt == "png":
-        return atomic_write(path, lambda tmp: Path(tmp).write_bytes(_png_bytes(pixels, mode, master, metadata, infotext)))
+        return atomic_write(path, lambda tmp: _write_png(tmp, pixels, mode, master, metadata, infotext))
     return atomic_write(path, lambda tmp: _write_tiff(tmp, pixels, mode, master, metadata, infotext))
 
 
@@ -482,12 +482,14 @@ def _text_chunk(key: str, value: str) -> bytes:
         return _chunk(b"iTXt", key.encode("latin-1") + b"\x00\x00\x00\x00\x00" + value.encode("utf-8"))
 
 
-def _png_bytes(pixels: np.ndarray, mode: str, master: Master | None, metadata, infotext) -> bytes:
+def _write_png(tmp, pixels: np.ndarray, mode: str, master: Master | None, metadata, infotext) -> None:
+    """libpng's encoding (IHDR + IDAT only) with our ancillary chunks put right after IHDR, written in
+    pieces: a large image's compressed data is never copied."""
     import imagecodecs
 
-    if mode == "CMYK" or mode == "CMYKA":
+    if mode in ("CMYK", "CMYKA"):
         raise InpaintKitError("CMYK cannot be written as PNG; use TIFF")
-    body = _png_chunks(imagecodecs.png_encode(pixels[..., 0] if pixels.shape[2] == 1 else pixels))
+    data = imagecodecs.png_encode(pixels[..., 0] if pixels.shape[2] == 1 else pixels)
     extra = []
     if master is not None and master.png_chunks:
         extra = [_chunk(k, d) for k, d in master.png_chunks]  # a PNG's own chunks, byte for byte
@@ -506,8 +508,13 @@ def _png_bytes(pixels: np.ndarray, mode: str, master: Master | None, metadata, i
         extra.append(_text_chunk(METADATA_KEY, json.dumps(metadata, sort_keys=True)))
     if infotext:
         extra.append(_text_chunk(INFOTEXT_KEY, infotext))
-    head, rest = body[0], body[1:]  # IHDR first; ancillary chunks go before the image data
-    return b"\x89PNG\r\n\x1a\n" + _chunk(*head) + b"".join(extra) + b"".join(_chunk(k, d) for k, d in rest)
+    after_ihdr = 8 + 25  # signature, then IHDR (13 data bytes): the ancillary chunks go before any IDAT
+    if data[12:16] != b"IHDR":
+        raise ValueError("unexpected PNG encoder output")
+    with open(tmp, "wb") as f:
+        f.write(memoryview(data)[:after_ihdr])
+        f.write(b"".join(extra))
+        f.write(memoryview(data)[after_ihdr:])
 
 
 def provenance_xmp(xmp: bytes | None, metadata: dict | None, infotext: str | None) -> bytes | None:

@@ -142,9 +142,31 @@ def _src_jpeg_exif6(d):
     return d / "a.jpg", stored, dict(ext=".png", mode="RGB", icc=None, dpi=300, orientation=6)
 
 
+def _src_jpeg_cmyk(d):
+    Image.fromarray(_values(H, W, 4, 8), "CMYK").save(d / "a.jpg", quality=95)
+    with Image.open(d / "a.jpg") as im:
+        stored = np.asarray(im)  # CMYK as Pillow decodes it (Adobe's inverted storage undone)
+    return d / "a.jpg", stored, dict(ext=".tif", mode="CMYK", icc=None, dpi=None)
+
+
+def _src_webp_lossless(d):
+    Image.fromarray(_values(H, W, 3, 8)).save(d / "a.webp", lossless=True)
+    with Image.open(d / "a.webp") as im:
+        stored = np.asarray(im.convert("RGB"))
+    return d / "a.webp", stored, dict(ext=".png", mode="RGB", icc=None, dpi=None)
+
+
+def _src_png_palette(d):
+    Image.fromarray(_values(H, W, 3, 8)).quantize(64).save(d / "a.png")
+    with Image.open(d / "a.png") as im:
+        stored = np.asarray(im.convert("RGB"))  # a palette PNG's row is its RGB expansion
+    return d / "a.png", stored, dict(ext=".png", mode="RGB", icc=None, dpi=None)
+
+
 SOURCES = {f.__name__.removeprefix("_src_"): f for f in (
     _src_png8_rgb, _src_png16_rgb_icc, _src_png16_grey, _src_png8_grey_alpha, _src_png16_rgba_icc_exif6,
-    _src_tif16_rgb_lzw_icc, _src_tif8_grey_deflate, _src_tif16_rgba, _src_tif_cmyk, _src_jpeg_exif6)}
+    _src_tif16_rgb_lzw_icc, _src_tif8_grey_deflate, _src_tif16_rgba, _src_tif_cmyk, _src_jpeg_exif6,
+    _src_jpeg_cmyk, _src_webp_lossless, _src_png_palette)}
 
 
 def _read_stored(path: Path):
@@ -191,7 +213,7 @@ def test_round_trip_keeps_depth_mode_profile_resolution_exif_and_unmasked_values
         assert compression == want["compression"]
     with Image.open(row) as im:
         exif = im.getexif()
-    if orientation != 1 or kind.startswith("jpeg"):
+    if "exif" in kind:  # sources written with EXIF (Orientation 6, Make, DateTimeOriginal in the sub-IFD)
         assert exif.get(274) == orientation and exif.get(271) == "Scanner Co"
         assert exif.get_ifd(0x8769).get(36867) == "2021:03:04 05:06:07"
     meta = read_metadata(row)
