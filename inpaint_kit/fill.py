@@ -46,6 +46,11 @@ class Fill:
         out[self.ys, self.xs] = _blend(self._float(), self.alpha, image[self.ys, self.xs], 8)
         return out
 
+    def paint(self, image: np.ndarray, out: np.ndarray) -> None:
+        """Write :meth:`on_model`'s row into ``out`` (an ``(H, W, 3)`` array or view) without a copy."""
+        out[...] = image
+        out[self.ys, self.xs] = _blend(self._float(), self.alpha, image[self.ys, self.xs], 8)
+
     def stored(self, master: "Master", colour_management: bool = True) -> "StoredFill":
         """The fill as stored values of ``master``: its colour space (profile, grey, CMYK), its depth
         (quantised once), its stored orientation; feather-band pixels blended with the stored values."""

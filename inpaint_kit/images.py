@@ -461,13 +461,43 @@ def write_image(path: str | Path, pixels: np.ndarray, mode: str, master: Master 
     return atomic_write(path, lambda tmp: _write_tiff(tmp, pixels, mode, master, metadata, infotext))
 
 
-def save_png(path: str | Path, image: np.ndarray, metadata: dict | None = None, infotext: str | None = None) -> Path:
+def save_png(path: str | Path, image: np.ndarray, metadata: dict | None = None, infotext: str | None = None,
+             bgr: bool = False) -> Path:
     """Write an RGB uint8 image as PNG (atomically), with ``metadata`` as JSON in the ``inpaint-kit`` text
     chunk and, if given, ``infotext`` (:func:`inpaint_kit.infotext.a1111`) in AUTOMATIC1111's ``parameters``
-    chunk, which image viewers, web UIs and metadata readers parse."""
+    chunk, which image viewers, web UIs and metadata readers parse. ``bgr``: ``image`` is stored in BGR
+    order and goes through OpenCV's encoder, which streams rows to the file (no compressed copy in memory:
+    large collages)."""
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"save_png expects RGB uint8 (H, W, 3), got {image.dtype} {image.shape}")
-    return write_image(path, image, "RGB", None, "png", metadata, infotext)
+    if not bgr:
+        return write_image(path, image, "RGB", None, "png", metadata, infotext)
+    return atomic_write(path, lambda tmp: _write_png_streamed(tmp, image, metadata, infotext))
+
+
+def _write_png_streamed(tmp, bgr: np.ndarray, metadata, infotext) -> None:
+    """OpenCV encodes to a scratch file; its IHDR, then our text chunks, then its IDATs are copied over."""
+    import shutil
+
+    import cv2
+
+    raw = Path(tmp).with_name(Path(tmp).name + ".raw.png")
+    try:
+        if not cv2.imwrite(str(raw), bgr, [cv2.IMWRITE_PNG_COMPRESSION, 6]):
+            raise InpaintKitError(f"{tmp}: OpenCV could not write the PNG; check the folder and free space")
+        extra = []
+        if metadata:
+            extra.append(_text_chunk(METADATA_KEY, json.dumps(metadata, sort_keys=True)))
+        if infotext:
+            extra.append(_text_chunk(INFOTEXT_KEY, infotext))
+        with open(raw, "rb") as src, open(tmp, "wb") as dst:
+            head = src.read(33)  # signature + IHDR
+            if head[12:16] != b"IHDR":
+                raise ValueError("unexpected PNG encoder output")
+            dst.write(head + b"".join(extra))
+            shutil.copyfileobj(src, dst, 1 << 22)
+    finally:
+        raw.unlink(missing_ok=True)
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:

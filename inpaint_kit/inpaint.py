@@ -13,6 +13,7 @@ import logging
 import secrets
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import ClassVar
 from pathlib import Path
 
@@ -385,9 +386,11 @@ def write_job(job: Job, cfg: InferConfig, engine: Engine | None, collage_path, s
     if cfg.record:
         written.append(record.write_record(record.record_path(collage_path, stem), job, cfg, engine, rows,
                                            mask_file, meta))
-    rows_in_turn = ModelRows(job.image, job.fills, keep=False) if isinstance(job.results, ModelRows) else job.results
-    sheet = grid(job.image, job.mask, rows_in_turn, cfg.collage_spacing_h, cfg.collage_spacing_v)
-    written.append(save_png(collage_path, sheet, meta, a1111(meta)))  # last: its presence means "done"
+    # Rows painted straight into the sheet, stored BGR for OpenCV's streaming PNG writer: a large scan's
+    # collage costs its own size only (docs/benchmarks.md, archive masters).
+    rows = [partial(f.paint, job.image) for f in job.fills] if isinstance(job.results, ModelRows) else job.results
+    sheet = grid(job.image, job.mask, rows, cfg.collage_spacing_h, cfg.collage_spacing_v, bgr=True)
+    written.append(save_png(collage_path, sheet, meta, a1111(meta), bgr=True))  # last: its presence means "done"
     return written, meta
 
 
