@@ -236,6 +236,19 @@ def test_tiff_keeps_its_tags_and_carries_our_provenance_in_xmp(tmp_path, tiny_mo
     assert meta["input"]["icc_profile"].startswith("Adobe RGB")
 
 
+def test_jpeg_exif_goes_into_a_tiff_row_with_its_sub_ifd(tmp_path, tiny_model_dir):
+    src, stored, _ = _src_jpeg_exif6(tmp_path)
+    mask_file, repair = _mask_file(tmp_path / "a_mask.png", (H, W))
+    assert main(["infer", "--model", str(tiny_model_dir), "--image", str(src), "--mask", str(mask_file),
+                 "--output_dir", str(tmp_path / "o"), *FAST, "--output_format", "tiff"]) == 0
+    with tifffile.TiffFile(tmp_path / "o" / "a_row0_seed5.tif") as tf:
+        page = tf.pages.first
+        assert page.tags["Orientation"].value == 6 and page.tags["Make"].value == "Scanner Co"
+        assert page.tags["ExifTag"].value["DateTimeOriginal"] == "2021:03:04 05:06:07"
+        x = page.tags["XResolution"].value
+        assert x[0] / x[1] == pytest.approx(300) and np.array_equal(page.asarray().shape, stored.shape)
+
+
 def test_png_rows_stay_readable_by_sd_parsers(tmp_path, tiny_model_dir):
     sd_parsers = pytest.importorskip("sd_parsers")
     src, _, _ = _src_png16_rgb_icc(tmp_path)
@@ -279,7 +292,7 @@ def test_record_fill_layer_reproduces_the_row_and_the_record_names_everything(tm
     assert rec["seeds"] == [5, 6] and rec["settings"]["steps"] == 2 and rec["colour_management"] == "on"
 
 
-def test_batch_resume_finds_tif_rows_and_the_manifest_points_to_records(tmp_path, tiny_model_dir):
+def test_batch_resume_finds_tif_rows_and_the_manifest_points_to_records(tmp_path, tiny_model_dir, capsys):
     imgs, masks, out = tmp_path / "imgs", tmp_path / "masks", tmp_path / "out"
     imgs.mkdir(), masks.mkdir()
     _src_tif16_rgb_lzw_icc(imgs)
@@ -291,8 +304,12 @@ def test_batch_resume_finds_tif_rows_and_the_manifest_points_to_records(tmp_path
     first = row.read_bytes()
     line = json.loads((out / "manifest.jsonl").read_text().splitlines()[0])
     assert line["record"] == str(out / "a_record.json") and str(row) in line["files"]
+    capsys.readouterr()
+    assert main(args) == 0  # every file there, .tif rows included: skipped
+    assert "0 written, 1 skipped" in capsys.readouterr().err
     row.unlink()  # a missing .tif row: the item is completed, not skipped
     assert main(args) == 0
+    assert "1 written, 0 skipped" in capsys.readouterr().err
     assert np.array_equal(tifffile.imread(row), tifffile.imread(io.BytesIO(first)))  # same seed, same row
 
 
