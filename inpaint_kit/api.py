@@ -15,6 +15,10 @@ builds this config and calls the same :func:`inpaint_kit.inpaint.inpaint_array`)
 CLI's conventions: any PIL mode (16-bit, palette, alpha, EXIF orientation applied), output at the
 input's exact size, pixels outside the mask unchanged. A mask is a PIL image, a grey ``uint8`` array
 (read with ``cfg.mask_mode``: black = repaint by default) or a ``bool`` array (True = repaint).
+
+An image given as a file path is read as an archive master (:func:`inpaint_kit.images.read_image`):
+``save`` and ``save_row`` then write rows at its depth, colour mode, profile and metadata, as ``infer``
+does (docs/archive.md); ``images`` stay the 8-bit sRGB view.
 """
 
 from __future__ import annotations
