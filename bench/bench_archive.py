@@ -9,8 +9,8 @@ Each command runs in its own Python process; its peak resident memory (``ru_maxr
 ends. Python, torch and the model are the same in both, so the difference is what the image costs: it
 is reported in copies of the 288 MB master (the goal: under about 4). The mask is two small boxes, so
 the model's work is a few crop windows and the run stays short; ``--save_rows`` writes the 16-bit TIFF
-row (a drop-in replacement), plus the 8-bit collage (original | masked | result, full size: 1.5 copies
-of the master's 16-bit size per row).
+row (a drop-in replacement), plus the 8-bit collage (original | masked | result at full size), which is
+written in bands and never whole in memory.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def main() -> None:
             results.append((name, r))
             print(name, r, flush=True)
     base = results[0][1]["peak_mb"]
-    lines = [f"| run | peak RSS (MB) | above baseline (MB) | copies of the {copy_mb:.0f} MB master |",
+    lines = [f"| run | peak RSS (MiB) | above baseline (MiB) | copies of the master ({copy_mb:.0f} MiB = 288 MB) |",
              "| --- | ---: | ---: | ---: |"]
     for name, r in results:
         extra = r["peak_mb"] - base
@@ -117,8 +117,9 @@ Command: `{cmd}` (model `{args.model}`, {args.steps} steps, `--area crops --size
 "Above baseline" is the peak of the command on the large master minus the same command on a 64 x 48
 master (Python, torch and the model): what the image costs. The master stays in memory as stored
 (1 copy, 16-bit, stored orientation); the model's view is 8-bit sRGB (0.5 copy); a row's fill is kept
-only at the repair pixels and pasted into one copy of the master at write time (1 copy); the 8-bit
-collage holds 3 full-size tiles per row (1.5 copies per row) and its compressed PNG bytes.
+only at the repair pixels and pasted into one copy of the master at write time (1 copy, one row at a
+time); the collage is encoded in bands of 256 lines (rows painted from their fills), so more rows cost
+almost nothing.
 """)
 
 

@@ -26,8 +26,8 @@ if TYPE_CHECKING:  # type only (images does not import this module)
 
 @dataclass(eq=False)
 class Fill:
-    """One row's restored values at displayed pixels ``(ys, xs)`` (the repair mask plus any feather band;
-    the index arrays are shared by the rows of a job). ``values`` ``(N, 3)`` sRGB, float in [0, 1] or
+    """One row's restored values at displayed pixels ``(ys, xs)`` in raster order (the repair mask plus any
+    feather band; the index arrays are shared by the rows of a job). ``values`` ``(N, 3)`` sRGB, float in [0, 1] or
     ``uint8``; ``alpha`` ``(N,)`` float blend weights (1 inside the mask, falling over the feather band),
     None = all 1."""
 
@@ -46,10 +46,16 @@ class Fill:
         out[self.ys, self.xs] = _blend(self._float(), self.alpha, image[self.ys, self.xs], 8)
         return out
 
-    def paint(self, image: np.ndarray, out: np.ndarray) -> None:
-        """Write :meth:`on_model`'s row into ``out`` (an ``(H, W, 3)`` array or view) without a copy."""
-        out[...] = image
-        out[self.ys, self.xs] = _blend(self._float(), self.alpha, image[self.ys, self.xs], 8)
+    def paint_lines(self, image: np.ndarray, out: np.ndarray, r0: int, r1: int) -> None:
+        """Write lines ``r0:r1`` of :meth:`on_model`'s row into ``out`` ``(r1 - r0, W, 3)`` (``ys`` are in
+        raster order, as ``np.nonzero`` gives them, so a band's pixels are one slice)."""
+        out[...] = image[r0:r1]
+        a, b = np.searchsorted(self.ys, [r0, r1])
+        ys, xs = self.ys[a:b], self.xs[a:b]
+        alpha = self.alpha[a:b] if self.alpha is not None else None
+        values = self.values[a:b]
+        values = values.astype(np.float64) / 255.0 if values.dtype == np.uint8 else values
+        out[ys - r0, xs] = _blend(values, alpha, image[ys, xs], 8)
 
     def stored(self, master: "Master", colour_management: bool = True) -> "StoredFill":
         """The fill as stored values of ``master``: its colour space (profile, grey, CMYK), its depth

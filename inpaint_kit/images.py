@@ -261,12 +261,12 @@ def _read_pillow(path: Path, im: Image.Image) -> Master:
 
 
 def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
-    """``(type, data)`` of every chunk of a PNG file."""
+    """``(type, data)`` of every chunk of a PNG file (IDAT's data left out: never copied)."""
     chunks, i = [], 8
     while i + 8 <= len(data):
         (n,) = struct.unpack(">I", data[i:i + 4])
         kind = data[i + 4:i + 8]
-        chunks.append((kind, data[i + 8:i + 8 + n]))
+        chunks.append((kind, b"" if kind == b"IDAT" else data[i + 8:i + 8 + n]))
         i += 12 + n
         if kind == b"IEND":
             break
@@ -461,43 +461,44 @@ def write_image(path: str | Path, pixels: np.ndarray, mode: str, master: Master 
     return atomic_write(path, lambda tmp: _write_tiff(tmp, pixels, mode, master, metadata, infotext))
 
 
-def save_png(path: str | Path, image: np.ndarray, metadata: dict | None = None, infotext: str | None = None,
-             bgr: bool = False) -> Path:
+def save_png(path: str | Path, image: np.ndarray, metadata: dict | None = None, infotext: str | None = None) -> Path:
     """Write an RGB uint8 image as PNG (atomically), with ``metadata`` as JSON in the ``inpaint-kit`` text
     chunk and, if given, ``infotext`` (:func:`inpaint_kit.infotext.a1111`) in AUTOMATIC1111's ``parameters``
-    chunk, which image viewers, web UIs and metadata readers parse. ``bgr``: ``image`` is stored in BGR
-    order and goes through OpenCV's encoder, which streams rows to the file (no compressed copy in memory:
-    large collages)."""
+    chunk, which image viewers, web UIs and metadata readers parse."""
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"save_png expects RGB uint8 (H, W, 3), got {image.dtype} {image.shape}")
-    if not bgr:
-        return write_image(path, image, "RGB", None, "png", metadata, infotext)
-    return atomic_write(path, lambda tmp: _write_png_streamed(tmp, image, metadata, infotext))
+    return write_image(path, image, "RGB", None, "png", metadata, infotext)
 
 
-def _write_png_streamed(tmp, bgr: np.ndarray, metadata, infotext) -> None:
-    """OpenCV encodes to a scratch file; its IHDR, then our text chunks, then its IDATs are copied over."""
-    import shutil
+def save_png_bands(path: str | Path, hw: tuple[int, int], bands, metadata: dict | None = None,
+                   infotext: str | None = None, level: int = 6) -> Path:
+    """Write an RGB uint8 PNG of size ``hw`` from ``bands`` (an iterable of ``(n, W, 3)`` arrays, top to
+    bottom), atomically, with :func:`save_png`'s text chunks. The image never exists whole: a large scan's
+    collage costs one band of memory. Each scanline uses PNG's Sub filter, compressed by zlib as it comes."""
+    h, w = hw
 
-    import cv2
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            f.write(b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)))
+            if metadata:
+                f.write(_text_chunk(METADATA_KEY, json.dumps(metadata, sort_keys=True)))
+            if infotext:
+                f.write(_text_chunk(INFOTEXT_KEY, infotext))
+            z, done = zlib.compressobj(level), 0
+            for band in bands:
+                line = band.reshape(band.shape[0], w * 3)
+                sub = line.copy()
+                sub[:, 3:] -= line[:, :-3]  # Sub filter: each byte minus the one a pixel to the left (mod 256)
+                data = np.concatenate([np.ones((len(line), 1), np.uint8), sub], axis=1)  # filter type 1 per line
+                packed = z.compress(memoryview(data).cast("B"))
+                if packed:
+                    f.write(_chunk(b"IDAT", packed))
+                done += len(line)
+            if done != h:
+                raise ValueError(f"save_png_bands: {done} lines given for a height of {h}")
+            f.write(_chunk(b"IDAT", z.flush()) + _chunk(b"IEND", b""))
 
-    raw = Path(tmp).with_name(Path(tmp).name + ".raw.png")
-    try:
-        if not cv2.imwrite(str(raw), bgr, [cv2.IMWRITE_PNG_COMPRESSION, 6]):
-            raise InpaintKitError(f"{tmp}: OpenCV could not write the PNG; check the folder and free space")
-        extra = []
-        if metadata:
-            extra.append(_text_chunk(METADATA_KEY, json.dumps(metadata, sort_keys=True)))
-        if infotext:
-            extra.append(_text_chunk(INFOTEXT_KEY, infotext))
-        with open(raw, "rb") as src, open(tmp, "wb") as dst:
-            head = src.read(33)  # signature + IHDR
-            if head[12:16] != b"IHDR":
-                raise ValueError("unexpected PNG encoder output")
-            dst.write(head + b"".join(extra))
-            shutil.copyfileobj(src, dst, 1 << 22)
-    finally:
-        raw.unlink(missing_ok=True)
+    return atomic_write(path, write)
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:

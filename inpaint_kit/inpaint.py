@@ -20,13 +20,14 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .collage import grid
+from .collage import bands, sheet_shape
 from .engine import DEFAULT_MODEL, Canvas, Engine, Sampling, call_seed, is_ddpm_model, load_engine
 from .engine.options import DDPMOptions, SDOptions, check_engine_flags
 from .errors import UsageError
 from .fill import Fill
 from .geometry import AREAS, LARGE, Region, compose, crop_to_work, dilate_mask, plan_area, resolve_area
-from .images import MAX_IMAGE_MEGAPIXELS, Master, extension, load_mask_channels, output_format, read_image, save_png, write_image
+from .images import (MAX_IMAGE_MEGAPIXELS, Master, extension, load_mask_channels, output_format, read_image,
+                     save_png_bands, write_image)
 from .infotext import a1111
 from .masks import MASK_MODES, feather, from_channels
 
@@ -386,11 +387,11 @@ def write_job(job: Job, cfg: InferConfig, engine: Engine | None, collage_path, s
     if cfg.record:
         written.append(record.write_record(record.record_path(collage_path, stem), job, cfg, engine, rows,
                                            mask_file, meta))
-    # Rows painted straight into the sheet, stored BGR for OpenCV's streaming PNG writer: a large scan's
-    # collage costs its own size only (docs/benchmarks.md, archive masters).
-    rows = [partial(f.paint, job.image) for f in job.fills] if isinstance(job.results, ModelRows) else job.results
-    sheet = grid(job.image, job.mask, rows, cfg.collage_spacing_h, cfg.collage_spacing_v, bgr=True)
-    written.append(save_png(collage_path, sheet, meta, a1111(meta), bgr=True))  # last: its presence means "done"
+    # Written in bands, rows painted from their fills: a large scan's collage is never whole in memory.
+    rows = [partial(f.paint_lines, job.image) for f in job.fills] if isinstance(job.results, ModelRows) else job.results
+    h, v = cfg.collage_spacing_h, cfg.collage_spacing_v
+    written.append(save_png_bands(collage_path, sheet_shape(job.image.shape[:2], len(rows), h, v),
+                                  bands(job.image, job.mask, rows, h, v), meta, a1111(meta)))  # last: means "done"
     return written, meta
 
 
