@@ -48,7 +48,7 @@ def bands(original: np.ndarray, mask: np.ndarray, results: Sequence, spacing_h: 
     for r, result in enumerate(results):
         if not callable(result) and result.shape != original.shape:
             raise ValueError(f"row {r} result is {result.shape}, expected {original.shape}")
-        if r:
+        if r and spacing_v:
             yield np.full((spacing_v, width, 3), SPACING_COLOUR, np.uint8)
         for r0 in range(0, h, band):
             r1 = min(h, r0 + band)

@@ -486,6 +486,8 @@ def save_png_bands(path: str | Path, hw: tuple[int, int], bands, metadata: dict 
                 f.write(_text_chunk(INFOTEXT_KEY, infotext))
             z, done = zlib.compressobj(level), 0
             for band in bands:
+                if not len(band):
+                    continue
                 line = band.reshape(band.shape[0], w * 3)
                 sub = line.copy()
                 sub[:, 3:] -= line[:, :-3]  # Sub filter: each byte minus the one a pixel to the left (mod 256)
