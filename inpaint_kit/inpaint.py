@@ -312,10 +312,10 @@ def row_path(collage_path: Path, stem: str, row: int, seed: int, ext: str = ".pn
 
 
 def job_paths(cfg: InferConfig, collage_path, stem: str, seeds, row_format: str = "png") -> list[Path]:
-    """Every output of a job, in the order they are written: the rows (with ``save_rows``, as
-    ``row_format`` files), the record's files (with ``record``: fill layers, mask, record), the marked
-    copies (``mark_fills``) and the collage. The collage comes last, so an existing collage means the
-    item's other files exist too (resume reads ``row_format`` from the collage's metadata)."""
+    """Every output of a job: the rows (with ``save_rows``, as ``row_format`` files), the record's files
+    (with ``record``: fill layers, mask, record), the marked copies (``mark_fills``) and the collage, which
+    is written last, so an existing collage means the item's other files were written too (resume reads
+    ``row_format`` from the collage's metadata)."""
     from . import record
 
     collage_path = Path(collage_path)
@@ -352,8 +352,36 @@ def write_job(job: Job, cfg: InferConfig, engine: Engine | None, collage_path, s
     meta = metadata(cfg, engine, job, row_format=fmt, colour_managed=_managed(master, cfg), **extra)
     if cfg.record:
         meta["record"] = str(record.record_path(collage_path, stem))
+    rows = _write_rows(job, cfg, collage_path, stem, fmt, meta)
+    written = [p for entry in rows for p in (entry.get("output"), entry.get("fill_layer")) if p]
+    if cfg.record:
+        mask_file = record.write_mask(record.mask_path(collage_path, stem), job.mask)
+        written.append(mask_file)
+    if cfg.mark_fills:
+        for entry, seed in zip(rows, job.seeds):
+            row = job.fills[entry["row"]].on_model(job.image)  # not kept: a large scan's rows come one at a time
+            entry["marked"] = record.write_marked(record.marked_path(collage_path, stem, entry["row"], seed),
+                                                  row, job.mask, meta)
+            written.append(entry["marked"])
+    if cfg.record:
+        written.append(record.write_record(record.record_path(collage_path, stem), job, cfg, engine, rows,
+                                           mask_file, meta))
+    # Written in bands, rows painted from their fills: a large scan's collage is never whole in memory.
+    tiles = [partial(f.paint_lines, job.image) for f in job.fills] if isinstance(job.results, ModelRows) else job.results
+    h, v = cfg.collage_spacing_h, cfg.collage_spacing_v
+    written.append(save_png_bands(collage_path, sheet_shape(job.image.shape[:2], len(tiles), h, v),
+                                  bands(job.image, job.mask, tiles, h, v), meta, a1111(meta)))  # last: means "done"
+    return written, meta
+
+
+def _write_rows(job: Job, cfg: InferConfig, collage_path: Path, stem: str, fmt: str, meta: dict) -> list[dict]:
+    """Each row (``save_rows``) and its fill layer (``record``), one row at a time (a large master's rows
+    never sit in memory together). Returns ``{"row", "seed", "output", "fill_layer"}`` per row."""
+    from . import record
+
+    master = job.master
     mode = master.mode if master is not None else "RGB"
-    written, rows = [], []
+    rows = []
     for i, seed in enumerate(job.seeds):
         row_meta = {**meta, "seeds": [seed], "row": i}
         entry = {"row": i, "seed": seed}
@@ -369,30 +397,12 @@ def write_job(job: Job, cfg: InferConfig, engine: Engine | None, collage_path, s
             if stored is None:  # an array job (no file): its layer is the 8-bit sRGB row's fill
                 stored = _model_stored(job.fills[i], job.image)
             layer = stored.layer((master.pixels if master is not None else job.image).shape[:2])
-            layer_mode = ("CMYKA" if mode == "CMYK" else mode.removesuffix("A") + "A")
+            layer_mode = "CMYKA" if mode == "CMYK" else mode.removesuffix("A") + "A"
             entry["fill_layer"] = write_image(record.layer_path(collage_path, stem, i, seed, extension(fmt)), layer,
                                               layer_mode, master, fmt, {**row_meta, "fill_layer": True})
             del layer
         rows.append(entry)
-        written += [p for p in (entry.get("output"), entry.get("fill_layer")) if p]
-    if cfg.record:
-        mask_file = record.write_mask(record.mask_path(collage_path, stem), job.mask)
-        written.append(mask_file)
-    if cfg.mark_fills:
-        for entry, seed in zip(rows, job.seeds):
-            row = job.fills[entry["row"]].on_model(job.image)  # not kept: a large scan's rows come one at a time
-            entry["marked"] = record.write_marked(record.marked_path(collage_path, stem, entry["row"], seed),
-                                                  row, job.mask, meta)
-            written.append(entry["marked"])
-    if cfg.record:
-        written.append(record.write_record(record.record_path(collage_path, stem), job, cfg, engine, rows,
-                                           mask_file, meta))
-    # Written in bands, rows painted from their fills: a large scan's collage is never whole in memory.
-    rows = [partial(f.paint_lines, job.image) for f in job.fills] if isinstance(job.results, ModelRows) else job.results
-    h, v = cfg.collage_spacing_h, cfg.collage_spacing_v
-    written.append(save_png_bands(collage_path, sheet_shape(job.image.shape[:2], len(rows), h, v),
-                                  bands(job.image, job.mask, rows, h, v), meta, a1111(meta)))  # last: means "done"
-    return written, meta
+    return rows
 
 
 def _managed(master: Master | None, cfg: InferConfig) -> bool:
