@@ -30,6 +30,10 @@ BOX = (12, 16, 26, 40)  # top, left, bottom, right of the repair region (display
 FAST = ["--steps", "2", "--size", "64", "--rows", "1", "--seed", "5", "--no_progress", "--save_rows"]
 WIDE = imagecodecs.cms_profile("adobergb")  # a wide-gamut profile (864 bytes) written by LittleCMS
 SRGB = imagecodecs.cms_profile("srgb")
+XMP = (b'<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
+       b'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description rdf:about="" '
+       b'xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:source>Inv. 1887-42, recto</dc:source></rdf:Description>'
+       b'</rdf:RDF></x:xmpmeta><?xpacket end="w"?>')
 
 
 def _values(h, w, c, depth, seed=0):
@@ -110,7 +114,8 @@ def _src_png16_rgba_icc_exif6(d):
 def _src_tif16_rgb_lzw_icc(d):
     px = _values(H, W, 3, 16)
     tifffile.imwrite(d / "a.tif", px, photometric="rgb", compression="lzw", predictor=2, resolution=(600, 600),
-                     resolutionunit="INCH", iccprofile=WIDE, metadata=None, extratags=[(271, 2, 0, "Scanner Co", True)])
+                     resolutionunit="INCH", iccprofile=WIDE, metadata=None,
+                     extratags=[(271, 2, 0, "Scanner Co", True), (700, 1, len(XMP), XMP, True)])
     return d / "a.tif", px, dict(ext=".tif", mode="RGB", icc=WIDE, dpi=600, compression=5)
 
 
@@ -230,7 +235,9 @@ def test_tiff_keeps_its_tags_and_carries_our_provenance_in_xmp(tmp_path, tiny_mo
         page = tf.pages.first
         assert page.tags[271].value == "Scanner Co" and page.predictor == 2
         assert int(page.tags[296].value) == 2  # inch
-        assert b"inpaintkit:infotext" in bytes(page.tags[700].value)
+        xmp = bytes(page.tags[700].value)
+        assert b"inpaintkit:infotext" in xmp
+        assert b"<dc:source>Inv. 1887-42, recto</dc:source>" in xmp  # the master's own XMP is kept
     meta = read_metadata(tmp_path / "o" / "a_row0_seed5.tif")
     assert meta["row_format"] == "tiff" and meta["colour_managed"] is True
     assert meta["input"]["icc_profile"].startswith("Adobe RGB")
