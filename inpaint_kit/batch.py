@@ -208,7 +208,8 @@ def resume_single(cfg: InferConfig, output: Path, stem: str) -> tuple[bool, list
 
     if cfg.overwrite:
         return False, None
-    state, meta = output_state(output, request(cfg), lambda m: job_paths(cfg, output, stem, m.get("seeds", [])))
+    state, meta = output_state(output, request(cfg), lambda m: job_paths(cfg, output, stem, m.get("seeds", []),
+                                                                         m.get("row_format", "png")))
     if state == "differs":
         raise OutputError(f"{output} exists, {DIFFERS}")
     if state == "done":
@@ -244,4 +245,5 @@ def run_batch(cfg: InferConfig, imgs_dir, masks_dir, output_dir, engine=None, pr
     for group, names in report.clashes:
         log.warning("same stem in one folder: %s -> %s", ", ".join(map(str, group)), ", ".join(n.name for n in names))
     return run_items(items, output_dir, cfg.overwrite, work, progress, report, want=request(cfg),
-                     expected=lambda out, meta: job_paths(cfg, out, stems[out], meta.get("seeds", [])), shard=shard)
+                     expected=lambda out, meta: job_paths(cfg, out, stems[out], meta.get("seeds", []),
+                                                          meta.get("row_format", "png")), shard=shard)

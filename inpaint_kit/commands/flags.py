@@ -226,3 +226,19 @@ def print_report(report, shard) -> int:
         head = f"[{shard.describe()}] " if shard.active else ""
         print(head + report.summary(), file=sys.stderr)
     return report.exit_code
+
+
+def add_archive_arguments(p: argparse.ArgumentParser) -> None:
+    """Rows as drop-in replacements of archive masters, and the conservator's record (docs/archive.md)."""
+    g = p.add_argument_group("archive masters (docs/archive.md)")
+    g.add_argument("--output_format", choices=("auto", "png", "tiff"), default=D.output_format,
+                   help="rows: auto = TIFF in gives TIFF (same compression), anything else PNG (a JPEG/WebP is "
+                        "never encoded lossily again; CMYK gives TIFF); rows keep depth, mode, alpha, ICC, dpi, EXIF, XMP")
+    g.add_argument("--colour_management", choices=("on", "off"), default=D.colour_management,
+                   help="on: an image with a non-sRGB ICC profile is converted to sRGB for the model and the fill "
+                        "back to its profile (pixels outside the mask are never converted)")
+    g.add_argument("--record", action="store_true",
+                   help="also write <stem>_mask.png, a fill layer per row and <stem>_record.json (sha256s, model, "
+                        "settings, versions, repaired regions)")
+    g.add_argument("--mark_fills", action="store_true",
+                   help="also write <stem>_row<i>_seed<s>_marked.png: each row with every filled region outlined")

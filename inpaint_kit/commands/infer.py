@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ..geometry import AREAS, LARGE
-from .flags import (D, add_engine_arguments, add_model_arguments, add_output_arguments, add_output_dir, config_from_args,
+from .flags import (D, add_archive_arguments, add_engine_arguments, add_model_arguments, add_output_arguments, add_output_dir, config_from_args,
                     preflight, print_report, sharded)
 
 HELP = "Inpaint one image (--image/--mask) or directory trees (--batch_imgs_dir/--batch_masks_dir) into collages."
@@ -39,6 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                       help="grow the repair region by N pixels at the working scale (damage with a stained halo)")
 
     add_output_arguments(p)
+    add_archive_arguments(p)
     add_engine_arguments(p)
 
 

@@ -207,6 +207,7 @@ def restore(cache: EngineCache, output_dir, image_path, mask_path=None, layers=N
     """Inpaint an uploaded image where the mask file and/or painted ``layers`` mark it, one candidate per seed
     (``settings``: :class:`~inpaint_kit.inpaint.InferConfig` fields). Writes ``<stem>_collage.png`` and
     ``<stem>_row<i>_seed<s>.png`` into a new folder of ``output_dir``, as ``infer --save_rows`` does."""
+    from ..images import read_image
     from ..inpaint import InferConfig, inpaint_array, write_job
 
     cfg = replace(build_config(InferConfig, settings), save_rows=True)
@@ -215,6 +216,8 @@ def restore(cache: EngineCache, output_dir, image_path, mask_path=None, layers=N
     stem = Path(image_path).stem
     job = inpaint_array(engine, cfg, image, mask, cfg.seeds(), Path(image_path).name, progress)
     job.sources = sources
+    with as_uploaded(image_path):  # rows replace the upload: its depth, mode, profile (docs/archive.md)
+        job.master = read_image(image_path, int(cfg.max_image_megapixels * 1e6))
     folder = run_folder(output_dir)
     collage = folder / f"{stem}_collage.png"
     written, meta = write_job(job, cfg, engine, collage, stem=stem)
