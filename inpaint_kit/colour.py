@@ -17,14 +17,11 @@ and a fill goes back to grey as the luminance of its sRGB colour; CMYK uses the 
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .orientation import unorient
 
-if TYPE_CHECKING:  # the Master type only (images imports this module inside load_image)
-    from .images import Master
 
 def profile_name(icc: bytes) -> str:
     """An ICC profile's description (LittleCMS through Pillow's ImageCms), or ``"unnamed"``."""
@@ -56,7 +53,7 @@ def is_srgb(icc: bytes) -> bool:
     return "srgb" in profile_name(icc).lower().replace(" ", "")
 
 
-def managed(master: "Master", colour_management: bool = True) -> bool:
+def managed(master, colour_management: bool = True) -> bool:
     """Whether the model's view and the fill go through a profile conversion for ``master``."""
     return bool(colour_management and master.icc and not is_srgb(master.icc))
 
@@ -69,7 +66,7 @@ def _cms(values: np.ndarray, src: bytes, dst: bytes, space_in: str, space_out: s
                                      intent=imagecodecs.CMS.INTENT.RELATIVE_COLORIMETRIC)
 
 
-def model_rgb(master: "Master", colour_management: bool = True) -> np.ndarray:
+def model_rgb(master, colour_management: bool = True) -> np.ndarray:
     """The image as the model sees it: sRGB RGB ``uint8`` ``(H, W, 3)`` in display orientation, alpha
     dropped. Converted in strips of rows, so a large master needs only its output beside it."""
     h, w = master.pixels.shape[:2]
@@ -99,7 +96,7 @@ def _plain_rgb(part: np.ndarray, mode: str, maxval: int) -> np.ndarray:
     return np.repeat(part, 3, axis=2) if mode == "L" else part
 
 
-def to_master(values: np.ndarray, master: "Master", colour_management: bool = True) -> np.ndarray:
+def to_master(values: np.ndarray, master, colour_management: bool = True) -> np.ndarray:
     """Fill values ``(N, 3)`` in sRGB (float in [0, 1], or uint8 taken exactly as ``v / 255``) in the
     master's colour space: ``(N, C)`` float64 in [0, 1], C = 1 (grey), 3 (RGB) or 4 (CMYK), not quantised."""
     v = values.astype(np.float64) / 255.0 if values.dtype == np.uint8 else values.astype(np.float64)

@@ -454,6 +454,7 @@ def write_image(path: str | Path, pixels: np.ndarray, mode: str, master: Master 
     fmt = fmt or ("tiff" if Path(path).suffix.lower() in (".tif", ".tiff") else "png")
     if pixels.ndim == 2:
         pixels = pixels[..., None]
+    pixels = np.ascontiguousarray(pixels)  # encoders need C order (a transposed view, e.g. a pipeline's output)
     if pixels.dtype not in (np.uint8, np.uint16) or pixels.shape[2] != len(mode):
         raise ValueError(f"write_image: {pixels.dtype} {pixels.shape} does not fit mode {mode}")
     if fmt == "png":
