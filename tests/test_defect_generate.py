@@ -179,3 +179,34 @@ def test_resume_reports_items_made_with_other_settings(run, tmp_path, capsys):
     assert cli(run, out, "--num", "1", "--seed", "1") == 0
     assert cli(run, out, "--num", "1", "--seed", "1", "--steps", "3") == 1  # another setting: never taken as done
     assert "differs: pass --overwrite" in capsys.readouterr().err
+
+
+def test_area_crops_paints_a_large_image_at_native_resolution_inside_the_mask_only(run, tmp_path):
+    """defect paints through infer's job (inpaint_array): --area crops works on an image larger than --size,
+    in a window at native resolution around the mask, and changes only pixels inside the mask."""
+    ds, lora = run
+    rng = np.random.default_rng(3)
+    big = rng.integers(0, 256, (150, 200, 3), dtype=np.uint8)  # larger than the run's --size (64)
+    Image.fromarray(big).save(tmp_path / "big.png")
+    m = np.zeros((150, 200), np.uint8)
+    m[60:80, 120:150] = 255  # white = defect
+    Image.fromarray(m).save(tmp_path / "big_mask.png")
+    mask = m == 255
+    out = tmp_path / "c.png"
+    assert main(["defect", "--lora", str(lora), "--image", str(tmp_path / "big.png"), "--mask",
+                 str(tmp_path / "big_mask.png"), "--rows", "1", "--output", str(out), "--steps", "2", "--seed", "4",
+                 "--area", "crops", "--padding", "8", "--no_progress"]) == 0
+    row = load_image(tmp_path / "c_row0.png")
+    assert row.shape == big.shape
+    assert np.array_equal(row[~mask], big[~mask]) and not np.array_equal(row[mask], big[mask])
+    meta = read_metadata(tmp_path / "c_row0.png")
+    assert meta["area_used"] == "crops"
+    (t, l, b, r, wh, ww), = meta["windows"]  # one window around the defect, at native resolution
+    assert (b - t, r - l) == (wh, ww) and max(wh, ww) <= 64 and t <= 60 and b >= 80 and l <= 120 and r >= 150
+    # the default paints the whole image scaled to --size, as the LoRA learned it
+    assert main(["defect", "--lora", str(lora), "--image", str(tmp_path / "big.png"), "--mask",
+                 str(tmp_path / "big_mask.png"), "--rows", "1", "--output", str(tmp_path / "f.png"), "--steps", "2",
+                 "--seed", "4", "--no_progress"]) == 0
+    full = read_metadata(tmp_path / "f_row0.png")
+    assert full["area_used"] == "full" and full["windows"] == [[0, 0, 150, 200, 48, 64]]
+    assert main(["defect", "--lora", str(lora), "--image", "x.png", "--mask", "y.png", "--padding", "-1"]) == 2

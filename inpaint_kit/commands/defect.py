@@ -56,6 +56,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     flags.add_device(s, dtype=True)
     flags.add_progress(s)
     flags.add_shard(s)
+    flags.add_area_arguments(p, default="full", why=" (default full here: the LoRA learned the defect on whole "
+                                                    "images scaled to --size; crops paints large images at native "
+                                                    "resolution)")
 
 
 def _check_mode(args) -> str:
@@ -93,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
                          masks_dir=args.masks_dir, mask_mode=args.mask_mode, mask_shapes=args.mask_shapes,
                          mask_scale=tuple(args.mask_scale), on_foreground=args.on_foreground, num=args.num, model=args.model, size=args.size,
                          prompt=args.prompt, negative_prompt=args.negative_prompt, steps=args.steps,
-                         guidance=args.guidance, lfs=args.lfs, seed=args.seed, overwrite=args.overwrite,
+                         guidance=args.guidance, lfs=args.lfs, seed=args.seed, area=args.area, padding=args.padding,
+                         large_windows=args.large_windows, overwrite=args.overwrite,
                          device=args.device, dtype=args.dtype, progress=args.progress)
     if mode == "single":
         if args.shard:

@@ -146,6 +146,23 @@ def add_ddpm_start_arguments(group) -> None:
     add_engine_arguments(group, only=("sampler", "init", "strength"), into=group)
 
 
+def add_area_arguments(p: argparse.ArgumentParser, default: str = D.area, why: str = ""):
+    """``--area``, ``--padding`` and ``--large_windows``: where the model works (:mod:`inpaint_kit.geometry`;
+    ``infer``, ``defect``). ``default``/``why``: a command whose default area differs says why. Returns the
+    argument group (``infer`` adds ``--mask_dilate`` to it)."""
+    from ..geometry import AREAS, LARGE
+
+    area = p.add_argument_group("where the model works (large scans)")
+    area.add_argument("--area", choices=AREAS, default=default,
+                      help="full: the whole image scaled to --size; crops: windows around the damage at native "
+                           "resolution; auto: crops when the image's long side exceeds --size, else full" + why)
+    area.add_argument("--padding", type=int, default=D.padding, help="crops: context pixels kept around the damage")
+    area.add_argument("--large_windows", choices=LARGE, default=D.large_windows,
+                      help="crops: a window longer than --size is cut into overlapping native-resolution tiles, "
+                           "or scaled down to --size")
+    return area
+
+
 def add_limits(group) -> None:
     """--max_work_megapixels and --max_image_megapixels (checked before any model loads)."""
     group.add_argument("--max_work_megapixels", type=float, default=D.max_work_megapixels,
