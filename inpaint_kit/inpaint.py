@@ -25,7 +25,7 @@ from .collage import bands, sheet_shape
 from .engine import DEFAULT_MODEL, Canvas, Engine, Sampling, call_seed, registry
 from .errors import UsageError
 from .fill import Fill
-from .geometry import AREAS, LARGE, Region, compose, crop_to_work, dilate_mask, plan_area, resolve_area
+from .geometry import AREAS, LARGE, Region, compose_values, crop_to_work, dilate_mask, plan_area, resolve_area
 from .images import (MAX_IMAGE_MEGAPIXELS, Master, extension, load_mask_channels, output_format, read_image,
                      save_png_bands, write_image)
 from .infotext import a1111
@@ -221,7 +221,7 @@ def inpaint_array(engine: Engine | None, cfg: InferConfig, image: np.ndarray, ma
     if not mask.any():
         log.warning("%s: the mask marks nothing to repair; writing the original unchanged", name)
         none = np.zeros(0, np.intp)
-        fills = [Fill(none, none, np.zeros((0, 3), np.uint8)) for _ in seeds]
+        fills = [Fill(none, none, np.zeros((0, 3), np.float32)) for _ in seeds]
         return Job(name, image, mask, seeds, ModelRows(image, fills), None, fills=fills)
     mask = repair_mask(cfg, mask)
     area, regions = plan_area(mask, cfg.area, cfg.size, cfg.padding, engine.multiple, cfg.large_windows)
@@ -235,12 +235,11 @@ def inpaint_array(engine: Engine | None, cfg: InferConfig, image: np.ndarray, ma
         out = engine.fill([Canvas(*crops[k], call_seed(seeds[i], k)) for i, k in items], cfg.sampling(), progress)
         for (i, k), result in zip(items, out):
             filled[i][k] = result
-    need = dilate_mask(mask, cfg.mask_blur + 1) if cfg.mask_blur > 0 else mask  # the feather band too
     alpha = feather(mask, cfg.mask_blur) if cfg.mask_blur > 0 else None  # (H, W) blend weights, 1 inside
-    ys, xs = np.nonzero(alpha > 0 if alpha is not None else mask)  # the pixels a fill changes
+    ys, xs = np.nonzero(alpha > 0 if alpha is not None else mask)  # the pixels a fill changes (feather band too)
     weights = alpha[ys, xs] if alpha is not None else None
-    # One row at a time: compose makes a model-space copy, of which only the fill is kept.
-    fills = [Fill(ys, xs, compose(image, need, regions, row)[ys, xs], weights) for row in filled]
+    # Only the fill's pixels are composed, as float32 (the engines' precision: quantised once, when written).
+    fills = [Fill(ys, xs, compose_values(image, ys, xs, regions, row), weights) for row in filled]
     largest = max((r.work_hw for r in regions), key=lambda hw: hw[0] * hw[1])
     return Job(name, image, mask, seeds, ModelRows(image, fills), largest, area, regions, fills=fills)
 

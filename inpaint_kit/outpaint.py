@@ -36,11 +36,12 @@ from tqdm import tqdm
 from .progress import interactive
 
 from .batch import BatchReport, run_items
-from .engine import Engine, call_seed  # noqa: F401 (call_seed: part of this module's API)
+from .engine import Engine, call_seed, fill_rows, to_float, to_uint8  # noqa: F401 (call_seed: part of this module's API)
 from .errors import InpaintKitError
 from .geometry import resize_image, to_work
 from .images import load_image
-from .inpaint import InferConfig, Job, job_paths, request, write_job
+from .fill import Fill
+from .inpaint import InferConfig, Job, ModelRows, job_paths, request, write_job
 from .pairing import output_stems, scan
 
 log = logging.getLogger("inpaint_kit")
@@ -247,7 +248,8 @@ def blend_new(crop: np.ndarray, result: np.ndarray, new: np.ndarray, blur: int) 
     fading linearly over ``blur`` new pixels to the mean error of the window. So the feathering lives
     only on the new side, a model that returns the known pixels with a colour cast (an SD VAE does)
     still meets them without a step, and the cast does not pile up strip after strip. ``blur`` 0
-    pastes the model's pixels untouched."""
+    pastes the model's pixels untouched. ``crop`` and ``result`` are both ``uint8`` (the result rounded once)
+    or both float in [0, 1] (the engines' fills: no rounding here)."""
     out = crop.copy()
     if blur <= 0 or new.all():
         out[new] = result[new]
@@ -267,8 +269,11 @@ def blend_new(crop: np.ndarray, result: np.ndarray, new: np.ndarray, blur: int) 
     mean = residual[known].mean(axis=0)  # (3,) the window's colour cast
     fade = np.clip(1.0 - (dist - 1.0) / float(blur), 0.0, 1.0)[..., None]  # 1 next to the border, 0 beyond blur
     correction = mean + fade * (lut[labels] - mean)
-    shifted = np.clip(np.rint(result.astype(np.float32) + correction), 0, 255).astype(np.uint8)
-    out[new] = shifted[new]
+    shifted = result.astype(np.float32) + correction
+    if out.dtype == np.uint8:
+        out[new] = np.clip(np.rint(shifted[new]), 0, 255).astype(np.uint8)
+    else:
+        out[new] = np.clip(shifted[new], 0.0, 1.0)
     return out
 
 
@@ -296,13 +301,15 @@ class OutpaintJob(Job):
 def outpaint_array(engine: Engine, cfg: OutpaintConfig, image: np.ndarray, seeds: Sequence[int],
                    name: str = "image", progress: bool = True) -> OutpaintJob:
     """Extend ``image`` once per seed along ``cfg``'s plan. Results are exactly the canvas size, with
-    the original at ``(left, up)`` bit for bit."""
+    the original at ``(left, up)`` bit for bit; each row's new pixels are its fill (``job.fills``, float32 as
+    the engine made them: the model sees them rounded to 8 bits as context for the next strips, but the
+    fill is quantised once, when written)."""
     h, w = image.shape[:2]
     cfg.check_canvas(h, w, name)
     e = cfg.extension()
     canvas, new_area = extend_canvas(image, **e, fill=cfg.fill)
     plan = plan_windows(h, w, **e, max_step=cfg.max_step, overlap=cfg.overlap, span=cfg.size)
-    rows = [canvas.copy() for _ in seeds]
+    rows = [to_float(canvas) for _ in seeds]  # (H, W, 3) float32 in [0, 1] per row
     sampling, calls = cfg.sampling(), []
     for n, win in enumerate(tqdm(plan, desc=f"outpaint {name}", unit="call", disable=not (progress and interactive()), leave=False)):
         t, l, b, r = win.box
@@ -312,8 +319,11 @@ def outpaint_array(engine: Engine, cfg: OutpaintConfig, image: np.ndarray, seeds
             row[t:b, l:r] = res
         calls.append(Call(win, work_hw, batched))
     largest = max((c.work_hw for c in calls), key=lambda hw: hw[0] * hw[1], default=None)
-    return OutpaintJob(name, canvas, new_area, list(seeds), rows, largest, original=image,
-                       offset=(e["left"], e["up"]), calls=calls)
+    ys, xs = np.nonzero(new_area)  # every new pixel is fill
+    fills = [Fill(ys, xs, row[ys, xs]) for row in rows]
+    del rows
+    return OutpaintJob(name, canvas, new_area, list(seeds), ModelRows(canvas, fills), largest, fills=fills,
+                       original=image, offset=(e["left"], e["up"]), calls=calls)
 
 
 def _fill_window(engine: Engine, cfg: OutpaintConfig, sampling, win: Window, crops: list[np.ndarray],
@@ -322,11 +332,11 @@ def _fill_window(engine: Engine, cfg: OutpaintConfig, sampling, win: Window, cro
     its own crop once rows have diverged). Returns the blended crops, the working size and the rows
     served by the call."""
     mask = win.mask()
-    works = [to_work(c, mask, cfg.size, engine.multiple) for c in crops]
+    works = [to_work(to_uint8(c), mask, cfg.size, engine.multiple) for c in crops]  # the model sees 8 bits
     work_mask = works[0][1]  # the same window for every row, so the same mask
     shared = all(np.array_equal(crops[0], c) for c in crops[1:])  # first strip: one encoding for all
     image = works[0][0] if shared else [w for w, _ in works]
-    filled = engine.inpaint(image, work_mask, seeds, sampling, progress=False)
+    filled = fill_rows(engine, image, work_mask, seeds, sampling, progress=False)  # float32 fills
     results = [blend_new(c, resize_image(f, win.shape), mask, cfg.seam_blend) for c, f in zip(crops, filled)]
     return results, work_mask.shape, len(crops)
 
