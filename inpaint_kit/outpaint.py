@@ -20,6 +20,11 @@ extension alone, on arrays.
 The collage row is ``original on the filled canvas | canvas with the new area white | result``,
 which is :func:`inpaint_kit.collage.grid` of the job's ``image`` (the filled canvas) and ``mask``
 (the new area).
+
+Archive masters (docs/archive.md) are extended as ``infer`` restores them: the model sees the image's sRGB
+view, every new pixel is fill, and each row (``save_rows``) is written at the source's depth, colour mode,
+profile and metadata, in ``output_format``, with the source's stored values at the offset bit for bit
+(:func:`extend_master`); ``record`` and ``mark_fills`` treat the new area as the filled region.
 """
 
 from __future__ import annotations
@@ -39,9 +44,9 @@ from .batch import BatchReport, run_items
 from .engine import Engine, call_seed, fill_rows, to_float, to_uint8  # noqa: F401 (call_seed: part of this module's API)
 from .errors import InpaintKitError
 from .geometry import resize_image, to_work
-from .images import load_image
 from .fill import Fill
-from .inpaint import InferConfig, Job, ModelRows, job_paths, request, write_job
+from .images import Master, output_format
+from .inpaint import InferConfig, Job, ModelRows, job_paths, read_source, request, write_job
 from .pairing import output_stems, scan
 
 log = logging.getLogger("inpaint_kit")
@@ -297,6 +302,31 @@ class OutpaintJob(Job):
     offset: tuple[int, int] = (0, 0)  # (left, up) of the original on the canvas
     calls: list[Call] = field(default_factory=list)
 
+    def row_master(self) -> Master | None:
+        """The source file extended to the canvas (:func:`extend_master`): what each row is written as."""
+        if self.master is None:
+            return None
+        (h, w), (ch, cw), (left, up) = self.original.shape[:2], self.image.shape[:2], self.offset
+        return extend_master(self.master, left, cw - w - left, up, ch - h - up)
+
+
+def extend_master(master: Master, left: int = 0, right: int = 0, up: int = 0, down: int = 0) -> Master:
+    """``master`` on a canvas extended by the given pixels on each displayed side: its stored values at
+    offset ``(left, up)`` of the displayed canvas, bit for bit; the new area zero (every new pixel is then
+    filled) with opaque alpha; the same orientation (the canvas stored as the source is), profile,
+    resolution and metadata."""
+    from dataclasses import replace
+
+    from .orientation import unorient
+
+    shown = master.display()
+    h, w, c = shown.shape
+    canvas = np.zeros((h + up + down, w + left + right, c), master.pixels.dtype)
+    if master.mode.endswith("A"):
+        canvas[..., -1] = master.maxval  # generated pixels are opaque
+    canvas[up:up + h, left:left + w] = shown
+    return replace(master, pixels=np.ascontiguousarray(unorient(canvas, master.orientation)))
+
 
 def outpaint_array(engine: Engine, cfg: OutpaintConfig, image: np.ndarray, seeds: Sequence[int],
                    name: str = "image", progress: bool = True) -> OutpaintJob:
@@ -355,18 +385,22 @@ def job_metadata(job: OutpaintJob) -> dict:
 def outpaint_file(cfg: OutpaintConfig, image_path, output, engine: Engine | None = None, seeds=None,
                   progress: bool = True, load_engine: Callable[[OutpaintConfig], Engine] | None = None,
                   source: str | None = None) -> tuple[OutpaintJob, Engine, list[Path], dict]:
-    """The outpaint job on one file: read the image and check the extended canvas (a bad file or an
-    oversized canvas fails before any model loads), load the engine unless given (``load_engine(cfg)``,
+    """The outpaint job on one file: read the image at full depth (:func:`inpaint_kit.inpaint.read_source`)
+    and check the extended canvas and the row format (a bad file, an oversized canvas or a format the file
+    cannot be written in fails before any model loads), load the engine unless given (``load_engine(cfg)``,
     default ``cfg.load_engine()``), extend the image once per seed (``seeds``, default the config's) and
-    write the collage (and, with ``save_rows``, the rows) to ``output`` with the job's metadata, the image
-    recorded as ``source`` (default its path). Returns ``(job, engine, paths written, metadata)``."""
+    write the collage (and, with ``save_rows``, the rows as the source's drop-in extensions; ``record``,
+    ``mark_fills``) to ``output`` with the job's metadata, the image recorded as ``source`` (default its
+    path). Returns ``(job, engine, paths written, metadata)``."""
     output = Path(output)
-    image = load_image(image_path, int(cfg.max_image_megapixels * 1e6))
+    master, image = read_source(image_path, cfg.max_image_megapixels, cfg.colour_management == "on")
     cfg.check_canvas(*image.shape[:2], name=str(image_path))  # before loading any model
+    output_format(master, cfg.output_format)
     if engine is None:
         engine = load_engine(cfg) if load_engine is not None else cfg.load_engine()
     job = outpaint_array(engine, cfg, image, seeds or cfg.seeds(), Path(image_path).name, progress)
     job.sources = {"image": source or str(image_path)}
+    job.master = master
     written, meta = write_job(job, cfg, engine, output, stem=output.stem, **job_metadata(job))
     return job, engine, written, meta
 
@@ -405,4 +439,5 @@ def run_outpaint_batch(cfg: OutpaintConfig, imgs_dir, output_dir, engine: Engine
 
     report = BatchReport(clashes=[(group, [outs[i] for i in group]) for group in clashes])
     return run_items(items, output_dir, cfg.overwrite, work, progress, report, want=request(cfg),
-                     expected=lambda out, meta: job_paths(cfg, out, stems[out], meta.get("seeds", [])), shard=shard)
+                     expected=lambda out, meta: job_paths(cfg, out, stems[out], meta.get("seeds", []),
+                                                          meta.get("row_format", "png")), shard=shard)

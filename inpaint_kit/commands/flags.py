@@ -245,15 +245,20 @@ def print_report(report, shard) -> int:
     return report.exit_code
 
 
-def add_archive_arguments(p: argparse.ArgumentParser) -> None:
-    """Rows as drop-in replacements of archive masters, and the conservator's record (docs/archive.md)."""
+def add_archive_arguments(p: argparse.ArgumentParser, record: bool = True, note: str = "") -> None:
+    """Rows as drop-in replacements of archive masters, and the conservator's record (docs/archive.md).
+    ``record`` False: only the row format and colour management (``defect``: see its ``--record`` error);
+    ``note`` is added to ``--output_format``'s help."""
     g = p.add_argument_group("archive masters (docs/archive.md)")
     g.add_argument("--output_format", choices=("auto", "png", "tiff"), default=D.output_format,
                    help="rows: auto = TIFF in gives TIFF (same compression), anything else PNG (a JPEG/WebP is "
-                        "never encoded lossily again; CMYK gives TIFF); rows keep depth, mode, alpha, ICC, dpi, EXIF, XMP")
+                        "never encoded lossily again; CMYK gives TIFF); rows keep depth, mode, alpha, ICC, dpi, EXIF, "
+                        "XMP" + note)
     g.add_argument("--colour_management", choices=("on", "off"), default=D.colour_management,
                    help="on: an image with a non-sRGB ICC profile is converted to sRGB for the model and the fill "
                         "back to its profile (pixels outside the mask are never converted)")
+    if not record:
+        return
     g.add_argument("--record", action="store_true",
                    help="also write <stem>_mask.png, a fill layer per row and <stem>_record.json (sha256s, model, "
                         "settings, versions, repaired regions)")
