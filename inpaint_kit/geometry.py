@@ -280,11 +280,11 @@ def region_weights(region: Region, image_hw: tuple[int, int]) -> np.ndarray:
 def compose(original: np.ndarray, need: np.ndarray, regions: list[Region], results: list[np.ndarray]) -> np.ndarray:
     """The original (uint8) with every ``need`` pixel replaced by the regions' results there, quantised once
     (:func:`compose_values`). Works on the ``need`` pixels only, so memory follows the damage."""
-    from .engine.base import to_uint8
+    from .colour import quantise
 
     out = original.copy()
     ys, xs = np.nonzero(need)
-    out[ys, xs] = to_uint8(compose_values(original, ys, xs, regions, results))
+    out[ys, xs] = quantise(compose_values(original, ys, xs, regions, results), 8)
     return out
 
 

@@ -77,10 +77,10 @@ class GenerateConfig:
     lfs: int = 1
     seed: int = 0
     area: str = "full"  # where the model works (inpaint_kit.geometry); full: the scale the LoRA learned
-    output_format: str = "auto"  # single-mode rows: auto | png | tiff (dataset items: PNG, the MVTec layout)
-    colour_management: str = "on"  # non-sRGB profiles: the model sees sRGB, the defect goes back to the profile
     padding: int = 64  # crops: context pixels around the defect
     large_windows: str = "tile"  # crops: windows longer than size tiled at native resolution, or scaled
+    output_format: str = "auto"  # single-mode rows: auto | png | tiff (dataset items: PNG, the MVTec layout)
+    colour_management: str = "on"  # non-sRGB profiles: the model sees sRGB, the defect goes back to the profile
     overwrite: bool = False
     device: str | None = None
     dtype: str = "auto"
@@ -117,7 +117,6 @@ class GenerateConfig:
             raise InpaintKitError("--num N is needed with generated masks (--mask_shapes): how many images to make")
         self.check_output(dataset=True)
         return self
-
 
     def check_area(self) -> None:
         """One-line errors for ``--area``, ``--padding`` and ``--large_windows``."""
