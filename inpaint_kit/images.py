@@ -131,7 +131,8 @@ class Master:
 
         return replace(self, pixels=np.ascontiguousarray(self.display()), orientation=1, exif=None,
                        png_chunks=[c for c in self.png_chunks if c[0] != b"eXIf"],
-                       notes=[*self.notes, f"written upright (EXIF orientation {self.orientation} applied, EXIF dropped)"])
+                       notes=[*self.notes,
+                              f"written upright (EXIF orientation {self.orientation} applied, EXIF dropped)"])
 
     @property
     def dpi(self) -> tuple[float, float] | None:

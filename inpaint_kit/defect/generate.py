@@ -437,5 +437,6 @@ def paint_single(cfg: GenerateConfig, image_path: str, mask_path: str, rows: int
             "prompt": cfg.prompt, "lora": str(cfg.lora), "model": cfg.model, "steps": cfg.steps,
             "size": cfg.size, **area_record(job)}
     for k in range(len(candidates)):  # each row as the good image's drop-in (depth, mode, profile, format)
-        write_row(out.with_name(f"{out.stem}_row{k}{extension(fmt)}"), job, k, master, cfg, fmt, {**meta, "seed": seeds[k]})
+        path = out.with_name(f"{out.stem}_row{k}{extension(fmt)}")
+        write_row(path, job, k, master, cfg, fmt, {**meta, "seed": seeds[k]})
     return save_png(out, grid(image, mask, candidates), meta)
