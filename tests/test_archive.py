@@ -509,3 +509,18 @@ def test_outpaint_keeps_orientation_and_alpha_and_batch_resume_finds_tif_rows(tm
     assert main(["outpaint", "--model", "/nonexistent/model", "--image", str(src), "--left", "8",
                  "--output_format", "png", "--output", str(tmp_path / "c" / "x.png")]) != 0
     assert "CMYK cannot be written as PNG" in capsys.readouterr().err
+
+
+def test_upright_master_is_stored_as_displayed_without_its_orientation(tmp_path):
+    """What defect's dataset items are written as: a rotated master stored upright, Orientation gone."""
+    from inpaint_kit.images import write_image
+
+    src, stored, _ = _src_png16_rgba_icc_exif6(tmp_path)
+    master = read_image(src)
+    up = master.upright()
+    assert up.orientation == 1 and up.exif is None and b"eXIf" not in [k for k, _ in up.png_chunks]
+    assert np.array_equal(up.pixels, orient(stored, 6)) and up.icc == master.icc and "upright" in up.notes[-1]
+    path = write_image(tmp_path / "u.png", up.pixels, up.mode, up, "png")
+    with Image.open(path) as im:
+        assert 274 not in im.getexif() and im.size == (W, H)
+    assert master.upright() is not master and up.upright() is up
