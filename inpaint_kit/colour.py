@@ -98,19 +98,23 @@ def _plain_rgb(part: np.ndarray, mode: str, maxval: int) -> np.ndarray:
 
 def to_master(values: np.ndarray, master, colour_management: bool = True) -> np.ndarray:
     """Fill values ``(N, 3)`` in sRGB (float in [0, 1], or uint8 taken exactly as ``v / 255``) in the
-    master's colour space: ``(N, C)`` float64 in [0, 1], C = 1 (grey), 3 (RGB) or 4 (CMYK), not quantised."""
-    v = values.astype(np.float64) / 255.0 if values.dtype == np.uint8 else values.astype(np.float64)
+    master's colour space: ``(N, C)`` float in [0, 1], C = 1 (grey), 3 (RGB) or 4 (CMYK), not quantised.
+    An sRGB RGB master gets the values themselves (float32 fills stay float32, so quantising them rounds as
+    the engines' own 8-bit rounding does); every conversion computes in float64."""
+    v = values.astype(np.float64) / 255.0 if values.dtype == np.uint8 else values
     v = np.clip(v, 0.0, 1.0)
     mode = master.colour_mode
     if len(v) and managed(master, colour_management):
+        v = v.astype(np.float64)
         if mode == "CMYK":  # LittleCMS's float CMYK is in ink percent: go through 16 bits instead
             out = _cms(v[:, None], srgb_profile(), master.icc, "rgb", "cmyk", np.uint16) / 65535.0
         else:
             out = _cms(v[:, None], srgb_profile(), master.icc, "rgb", CMS_SPACE[mode], np.float64)
         return np.clip(out.reshape(len(v), len(mode)), 0.0, 1.0)
     if mode == "L":
-        return srgb_luminance(v)[:, None]
+        return srgb_luminance(v.astype(np.float64))[:, None]
     if mode == "CMYK":
+        v = v.astype(np.float64)
         k = 1.0 - v.max(axis=1, keepdims=True)
         cmy = np.where(k < 1.0, (1.0 - v - k) / np.maximum(1.0 - k, 1e-12), 0.0)
         return np.clip(np.concatenate([cmy, k], axis=1), 0.0, 1.0)
@@ -125,6 +129,7 @@ def srgb_luminance(rgb: np.ndarray) -> np.ndarray:
 
 
 def quantise(values: np.ndarray, depth: int) -> np.ndarray:
-    """Float values in [0, 1] to stored ``uint8`` / ``uint16`` values (rounded once)."""
+    """Float values in [0, 1] to stored ``uint8`` / ``uint16`` values (rounded once, halves to even, in the
+    values' own float type: float32 fills at 8 bits round exactly as the engines' ``to_uint8``)."""
     top = 65535 if depth == 16 else 255
     return np.clip(np.rint(values * top), 0, top).astype(np.uint16 if depth == 16 else np.uint8)

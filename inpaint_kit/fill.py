@@ -1,13 +1,13 @@
 """A row's fill: the restored values inside the repair region (and its feather band), and how they become
 pixels at the source depth.
 
-Engines fill working canvases in the model's space (sRGB RGB); :class:`Fill` keeps one row's result only
-where it is used (the repair pixels), as sRGB floats in [0, 1] or ``uint8`` (converted exactly as
-``v / 255``). :meth:`Fill.stored` takes it to the master's colour space (:func:`colour.to_master`), blends
-the feather band with the stored values and quantises **once**, to the master's depth; every other stored
+Engines fill working canvases in the model's space (sRGB RGB) and hand back floats in [0, 1]
+(:mod:`inpaint_kit.engine.base`); :class:`Fill` keeps one row's result only where it is used (the repair
+pixels), as sRGB float32 (or ``uint8``, converted exactly as ``v / 255``: a plugin engine that returns
+8 bits). :meth:`Fill.stored` takes it to the master's colour space (:func:`colour.to_master`), blends the
+feather band with the stored values and quantises **once**, to the master's depth; every other stored
 value is the master's, untouched. So memory follows the damage, and a 16-bit master gets a 16-bit fill
-as soon as an engine hands back floats (today's engines return 8-bit results: a 16-bit fill then has
-256 levels, converted exactly).
+(not 256 levels scaled up).
 """
 
 from __future__ import annotations

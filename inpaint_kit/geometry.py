@@ -40,10 +40,15 @@ def work_size(h: int, w: int, size: int, multiple: int = 8) -> tuple[int, int]:
 
 
 def resize_image(image: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
-    """Resize an RGB uint8 image to ``(H, W)`` with Lanczos (high quality both up and down)."""
+    """Resize an RGB image to ``(H, W)`` with Lanczos (high quality both up and down): ``uint8`` stays
+    ``uint8``; a float fill is resized per channel in 32-bit float (no 8-bit steps; values may overshoot
+    [0, 1] slightly, clipped where they are quantised)."""
     h, w = size_hw
     if image.shape[:2] == (h, w):
         return image
+    if image.dtype != np.uint8:
+        return np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(image[..., c], np.float32), "F")
+                                    .resize((w, h), Image.LANCZOS)) for c in range(image.shape[2])], axis=-1)
     return np.array(Image.fromarray(image, "RGB").resize((w, h), Image.LANCZOS))  # writable copy
 
 
@@ -273,22 +278,34 @@ def region_weights(region: Region, image_hw: tuple[int, int]) -> np.ndarray:
 
 
 def compose(original: np.ndarray, need: np.ndarray, regions: list[Region], results: list[np.ndarray]) -> np.ndarray:
-    """The original with every ``need`` pixel replaced by the regions' results there (each result is at its
-    region's working size), blended by :func:`region_weights` where regions overlap. Pixels no region
-    covers keep the original. Works on the ``need`` pixels only, so memory follows the damage."""
+    """The original (uint8) with every ``need`` pixel replaced by the regions' results there, quantised once
+    (:func:`compose_values`). Works on the ``need`` pixels only, so memory follows the damage."""
+    from .colour import quantise
+
     out = original.copy()
     ys, xs = np.nonzero(need)
-    acc = np.zeros((ys.size, 3), np.float32)
-    wsum = np.zeros(ys.size, np.float32)
+    out[ys, xs] = quantise(compose_values(original, ys, xs, regions, results), 8)
+    return out
+
+
+def compose_values(original: np.ndarray, ys: np.ndarray, xs: np.ndarray, regions: list[Region],
+                   results: list[np.ndarray]) -> np.ndarray:
+    """float32 ``(N, 3)`` in [0, 1] at pixels ``(ys, xs)``: the regions' results (each at its working size,
+    float in [0, 1] or uint8) blended by :func:`region_weights` where regions overlap; pixels no region
+    covers keep the original's value (``v / 255``)."""
+    acc = np.zeros((ys.size, 3), np.float64)
+    wsum = np.zeros(ys.size, np.float64)
     for region, result in zip(regions, results):
         t, l, b, r = region.box
         native = resize_image(result, region.shape)
         inside = (ys >= t) & (ys < b) & (xs >= l) & (xs < r)
         yy, xx = ys[inside] - t, xs[inside] - l
-        wt = region_weights(region, original.shape[:2])[yy, xx]
-        acc[inside] += wt[:, None] * native[yy, xx]
+        wt = region_weights(region, original.shape[:2])[yy, xx].astype(np.float64)
+        values = native[yy, xx].astype(np.float64)
+        acc[inside] += wt[:, None] * (values / 255.0 if native.dtype == np.uint8 else values)
         wsum[inside] += wt
-        # (a region's own pixels at weight w: w * v / w rounds back to v exactly)
+        # (float64: a region's own float32 values at weight w come back exactly, w * v / w == v)
+    out = original[ys, xs].astype(np.float32) / np.float32(255)
     covered = wsum > 0
-    out[ys[covered], xs[covered]] = np.clip(np.rint(acc[covered] / wsum[covered, None]), 0, 255).astype(np.uint8)
+    out[covered] = np.clip(acc[covered] / wsum[covered, None], 0.0, 1.0)
     return out

@@ -122,6 +122,18 @@ class Master:
         """The stored pixels in display orientation (a view, no copy)."""
         return orient(self.pixels, self.orientation)
 
+    def upright(self) -> "Master":
+        """This image stored as it is displayed (orientation 1). The EXIF block, which names the old
+        orientation, is dropped (and ``notes`` say so); ``self`` when it is upright already."""
+        if self.orientation == 1:
+            return self
+        from dataclasses import replace
+
+        return replace(self, pixels=np.ascontiguousarray(self.display()), orientation=1, exif=None,
+                       png_chunks=[c for c in self.png_chunks if c[0] != b"eXIf"],
+                       notes=[*self.notes,
+                              f"written upright (EXIF orientation {self.orientation} applied, EXIF dropped)"])
+
     @property
     def dpi(self) -> tuple[float, float] | None:
         """Pixels per inch, when the file states a physical resolution."""

@@ -25,7 +25,7 @@ from .collage import bands, sheet_shape
 from .engine import DEFAULT_MODEL, Canvas, Engine, Sampling, call_seed, registry
 from .errors import UsageError
 from .fill import Fill
-from .geometry import AREAS, LARGE, Region, compose, crop_to_work, dilate_mask, plan_area, resolve_area
+from .geometry import AREAS, LARGE, Region, compose_values, crop_to_work, dilate_mask, plan_area, resolve_area
 from .images import (MAX_IMAGE_MEGAPIXELS, Master, extension, load_mask_channels, output_format, read_image,
                      save_png_bands, write_image)
 from .infotext import a1111
@@ -146,6 +146,11 @@ class Job:
     fills: list[Fill] = field(default_factory=list)  # per row, the restored values (inpaint_kit.fill)
     master: Master | None = None  # the input file at full depth: rows are written as its drop-in replacements
 
+    def row_master(self) -> Master | None:
+        """What each row is written as (depth, mode, profile, metadata; stored values outside the fill): the
+        input file itself here; an outpainted canvas extends it (:class:`inpaint_kit.outpaint.OutpaintJob`)."""
+        return self.master
+
 
 class ModelRows(Sequence):
     """``Job.results`` built on demand from the model's view and the rows' fills, one at a time: a large
@@ -185,19 +190,28 @@ def read_pair(image_path: str | Path, mask_path: str | Path, mask_mode: str,
     channel when only that is painted, :func:`masks.from_channels`) and, when the sizes differ, resized to
     the image so that no marked pixel is lost (:func:`geometry.cover_mask`). The image itself is never
     changed. Files over ``max_megapixels`` are refused before decoding."""
-    from .colour import model_rgb
     from .geometry import cover_mask
 
     max_pixels = int(max_megapixels * 1e6)
-    master = read_image(image_path, max_pixels)
-    for note in master.notes:
-        log.warning("%s: %s", image_path, note)
-    image = model_rgb(master, colour_management)
+    master, image = read_source(image_path, max_megapixels, colour_management)
     mask = from_channels(*load_mask_channels(mask_path, max_pixels), mask_mode, name=str(mask_path))
     if mask.shape != image.shape[:2]:
         log.info("%s: mask %s resized to the image's %s", mask_path, mask.shape[::-1], image.shape[1::-1])
         mask = cover_mask(mask, image.shape[:2])
     return master, image, mask
+
+
+def read_source(image_path: str | Path, max_megapixels: float = MAX_IMAGE_MEGAPIXELS,
+                colour_management: bool = True) -> tuple[Master, np.ndarray]:
+    """An image file at full depth (:func:`images.read_image`, its notes logged) and the model's view of it
+    (sRGB RGB uint8, display orientation, :func:`colour.model_rgb`). Files over ``max_megapixels`` are
+    refused before decoding."""
+    from .colour import model_rgb
+
+    master = read_image(image_path, int(max_megapixels * 1e6))
+    for note in master.notes:
+        log.warning("%s: %s", image_path, note)
+    return master, model_rgb(master, colour_management)
 
 
 def repair_mask(cfg: InferConfig, mask: np.ndarray) -> np.ndarray:
@@ -221,7 +235,7 @@ def inpaint_array(engine: Engine | None, cfg: InferConfig, image: np.ndarray, ma
     if not mask.any():
         log.warning("%s: the mask marks nothing to repair; writing the original unchanged", name)
         none = np.zeros(0, np.intp)
-        fills = [Fill(none, none, np.zeros((0, 3), np.uint8)) for _ in seeds]
+        fills = [Fill(none, none, np.zeros((0, 3), np.float32)) for _ in seeds]
         return Job(name, image, mask, seeds, ModelRows(image, fills), None, fills=fills)
     mask = repair_mask(cfg, mask)
     area, regions = plan_area(mask, cfg.area, cfg.size, cfg.padding, engine.multiple, cfg.large_windows)
@@ -235,12 +249,11 @@ def inpaint_array(engine: Engine | None, cfg: InferConfig, image: np.ndarray, ma
         out = engine.fill([Canvas(*crops[k], call_seed(seeds[i], k)) for i, k in items], cfg.sampling(), progress)
         for (i, k), result in zip(items, out):
             filled[i][k] = result
-    need = dilate_mask(mask, cfg.mask_blur + 1) if cfg.mask_blur > 0 else mask  # the feather band too
     alpha = feather(mask, cfg.mask_blur) if cfg.mask_blur > 0 else None  # (H, W) blend weights, 1 inside
-    ys, xs = np.nonzero(alpha > 0 if alpha is not None else mask)  # the pixels a fill changes
+    ys, xs = np.nonzero(alpha > 0 if alpha is not None else mask)  # the pixels a fill changes (feather band too)
     weights = alpha[ys, xs] if alpha is not None else None
-    # One row at a time: compose makes a model-space copy, of which only the fill is kept.
-    fills = [Fill(ys, xs, compose(image, need, regions, row)[ys, xs], weights) for row in filled]
+    # Only the fill's pixels are composed, as float32 (the engines' precision: quantised once, when written).
+    fills = [Fill(ys, xs, compose_values(image, ys, xs, regions, row), weights) for row in filled]
     largest = max((r.work_hw for r in regions), key=lambda hw: hw[0] * hw[1])
     return Job(name, image, mask, seeds, ModelRows(image, fills), largest, area, regions, fills=fills)
 
@@ -363,8 +376,6 @@ def write_job(job: Job, cfg: InferConfig, engine: Engine | None, collage_path, s
         log.info("%s: %s input: rows written as lossless %s (never a second lossy encoding)",
                  job.name, master.format.upper(), fmt.upper())
     meta = metadata(cfg, engine, job, row_format=fmt, colour_managed=_managed(master, cfg), **extra)
-    if cfg.record:
-        meta["record"] = str(record.record_path(collage_path, stem))
     rows = _write_rows(job, cfg, collage_path, stem, fmt, meta)
     written = [p for entry in rows for p in (entry.get("output"), entry.get("fill_layer")) if p]
     if cfg.record:
@@ -384,6 +395,8 @@ def write_job(job: Job, cfg: InferConfig, engine: Engine | None, collage_path, s
     h, v = cfg.collage_spacing_h, cfg.collage_spacing_v
     written.append(save_png_bands(collage_path, sheet_shape(job.image.shape[:2], len(tiles), h, v),
                                   bands(job.image, job.mask, tiles, h, v), meta, a1111(meta)))  # last: means "done"
+    if cfg.record:  # for the manifest line (the files carry no path: the record names them by sha256)
+        meta = {**meta, "record": str(record.record_path(collage_path, stem))}
     return written, meta
 
 
@@ -392,7 +405,7 @@ def _write_rows(job: Job, cfg: InferConfig, collage_path: Path, stem: str, fmt: 
     never sit in memory together). Returns ``{"row", "seed", "output", "fill_layer"}`` per row."""
     from . import record
 
-    master = job.master
+    master = job.row_master()
     mode = master.mode if master is not None else "RGB"
     rows = []
     for i, seed in enumerate(job.seeds):

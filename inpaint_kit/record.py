@@ -124,6 +124,11 @@ def file_entry(path: Path | None) -> dict | None:
     return {"path": str(path), "sha256": sha256(path)} if path else None
 
 
+def _existing(path) -> dict | None:
+    """:func:`file_entry` of ``path`` when it names a file (the UI records names and "painted" masks)."""
+    return file_entry(Path(path)) if path and Path(path).is_file() else None
+
+
 def write_mask(path: Path, mask: np.ndarray) -> Path:
     """The repaired mask as an 8-bit grey PNG, white = repaired."""
     from .images import write_image
@@ -141,12 +146,14 @@ def write_record(path: Path, job, cfg, engine, rows: list[dict], mask_file: Path
     for key in ("lora", "controlnet"):
         if info.get(key) or getattr(cfg, key, None):
             model[f"{key}_weights"] = weight_files(info.get(key) or getattr(cfg, key), cache_dir)
-    source = job.sources.get("image")
+    source, given = job.sources.get("image"), job.sources.get("mask")
+    read = master.path if master is not None and master.path else source  # the file actually read (an upload)
     record = {
         "record_version": 1,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "input": {**(file_entry(Path(source)) if source else {}), **(master.describe() if master else {})},
-        "mask": {"given": file_entry(Path(job.sources["mask"])) if job.sources.get("mask") else None,
+        "input": {**({"source": source} if source else {}), **(_existing(read) or {}),
+                  **(master.describe() if master else {})},
+        "mask": {"given": _existing(given) or ({"source": given} if given else None),  # a file, or how it was made
                  "repaired": file_entry(mask_file)},
         "outputs": [{"row": r["row"], "seed": r["seed"], **{k: file_entry(r.get(k)) for k in ("output", "fill_layer", "marked")}}
                     for r in rows],

@@ -438,3 +438,89 @@ def test_api_restore_from_a_path_saves_rows_at_the_masters_depth(tmp_path, tiny_
     path = result.save_row(0, tmp_path / "api.tif")
     px, icc, _, _, _ = _read_stored(path)
     assert px.dtype == np.uint16 and icc == WIDE and np.array_equal(px[~repair], stored[~repair])
+
+
+# --- outpaint (issue 19 item 6): rows extend the master; every new pixel is fill -------------------------
+
+def _canvas(stored_display, up, down, left, right, maxval=None):
+    """The master's displayed values on the extended canvas (new area 0, alpha opaque)."""
+    h, w, c = stored_display.shape
+    canvas = np.zeros((h + up + down, w + left + right, c), stored_display.dtype)
+    if maxval is not None:
+        canvas[..., -1] = maxval
+    canvas[up:up + h, left:left + w] = stored_display
+    return canvas
+
+
+def test_outpaint_rows_extend_the_master_at_its_depth_with_the_new_area_recorded_as_fill(tmp_path, tiny_model_dir):
+    src, stored, _ = _src_tif16_rgb_lzw_icc(tmp_path)
+    out = tmp_path / "o"
+    assert main(["outpaint", "--model", str(tiny_model_dir), "--image", str(src), "--left", "16", "--down", "8",
+                 "--output", str(out / "a_outpaint.png"), *FAST, "--rows", "2", "--record", "--mark_fills"]) == 0
+    new = np.ones((H + 8, W + 16), bool)
+    new[:H, 16:] = False
+    rec = json.loads((out / "a_outpaint_record.json").read_text())
+    for i, seed in enumerate((5, 6)):
+        row, icc, dpi, compression, _ = _read_stored(out / f"a_outpaint_row{i}_seed{seed}.tif")
+        assert row.dtype == np.uint16 and row.shape == (H + 8, W + 16, 3)
+        assert icc == WIDE and dpi == pytest.approx(600) and compression == 5
+        with tifffile.TiffFile(out / f"a_outpaint_row{i}_seed{seed}.tif") as tf:
+            assert tf.pages.first.tags[271].value == "Scanner Co"
+        assert np.array_equal(row[:H, 16:], stored), "the master's stored values moved or changed"
+        layer, _, _, _, _ = _read_stored(out / f"a_outpaint_fill_row{i}_seed{seed}.tif")
+        on = layer[..., 3] > 0
+        assert np.array_equal(on, new), "every new pixel, and only they, are fill"
+        over = _canvas(stored, 0, 8, 16, 0)
+        over[on] = layer[on][:, :3]
+        assert np.array_equal(over, row), "master + fill layer != row"
+        assert rec["outputs"][i]["marked"]["path"].endswith(f"a_outpaint_row{i}_seed{seed}_marked.png")
+    assert np.array_equal(np.asarray(Image.open(out / "a_outpaint_mask.png")) == 255, new)
+    assert rec["regions"] == [{"id": 1, "bbox": [0, 0, H + 8, W + 16], "area_px": int(new.sum()),
+                               "area_mm2": pytest.approx(new.sum() * (25.4 / 600) ** 2, rel=1e-3)}]
+    assert rec["input"]["sha256"] == sha256(src) and rec["input"]["size"] == [W, H] and rec["mask"]["given"] is None
+    meta = read_metadata(out / "a_outpaint_row0_seed5.tif")
+    assert meta["original_size"] == [W, H] and meta["offset"] == [16, 0] and meta["colour_managed"] is True
+
+
+def test_outpaint_keeps_orientation_and_alpha_and_batch_resume_finds_tif_rows(tmp_path, tiny_model_dir, capsys):
+    src, stored, _ = _src_png16_rgba_icc_exif6(tmp_path)  # stored on its side, displayed H x W
+    out = tmp_path / "o"
+    assert main(["outpaint", "--model", str(tiny_model_dir), "--image", str(src), "--up", "8",
+                 "--output", str(out / "a_outpaint.png"), *FAST]) == 0
+    row, icc, _, _, _ = _read_stored(out / "a_outpaint_row0_seed5.png")
+    shown = orient(row, 6)  # stored as the source is, the same Orientation tag
+    assert row.dtype == np.uint16 and shown.shape == (H + 8, W, 4) and icc == WIDE
+    assert np.array_equal(shown[8:], orient(stored, 6)) and (shown[:8, :, 3] == 65535).all()
+    with Image.open(out / "a_outpaint_row0_seed5.png") as im:
+        assert im.getexif().get(274) == 6
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    _src_tif16_rgb_lzw_icc(imgs)
+    args = ["outpaint", "--model", str(tiny_model_dir), "--batch_imgs_dir", str(imgs), "--right", "8",
+            "--output_dir", str(tmp_path / "b"), *FAST, "--record"]
+    assert main(args) == 0
+    line = json.loads((tmp_path / "b" / "manifest.jsonl").read_text().splitlines()[0])
+    assert line["record"] == str(tmp_path / "b" / "a_outpaint_record.json")
+    assert tifffile.imread(tmp_path / "b" / "a_outpaint_row0_seed5.tif").shape == (H, W + 8, 3)
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "0 written, 1 skipped" in capsys.readouterr().err
+    src, _, _ = _src_tif_cmyk(tmp_path)
+    assert main(["outpaint", "--model", "/nonexistent/model", "--image", str(src), "--left", "8",
+                 "--output_format", "png", "--output", str(tmp_path / "c" / "x.png")]) != 0
+    assert "CMYK cannot be written as PNG" in capsys.readouterr().err
+
+
+def test_upright_master_is_stored_as_displayed_without_its_orientation(tmp_path):
+    """What defect's dataset items are written as: a rotated master stored upright, Orientation gone."""
+    from inpaint_kit.images import write_image
+
+    src, stored, _ = _src_png16_rgba_icc_exif6(tmp_path)
+    master = read_image(src)
+    up = master.upright()
+    assert up.orientation == 1 and up.exif is None and b"eXIf" not in [k for k, _ in up.png_chunks]
+    assert np.array_equal(up.pixels, orient(stored, 6)) and up.icc == master.icc and "upright" in up.notes[-1]
+    path = write_image(tmp_path / "u.png", up.pixels, up.mode, up, "png")
+    with Image.open(path) as im:
+        assert 274 not in im.getexif() and im.size == (W, H)
+    assert master.upright() is not master and up.upright() is up

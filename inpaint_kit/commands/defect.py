@@ -56,6 +56,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     flags.add_device(s, dtype=True)
     flags.add_progress(s)
     flags.add_shard(s)
+    flags.add_area_arguments(p, default="full", why=" (default full here: the LoRA learned the defect on whole "
+                                                    "images scaled to --size; crops paints large images at native "
+                                                    "resolution)")
+    flags.add_archive_arguments(p, record=False, note="; dataset mode: PNG always (the MVTec layout's NNN.png), "
+                                                      "with the good image's depth, mode, profile and dpi")
+    # Infer's record does not fit a dataset: a one-line error saying why (run()), not an unknown flag.
+    for name in ("--record", "--mark_fills"):
+        p.add_argument(name, action="store_true", help=argparse.SUPPRESS)
 
 
 def _check_mode(args) -> str:
@@ -88,12 +96,18 @@ def run(args: argparse.Namespace) -> int:
     if not args.verbose:
         for name in ("accelerate", "diffusers", "transformers"):
             logging.getLogger(name).setLevel(logging.ERROR)
+    if args.record or args.mark_fills:
+        raise InpaintKitError(f"--{'record' if args.record else 'mark_fills'} is infer's and outpaint's record of a "
+                              "restoration; defect's record is its manifest.jsonl and each image's metadata (good "
+                              "image, mask, seeds, LFS), and MVTec folders hold only images and masks")
     mode = _check_mode(args)
     cfg = GenerateConfig(lora=args.lora, output_dir=args.output_dir, good_dir=args.good_dir, data=args.data,
                          masks_dir=args.masks_dir, mask_mode=args.mask_mode, mask_shapes=args.mask_shapes,
                          mask_scale=tuple(args.mask_scale), on_foreground=args.on_foreground, num=args.num, model=args.model, size=args.size,
                          prompt=args.prompt, negative_prompt=args.negative_prompt, steps=args.steps,
-                         guidance=args.guidance, lfs=args.lfs, seed=args.seed, overwrite=args.overwrite,
+                         guidance=args.guidance, lfs=args.lfs, seed=args.seed, area=args.area, padding=args.padding,
+                         large_windows=args.large_windows, output_format=args.output_format,
+                         colour_management=args.colour_management, overwrite=args.overwrite,
                          device=args.device, dtype=args.dtype, progress=args.progress)
     if mode == "single":
         if args.shard:

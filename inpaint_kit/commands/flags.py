@@ -146,6 +146,23 @@ def add_ddpm_start_arguments(group) -> None:
     add_engine_arguments(group, only=("sampler", "init", "strength"), into=group)
 
 
+def add_area_arguments(p: argparse.ArgumentParser, default: str = D.area, why: str = ""):
+    """``--area``, ``--padding`` and ``--large_windows``: where the model works (:mod:`inpaint_kit.geometry`;
+    ``infer``, ``defect``). ``default``/``why``: a command whose default area differs says why. Returns the
+    argument group (``infer`` adds ``--mask_dilate`` to it)."""
+    from ..geometry import AREAS, LARGE
+
+    area = p.add_argument_group("where the model works (large scans)")
+    area.add_argument("--area", choices=AREAS, default=default,
+                      help="full: the whole image scaled to --size; crops: windows around the damage at native "
+                           "resolution; auto: crops when the image's long side exceeds --size, else full" + why)
+    area.add_argument("--padding", type=int, default=D.padding, help="crops: context pixels kept around the damage")
+    area.add_argument("--large_windows", choices=LARGE, default=D.large_windows,
+                      help="crops: a window longer than --size is cut into overlapping native-resolution tiles, "
+                           "or scaled down to --size")
+    return area
+
+
 def add_limits(group) -> None:
     """--max_work_megapixels and --max_image_megapixels (checked before any model loads)."""
     group.add_argument("--max_work_megapixels", type=float, default=D.max_work_megapixels,
@@ -228,15 +245,20 @@ def print_report(report, shard) -> int:
     return report.exit_code
 
 
-def add_archive_arguments(p: argparse.ArgumentParser) -> None:
-    """Rows as drop-in replacements of archive masters, and the conservator's record (docs/archive.md)."""
+def add_archive_arguments(p: argparse.ArgumentParser, record: bool = True, note: str = "") -> None:
+    """Rows as drop-in replacements of archive masters, and the conservator's record (docs/archive.md).
+    ``record`` False: only the row format and colour management (``defect``: see its ``--record`` error);
+    ``note`` is added to ``--output_format``'s help."""
     g = p.add_argument_group("archive masters (docs/archive.md)")
     g.add_argument("--output_format", choices=("auto", "png", "tiff"), default=D.output_format,
                    help="rows: auto = TIFF in gives TIFF (same compression), anything else PNG (a JPEG/WebP is "
-                        "never encoded lossily again; CMYK gives TIFF); rows keep depth, mode, alpha, ICC, dpi, EXIF, XMP")
+                        "never encoded lossily again; CMYK gives TIFF); rows keep depth, mode, alpha, ICC, dpi, EXIF, "
+                        "XMP" + note)
     g.add_argument("--colour_management", choices=("on", "off"), default=D.colour_management,
                    help="on: an image with a non-sRGB ICC profile is converted to sRGB for the model and the fill "
                         "back to its profile (pixels outside the mask are never converted)")
+    if not record:
+        return
     g.add_argument("--record", action="store_true",
                    help="also write <stem>_mask.png, a fill layer per row and <stem>_record.json (sha256s, model, "
                         "settings, versions, repaired regions)")

@@ -6,9 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..geometry import AREAS, LARGE
-from .flags import (D, add_archive_arguments, add_engine_arguments, add_model_arguments, add_output_arguments, add_output_dir, config_from_args,
-                    preflight, print_report, sharded)
+from .flags import (D, add_archive_arguments, add_area_arguments, add_engine_arguments, add_model_arguments,
+                    add_output_arguments, add_output_dir, config_from_args, preflight, print_report, sharded)
 
 HELP = "Inpaint one image (--image/--mask) or directory trees (--batch_imgs_dir/--batch_masks_dir) into collages."
 
@@ -27,14 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_output_dir(batch, "outputs", "output folder (batch: sub-folders mirrored; single image: where the "
                                       "default --output goes)")
 
-    area = p.add_argument_group("where the model works (large scans)")
-    area.add_argument("--area", choices=AREAS, default=D.area,
-                      help="full: the whole image scaled to --size; crops: windows around the damage at native "
-                           "resolution; auto: crops when the image's long side exceeds --size, else full")
-    area.add_argument("--padding", type=int, default=D.padding, help="crops: context pixels kept around the damage")
-    area.add_argument("--large_windows", choices=LARGE, default=D.large_windows,
-                      help="crops: a window longer than --size is cut into overlapping native-resolution tiles, "
-                           "or scaled down to --size")
+    area = add_area_arguments(p)
     area.add_argument("--mask_dilate", type=int, default=D.mask_dilate,
                       help="grow the repair region by N pixels at the working scale (damage with a stained halo)")
 

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 from ..outpaint import DIRECTIONS, FILLS, OutpaintConfig  # light (numpy, PIL, tqdm): defaults stated once
-from .flags import (add_engine_arguments, add_model_arguments, add_output_arguments, add_output_dir, alias,
-                    config_from_args as build, preflight, print_report, sharded)
+from .flags import (add_archive_arguments, add_engine_arguments, add_model_arguments, add_output_arguments,
+                    add_output_dir, alias, config_from_args as build, preflight, print_report, sharded)
 
 HELP = "Extend an image (--image) or a tree (--batch_imgs_dir) left/right/up/down with a diffusion model, in chunks."
 
@@ -45,6 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                       "default --output goes)")
 
     add_output_arguments(p)
+    add_archive_arguments(p)
     add_engine_arguments(p)
 
 

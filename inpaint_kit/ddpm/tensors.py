@@ -29,6 +29,15 @@ def tensor_to_image(x: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(arr.permute(1, 2, 0).numpy())
 
 
+def tensor_to_float(x: torch.Tensor) -> np.ndarray:
+    """float (3, H, W) or (1, 3, H, W) in [-1, 1] -> RGB float32 (H, W, 3) in [0, 1] (clipped, not rounded:
+    the engine's fill at full precision; :func:`tensor_to_image` quantised once gives the same 8 bits)."""
+    if x.dim() == 4:
+        x = x[0]
+    arr = (x.detach().float().cpu().clamp(-1, 1) + 1) / 2  # exact halving: * 255 rounds as * 127.5 did
+    return np.ascontiguousarray(arr.permute(1, 2, 0).numpy())
+
+
 def soften_mask(mask: np.ndarray, sigma: float = 0.0) -> np.ndarray:
     """float32 (H, W) in [0, 1]: 1 on the mask, and with ``sigma > 0`` a Gaussian fall-off just outside it
     (the hole itself stays fully repainted; only the blend into the known pixels is softened)."""

@@ -20,8 +20,9 @@ Their typed options are in :mod:`.options`. This package, :mod:`.base`, :mod:`.o
 from __future__ import annotations
 
 from .base import (DEFAULT_MODEL, DTYPES, Canvas, Engine, RowsMixin, Sampling, call_seed, check_device, check_items,
-                   resolve_device_dtype, row_images)
+                   fill_rows, resolve_device_dtype, row_images, to_float, to_uint8)
 from .registry import is_ddpm_model, load_engine
 
 __all__ = ["DEFAULT_MODEL", "DTYPES", "Canvas", "Engine", "RowsMixin", "Sampling", "call_seed", "check_device",
-           "check_items", "is_ddpm_model", "load_engine", "resolve_device_dtype", "row_images"]
+           "check_items", "fill_rows", "is_ddpm_model", "load_engine", "resolve_device_dtype", "row_images", "to_float",
+           "to_uint8"]

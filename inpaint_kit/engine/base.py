@@ -11,7 +11,12 @@ in the batch. ``inpaint(image, mask, seeds)`` is the collage shorthand (one canv
     results = engine.fill([Canvas(a, mask_a, 1), Canvas(b, mask_b, 7)], Sampling(steps=30))
 
 ``image`` is RGB uint8 ``(h, w, 3)`` at the working size (sides multiples of ``engine.multiple``);
-``mask`` bool ``(h, w)`` with True = repaint; one RGB uint8 ``(h, w, 3)`` comes back per item.
+``mask`` bool ``(h, w)`` with True = repaint; ``fill`` gives back one **float32** ``(h, w, 3)`` in [0, 1]
+per item (the model's own precision: never an 8-bit intermediate, so a 16-bit master's fill is quantised
+once, to 16 bits, by :mod:`inpaint_kit.fill`). ``inpaint`` is the 8-bit shorthand: the same fills
+quantised once (:func:`to_uint8`, the rounding engines have always used). An engine of another package
+that still returns ``uint8`` from ``fill`` keeps working: its results are taken exactly as ``v / 255``
+(:func:`to_float`), with 8-bit precision.
 Where the model works (windows, scales), pasting back outside the mask and resizing to the user's size
 are not the engine's job (:mod:`inpaint_kit.geometry`, :mod:`inpaint_kit.inpaint`).
 """
@@ -60,11 +65,13 @@ class Engine(Protocol):
         whatever else decided the pixels (scheduler, LoRA, sampler, ...)."""
 
     def fill(self, items: Sequence[Canvas], sampling: Sampling, progress: bool = True) -> list[np.ndarray]:
-        """Fill each item's mask (items all of one size); returns one uint8 array per item."""
+        """Fill each item's mask (items all of one size); returns one float32 ``(h, w, 3)`` array in [0, 1]
+        per item (known pixels as ``v / 255`` of the item's image, or the model's reconstruction of them)."""
 
     def inpaint(self, image, mask: np.ndarray, seeds: Sequence[int], sampling: Sampling,
                 progress: bool = True) -> list[np.ndarray]:
-        """:meth:`fill` with one canvas per seed: ``image`` shared by all rows, or one per row."""
+        """:meth:`fill` with one canvas per seed (``image`` shared by all rows, or one per row), as 8-bit
+        RGB rows (:func:`to_uint8`): the shorthand for previews, tests and 8-bit scores."""
 
 
 class RowsMixin:
@@ -72,10 +79,42 @@ class RowsMixin:
 
     def inpaint(self, image, mask: np.ndarray, seeds: Sequence[int], sampling: Sampling,
                 progress: bool = True) -> list[np.ndarray]:
-        """:meth:`Engine.inpaint`: one :class:`Canvas` per seed, all filled by one :meth:`fill` call."""
-        images = row_images(image, len(seeds))
-        images = images * len(seeds) if len(images) == 1 else images
-        return self.fill([Canvas(im, mask, int(s)) for im, s in zip(images, seeds)], sampling, progress)
+        """:meth:`Engine.inpaint`: one :class:`Canvas` per seed, all filled by one :meth:`fill` call, each
+        result quantised once to ``uint8``."""
+        return [to_uint8(r) for r in fill_rows(self, image, mask, seeds, sampling, progress)]
+
+
+def fill_rows(engine, image, mask: np.ndarray, seeds: Sequence[int], sampling: Sampling,
+              progress: bool = True) -> list[np.ndarray]:
+    """One float32 fill per seed (:func:`to_float`) of ``image`` (shared by all rows, or one per row): one
+    :class:`Canvas` per seed through ``engine.fill``. An object that has only the 8-bit ``inpaint`` (an
+    engine written before ``fill``, a test double) is asked through that, its rows converted exactly."""
+    if not hasattr(engine, "fill"):
+        return [to_float(r) for r in engine.inpaint(image, mask, seeds, sampling, progress)]
+    images = row_images(image, len(seeds))
+    images = images * len(seeds) if len(images) == 1 else images
+    out = engine.fill([Canvas(im, mask, int(s)) for im, s in zip(images, seeds)], sampling, progress)
+    return [to_float(r) for r in out]
+
+
+def to_float(result: np.ndarray) -> np.ndarray:
+    """An engine's result as float32 ``(h, w, 3)`` in [0, 1]: floats as they are (clipped), ``uint8`` (an
+    engine of another package written before float fills) exactly as ``v / 255``."""
+    a = np.asarray(result)
+    if a.dtype == np.uint8:
+        return a.astype(np.float32) / np.float32(255)
+    if not np.issubdtype(a.dtype, np.floating):
+        raise ValueError(f"an engine returned {a.dtype} pixels; fill must return float32 in [0, 1] (or uint8)")
+    return np.clip(a, 0.0, 1.0, dtype=np.float32)
+
+
+def to_uint8(result: np.ndarray) -> np.ndarray:
+    """A fill quantised once to ``uint8``: ``round(v * 255)`` in float32, halves to even (what the engines
+    returned before they handed back floats, so 8-bit results are unchanged); ``uint8`` stays as it is."""
+    a = np.asarray(result)
+    if a.dtype == np.uint8:
+        return a
+    return np.clip(np.rint(a.astype(np.float32, copy=False) * np.float32(255)), 0, 255).astype(np.uint8)
 
 
 def check_items(items: Sequence[Canvas], multiple: int) -> tuple[int, int]:

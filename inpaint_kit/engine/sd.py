@@ -256,7 +256,8 @@ class PipelineEngine(RowsMixin):
 
     def _run(self, sampling: Sampling, items: Sequence[Canvas], progress: bool, **call) -> list[np.ndarray]:
         """Call the pipeline with what every SD-family call shares (size, steps, guidance, each row's own
-        noise and generator; guidance 1.0 when both prompts are empty) plus ``call``; one uint8 array per item."""
+        noise and generator; guidance 1.0 when both prompts are empty) plus ``call``; one float32 array in
+        [0, 1] per item (the VAE decode as the pipeline post-processes it, never rounded to 8 bits here)."""
         h, w = items[0].image.shape[:2]
         latents, generators = self.initial_latents([it.seed for it in items], h, w)
         cfg_skipped = (self.skip_noop_cfg and not sampling.prompt and not sampling.negative_prompt
@@ -274,7 +275,7 @@ class PipelineEngine(RowsMixin):
             output_type="np",
         ).images  # (n, h, w, 3) float in [0, 1]
         self.last_info = {"cfg_skipped": cfg_skipped}
-        return [np.clip(np.round(row * 255), 0, 255).astype(np.uint8) for row in out]
+        return [np.array(row, np.float32) for row in out]  # own copies (not views of the batch)
 
 
 class SDEngine(PipelineEngine):

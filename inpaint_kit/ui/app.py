@@ -90,18 +90,21 @@ def result_area(prefix: str) -> dict:
                               elem_id=f"{prefix}-gallery", buttons=["download", "fullscreen"])
     r["slider"] = gr.ImageSlider(label="Before / after", format="png", elem_id=f"{prefix}-slider")
     r["collage"] = gr.Image(label="Collage", type="filepath", format="png", elem_id=f"{prefix}-collage")
-    r["files"] = gr.File(label="Downloads: each candidate and the collage, PNG with the CLI's metadata",
+    r["files"] = gr.File(label="Downloads: each candidate as the upload (same format, depth, profile; the CLI's "
+                               "metadata), the conservator's record (mask, fill layers, record.json) and the collage",
                          file_count="multiple", elem_id=f"{prefix}-files")
     r["state"] = gr.State(None)
     return r
 
 
 def show(run: handlers.Run) -> tuple:
-    """Outputs of a finished run, in :func:`result_area` order."""
-    gallery = [(run.before, "original")] + [(str(p), f"seed {s}") for p, s in zip(run.rows, run.seeds)]
+    """Outputs of a finished run, in :func:`result_area` order. The gallery shows PNG rows as written and
+    TIFF rows (which browsers do not show) as their 8-bit sRGB view; the downloads are the files."""
+    shown = [str(p) if p.suffix == ".png" else r for p, r in zip(run.rows, run.results)]
+    gallery = [(run.before, "original")] + [(x, f"seed {s}") for x, s in zip(shown, run.seeds)]
     state = {"before": run.before, "results": run.results}
     return (run.summary(), gallery, (run.before, run.results[0]), str(run.collage),
-            [str(p) for p in run.rows] + [str(run.collage)], state)
+            [str(p) for p in (*run.rows, *run.record)] + [str(run.collage)], state)
 
 
 def select(state, evt: gr.SelectData):
@@ -120,8 +123,9 @@ def build_app(cache: handlers.EngineCache, *, model: str = "builtin", device=Non
     server = {"device": device, "dtype": dtype, "cache_dir": cache_dir}
     with gr.Blocks(title="inpaint-kit", analytics_enabled=False) as app:
         gr.Markdown("## inpaint-kit: restore and outpaint\nUpload an image, paint over the damage (or upload a "
-                    "mask file), and Run. Each candidate downloads as a PNG carrying the same metadata as "
-                    "`inpaint-kit infer`; the same inputs give the same pixels.")
+                    "mask file), and Run. Each candidate downloads as the upload's drop-in replacement (a "
+                    "16-bit TIFF gives 16-bit TIFFs with its profile) carrying the same metadata as "
+                    "`inpaint-kit infer`, with the conservator's record; the same inputs give the same pixels.")
         with gr.Tab("Restore"):
             with gr.Row():
                 with gr.Column():

@@ -4,9 +4,12 @@ without a browser and without gradio (nothing here imports it).
 Every step is the library's, the same as ``inpaint-kit infer`` / ``outpaint``: :func:`inpaint.load_pair` and
 :func:`images.load_image` read the uploads (EXIF, 16-bit, alpha; ``--mask_mode`` on mask files),
 :func:`geometry.cover_mask` fits painted strokes, :func:`inpaint.inpaint_array` runs the engine and
-:func:`inpaint.write_job` writes the collage and one PNG per candidate with the CLI's metadata; an outpaint
+:func:`inpaint.write_job` writes the collage and one file per candidate with the CLI's metadata; an outpaint
 request is the command's own job function, :func:`outpaint.outpaint_file`. So the same image, mask, seed and
-settings give the same pixels and the same files as the CLI. Engines and the model list come from the
+settings give the same pixels and the same files as the CLI. Each candidate is written as the upload's
+drop-in replacement (``infer --save_rows``: a 16-bit TIFF gives 16-bit TIFF rows with its profile and tags;
+docs/archive.md), and every run writes the conservator's record (``--record``: mask, fill layers,
+``<stem>_record.json``), offered for download with the rows. Engines and the model list come from the
 engine registry (:mod:`inpaint_kit.engine.registry`).
 
     cache = EngineCache()
@@ -20,7 +23,7 @@ import logging
 import threading
 from collections import OrderedDict
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -82,15 +85,42 @@ class Run:
 
     folder: Path
     collage: Path
-    rows: list[Path]  # one PNG per candidate, each with the CLI's metadata (seeds = [its seed])
+    rows: list[Path]  # one file per candidate as the upload's drop-in (CLI metadata, seeds = [its seed])
     before: np.ndarray  # (H, W, 3) what the candidates are compared with (outpaint: the filled canvas)
-    results: list[np.ndarray]  # one (H, W, 3) uint8 per candidate
+    results: list[np.ndarray]  # one (H, W, 3) uint8 per candidate (the 8-bit sRGB view, for the page)
     seeds: list[int]
     metadata: dict
+    record: list[Path] = field(default_factory=list)  # the conservator's record: mask, fill layers, record.json
 
     def summary(self) -> str:
         h, w = self.results[0].shape[:2]
-        return f"{len(self.rows)} candidate(s), {w}x{h}, seeds {', '.join(map(str, self.seeds))}; saved in {self.folder}"
+        return (f"{len(self.rows)} candidate(s), {w}x{h}, seeds {', '.join(map(str, self.seeds))}; "
+                f"{rows_note(self.metadata)}; saved in {self.folder} with the conservator's record")
+
+
+def rows_note(meta: dict) -> str:
+    """What the candidate files are, and why when they are not the upload's format: "rows: 16-bit RGB TIFF,
+    as the upload" or "rows: 8-bit RGB PNG (lossless: a JPEG upload is never encoded lossily again)"."""
+    src, fmt = meta.get("input") or {}, meta.get("row_format", "png")
+    what = f"rows: {src.get('bits', 8)}-bit {src.get('mode', 'RGB')} {fmt.upper()}"
+    if src.get("format") == fmt:
+        return f"{what}, as the upload (same depth, profile and metadata)"
+    if src.get("format") in ("jpeg", "webp"):
+        return f"{what} (lossless: a {src['format'].upper()} upload is never encoded lossily again)"
+    if src.get("mode") == "CMYK":
+        return f"{what} (PNG cannot hold CMYK)"
+    return f"{what} (lossless; same depth, profile and metadata as the {str(src.get('format', '?')).upper()} upload)"
+
+
+def _run(folder: Path, collage: Path, written: list[Path], job, meta: dict, stem: str) -> Run:
+    """The :class:`Run` of a written job: candidate files, the record's files, the collage."""
+    from ..images import extension
+    from ..inpaint import row_path
+
+    ext = extension(meta.get("row_format", "png"))
+    rows = [row_path(collage, stem, i, s, ext) for i, s in enumerate(job.seeds)]
+    record = [p for p in written if p != collage and p not in rows]
+    return Run(folder, collage, rows, job.image, job.results, job.seeds, meta, record)
 
 
 def check_limits(values: dict) -> None:
@@ -205,12 +235,13 @@ def run_folder(output_dir) -> Path:
 def restore(cache: EngineCache, output_dir, image_path, mask_path=None, layers=None, progress: bool = True,
             **settings) -> Run:
     """Inpaint an uploaded image where the mask file and/or painted ``layers`` mark it, one candidate per seed
-    (``settings``: :class:`~inpaint_kit.inpaint.InferConfig` fields). Writes ``<stem>_collage.png`` and
-    ``<stem>_row<i>_seed<s>.png`` into a new folder of ``output_dir``, as ``infer --save_rows`` does."""
+    (``settings``: :class:`~inpaint_kit.inpaint.InferConfig` fields). Writes ``<stem>_collage.png``, the
+    rows ``<stem>_row<i>_seed<s>.png|.tif`` and the record into a new folder of ``output_dir``, as
+    ``infer --save_rows --record`` does."""
     from ..images import read_image
     from ..inpaint import InferConfig, inpaint_array, write_job
 
-    cfg = replace(build_config(InferConfig, settings), save_rows=True)
+    cfg = replace(build_config(InferConfig, settings), save_rows=True, record=True)
     image, mask, sources = read_inputs(image_path, mask_path, layers, cfg.mask_mode)
     engine = cache.get(cfg)
     stem = Path(image_path).stem
@@ -221,19 +252,19 @@ def restore(cache: EngineCache, output_dir, image_path, mask_path=None, layers=N
     folder = run_folder(output_dir)
     collage = folder / f"{stem}_collage.png"
     written, meta = write_job(job, cfg, engine, collage, stem=stem)
-    return Run(folder, collage, [p for p in written if p != collage], job.image, job.results, job.seeds, meta)
+    return _run(folder, collage, written, job, meta, stem)
 
 
 def outpaint(cache: EngineCache, output_dir, image_path, progress: bool = True, **settings) -> Run:
     """Extend an uploaded image (``settings``: :class:`~inpaint_kit.outpaint.OutpaintConfig` fields, sides in
-    ``left/right/up/down``; 0 or None = that side is not extended). Writes ``<stem>_outpaint.png`` and its
-    rows, as ``outpaint --save_rows`` does."""
+    ``left/right/up/down``; 0 or None = that side is not extended). Writes ``<stem>_outpaint.png``, its
+    rows and the record (the new area is the fill), as ``outpaint --save_rows --record`` does."""
     from ..outpaint import DIRECTIONS, SUFFIX, OutpaintConfig, outpaint_file
 
     settings = {k: (None if k in DIRECTIONS and not v else v) for k, v in settings.items()}
     if "mask_blur" in settings:  # its old name, as the outpaint command's hidden --mask_blur
         settings.setdefault("seam_blend", settings.pop("mask_blur"))
-    cfg = replace(build_config(OutpaintConfig, settings), save_rows=True)
+    cfg = replace(build_config(OutpaintConfig, settings), save_rows=True, record=True)
     if not image_path:
         raise InpaintKitError("no image: upload an image file first")
     name = Path(image_path).name
@@ -247,7 +278,7 @@ def outpaint(cache: EngineCache, output_dir, image_path, progress: bool = True, 
         with suppress(OSError):
             folder.rmdir()  # a refused request leaves no empty run folder
         raise
-    return Run(folder, collage, [p for p in written if p != collage], job.image, job.results, job.seeds, meta)
+    return _run(folder, collage, written, job, meta, collage.stem)
 
 
 def model_choices(weights_dir="weights", extra: tuple[str, ...] = ()) -> list[str]:
