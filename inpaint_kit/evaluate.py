@@ -1,6 +1,7 @@
 """Scoring inpainting methods against ground truth on held-out photos (``inpaint-kit eval``).
 
-For each image (long side scaled to ``size``) and each mask kind, one mask is drawn reproducibly from
+For each image (long side scaled to ``size``, the other side rounded, not snapped to a model's multiple:
+a photo as a user has it) and each mask kind, one mask is drawn reproducibly from
 ``(seed, image index, kind)``, every method fills it, and the fill is scored inside the mask only:
 
 - PSNR (dB) over the mask's pixels and channels;
@@ -12,7 +13,9 @@ For each image (long side scaled to ``size``) and each mask kind, one mask is dr
 - seconds per image (wall time of the fill, model loading excluded).
 
 Methods: ``telea`` and ``ns`` (OpenCV ``cv2.inpaint``, the classical baselines), ``builtin``, or a path to
-any model ``load_engine`` accepts (a ``train-ddpm`` folder or a Stable Diffusion inpainting model).
+any model ``load_engine`` accepts (a ``train-ddpm`` folder or a Stable Diffusion inpainting model). Models
+run through the real infer path (:func:`inpaint_kit.inpaint.inpaint_array`: working canvas, engine, paste
+back), so what is scored is what ``inpaint-kit infer`` writes.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import numpy as np
 from .classical import CLASSICAL, cv2_inpaint
 from .engine.options import DDPMOptions
 from .errors import InpaintKitError
-from .geometry import paste_back, resize_image, work_size
+from .geometry import resize_image, work_size
 from .images import atomic_write, load_image
 from .masks import MASK_KINDS, create_advanced_mask
 from .pairing import scan
@@ -107,16 +110,18 @@ def make_filler(method: str, cfg: EvalConfig):
     """``fill(image, mask) -> RGB uint8`` for a method name or model path (models load once here)."""
     if method in CLASSICAL:
         return lambda image, mask: cv2_inpaint(image, mask, method, cfg.radius)
-    from .engine import Sampling, is_ddpm_model, load_engine
+    from .engine import is_ddpm_model
+    from .inpaint import InferConfig, inpaint_array
 
     if method != "builtin" and not Path(method).exists() and "/" not in method:
         raise InpaintKitError(f"--methods: {method!r} is not telea, ns, builtin or a model path")
-    engine = load_engine(method, device=cfg.device, options=cfg.ddpm if is_ddpm_model(method) else None)
-    sampling = Sampling(steps=cfg.steps)
+    infer = InferConfig(model=method, size=cfg.size, steps=cfg.steps, rows=1, device=cfg.device,
+                        ddpm=cfg.ddpm if is_ddpm_model(method) else DDPMOptions())
+    # (not validate()d: eval allows tiny test sizes below infer's 64; the engine checks its own options)
+    engine = infer.load_engine()
 
     def fill(image, mask):
-        (result,) = engine.inpaint(image, mask, [cfg.seed], sampling, progress=False)
-        return paste_back(image, result, mask)
+        return inpaint_array(engine, infer, image, mask, [cfg.seed], progress=False).results[0]
 
     return fill
 
@@ -144,7 +149,7 @@ def run_eval(cfg: EvalConfig, progress: bool = True) -> list[Score]:
     images = []
     for p in paths:
         img = load_image(p)
-        images.append(resize_image(img, work_size(*img.shape[:2], size=cfg.size, multiple=8)))
+        images.append(resize_image(img, work_size(*img.shape[:2], size=cfg.size, multiple=1)))
     masks = [eval_masks(img, i, cfg.mask_kinds, cfg.seed) for i, img in enumerate(images)]
     fillers = {m: make_filler(m, cfg) for m in cfg.methods}
     acc: dict[tuple[str, str], list[tuple[float, float, float, float]]] = {}
