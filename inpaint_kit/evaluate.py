@@ -104,6 +104,85 @@ def gradient_energy_ratio(truth: np.ndarray, result: np.ndarray, mask: np.ndarra
     return gradient_energy(result, mask) / max(gradient_energy(truth, mask), 1e-6)
 
 
+# --- the seam: a band either side of the mask's edge ---------------------------------------------------
+
+BAND = 3  # px either side of the mask edge
+
+
+def rgb_to_lab(image: np.ndarray) -> np.ndarray:
+    """CIE L*a*b* (D65) of an sRGB uint8 image, float64 (H, W, 3) (sRGB curve, then XYZ, as scikit-image)."""
+    c = image.astype(np.float64) / 255.0
+    lin = np.where(c > 0.04045, ((c + 0.055) / 1.055) ** 2.4, c / 12.92)
+    m = np.array([[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]])
+    xyz = lin @ m.T / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16.0 / 116.0)
+    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1)
+
+
+def ciede2000(lab1: np.ndarray, lab2: np.ndarray) -> np.ndarray:
+    """CIEDE2000 colour difference (Sharma, Wu & Dalal 2005; kL = kC = kH = 1) of two Lab arrays (..., 3)."""
+    L1, a1, b1 = np.moveaxis(lab1, -1, 0)
+    L2, a2, b2 = np.moveaxis(lab2, -1, 0)
+    cbar = (np.hypot(a1, b1) + np.hypot(a2, b2)) / 2
+    g = 0.5 * (1 - np.sqrt(cbar**7 / (cbar**7 + 25.0**7)))
+    a1p, a2p = (1 + g) * a1, (1 + g) * a2
+    c1p, c2p = np.hypot(a1p, b1), np.hypot(a2p, b2)
+    h1p, h2p = np.degrees(np.arctan2(b1, a1p)) % 360, np.degrees(np.arctan2(b2, a2p)) % 360
+    zero = c1p * c2p == 0
+    dh = h2p - h1p
+    dh = np.where(dh > 180, dh - 360, np.where(dh < -180, dh + 360, dh))
+    dh = np.where(zero, 0, dh)
+    dHp = 2 * np.sqrt(c1p * c2p) * np.sin(np.radians(dh) / 2)
+    lbar, cbarp = (L1 + L2) / 2, (c1p + c2p) / 2
+    hsum = h1p + h2p
+    hbar = np.where(np.abs(h1p - h2p) <= 180, hsum / 2, np.where(hsum < 360, (hsum + 360) / 2, (hsum - 360) / 2))
+    hbar = np.where(zero, hsum, hbar)
+    t = (1 - 0.17 * np.cos(np.radians(hbar - 30)) + 0.24 * np.cos(np.radians(2 * hbar))
+         + 0.32 * np.cos(np.radians(3 * hbar + 6)) - 0.20 * np.cos(np.radians(4 * hbar - 63)))
+    dtheta = 30 * np.exp(-(((hbar - 275) / 25) ** 2))
+    rc = 2 * np.sqrt(cbarp**7 / (cbarp**7 + 25.0**7))
+    sl = 1 + 0.015 * (lbar - 50) ** 2 / np.sqrt(20 + (lbar - 50) ** 2)
+    sc, sh = 1 + 0.045 * cbarp, 1 + 0.015 * cbarp * t
+    rt = -np.sin(np.radians(2 * dtheta)) * rc
+    dl, dc, dhh = (L2 - L1) / sl, (c2p - c1p) / sc, dHp / sh
+    return np.sqrt(np.maximum(dl**2 + dc**2 + dhh**2 + rt * dc * dhh, 0))
+
+
+def boundary_band(mask: np.ndarray, width: int = BAND) -> np.ndarray:
+    """Pixels within ``width`` px of the mask's edge, on either side (bool (H, W))."""
+    import cv2
+
+    inside = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    outside = cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    return (mask & (inside <= width)) | (~mask & (outside <= width))
+
+
+def band_delta_e(truth: np.ndarray, result: np.ndarray, mask: np.ndarray, width: int = BAND) -> float:
+    """Mean CIEDE2000 difference between result and truth over the :func:`boundary_band` (both sides: the
+    outer half is exact after paste-back, so this is half the inner band's mean when the band is even)."""
+    band = boundary_band(mask, width)
+    return float(ciede2000(rgb_to_lab(truth[band]), rgb_to_lab(result[band])).mean())
+
+
+def seam_jump(truth: np.ndarray, result: np.ndarray, mask: np.ndarray) -> float:
+    """Gradient jump at the edge: mean |grey step| across the mask's edge (4-neighbour pairs with one
+    pixel in the mask) of the result minus that of the truth, in grey levels. 0 = as smooth as the photo;
+    positive = a visible edge (a seam); negative = smoother than the photo."""
+    import cv2
+
+    g_r = cv2.cvtColor(result, cv2.COLOR_RGB2GRAY).astype(np.float64)
+    g_t = cv2.cvtColor(truth, cv2.COLOR_RGB2GRAY).astype(np.float64)
+    steps_r, steps_t = [], []
+    for axis in (0, 1):
+        m0, m1 = (mask[1:], mask[:-1]) if axis == 0 else (mask[:, 1:], mask[:, :-1])
+        edge = m0 != m1
+        for g, acc in ((g_r, steps_r), (g_t, steps_t)):
+            diff = np.abs(np.diff(g, axis=axis))
+            acc.append(diff[edge])
+    r, t = np.concatenate(steps_r), np.concatenate(steps_t)
+    return float(r.mean() - t.mean()) if r.size else 0.0
+
+
 # --- methods ------------------------------------------------------------------------------------
 
 def make_filler(method: str, cfg: EvalConfig):

@@ -26,6 +26,7 @@ from .geometry import AREAS, LARGE, Region, compose, crop_to_work, dilate_mask, 
 from .images import MAX_IMAGE_MEGAPIXELS, load_image, load_mask_channels, save_png
 from .infotext import a1111
 from .masks import MASK_MODES, from_channels
+from .seams import BLENDS, COLOUR_MATCHES, fix_seams
 
 MAX_WORK_MEGAPIXELS = 4.2  # default limit of a working canvas: 2048 x 2048
 
@@ -62,6 +63,9 @@ class InferConfig:
     padding: int = 64  # crops: context pixels around the damage
     large_windows: str = "tile"  # crops: windows longer than size are tiled at native resolution, or scaled
     mask_dilate: int = 0  # grow the repair region by N pixels at the working scale (stained halos)
+    # Seams and thin damage (issue 22): see inpaint_kit.seams and docs/cracks.md.
+    blend: str = "laplacian"  # seam correction inside the mask: none | feather | laplacian | poisson
+    colour_match: str = "off"  # off | local: colour correction from the known pixels around each region
     controlnet: str | None = None  # inpaint ControlNet (folder or hub id) for SD 1.5-family models
     controlnet_scale: float = 1.0
     # Only for the from-scratch DDPM engine (`--model builtin` or a trained DDPM folder).
@@ -90,6 +94,9 @@ class InferConfig:
              f"--size {self.size}: a {self.size}x{self.size} working canvas is {self.size ** 2 / 1e6:.1f} MP, over the "
              f"{self.max_work_megapixels:g} MP limit; lower --size (crops mode keeps native resolution) or raise "
              f"--max_work_megapixels"),
+            (self.blend in BLENDS, f"--blend {self.blend!r} must be one of {', '.join(BLENDS)}"),
+            (self.colour_match in COLOUR_MATCHES,
+             f"--colour_match {self.colour_match!r} must be one of {', '.join(COLOUR_MATCHES)}"),
             (self.controlnet_scale >= 0, f"--controlnet_scale {self.controlnet_scale} must be >= 0"),
             (self.controlnet is not None or self.controlnet_scale == 1.0,
              "--controlnet_scale applies only with --controlnet; pass --controlnet or leave the scale out"),
@@ -185,7 +192,10 @@ def inpaint_array(engine: Engine | None, cfg: InferConfig, image: np.ndarray, ma
         for (i, k), result in zip(items, out):
             filled[i][k] = result
     need = dilate_mask(mask, cfg.mask_blur + 1) if cfg.mask_blur > 0 else mask  # the feather band too
-    results = [paste_back(image, compose(image, need, regions, row), mask, cfg.mask_blur) for row in filled]
+    fills = [compose(image, need, regions, row) for row in filled]
+    # the seam is corrected inside the mask only; --mask_blur's band outside keeps the model's pixels
+    fills = [np.where(mask[..., None], fix_seams(image, f, mask, cfg.blend, cfg.colour_match), f) for f in fills]
+    results = [paste_back(image, f, mask, cfg.mask_blur) for f in fills]
     largest = max((r.work_hw for r in regions), key=lambda hw: hw[0] * hw[1])
     return Job(name, image, mask, seeds, results, largest, area, regions)
 

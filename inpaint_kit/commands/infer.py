@@ -49,8 +49,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     area.add_argument("--mask_dilate", type=int, default=D.mask_dilate,
                       help="grow the repair region by N pixels at the working scale (damage with a stained halo)")
 
+    add_seam_arguments(p)
     add_output_arguments(p)
     add_ddpm_arguments(p)
+
+
+def add_seam_arguments(p: argparse.ArgumentParser) -> None:
+    """Seams and thin damage (docs/cracks.md): how a fill meets its surroundings, inside the mask only."""
+    from ..seams import BLENDS, COLOUR_MATCHES
+
+    g = p.add_argument_group("seams and thin damage (inside the mask only; docs/cracks.md)")
+    g.add_argument("--blend", choices=BLENDS, default=D.blend,
+                   help="correct the fill's mismatch with its surroundings along the mask edge: feather (a band "
+                        "inside the edge), laplacian (multi-band: broad offsets far in, fine steps near the edge), "
+                        "poisson (the fill's gradients, the original's edge values), or none")
+    g.add_argument("--colour_match", choices=COLOUR_MATCHES, default=D.colour_match,
+                   help="local: correct each region's colour by the offsets of the known pixels around it "
+                        "(spatially varying, not one global shift)")
 
 
 def add_model_arguments(p: argparse.ArgumentParser, mask_flags: bool = True) -> None:
