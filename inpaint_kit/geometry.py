@@ -176,11 +176,22 @@ def plan_area(mask: np.ndarray, area: str, size: int, padding: int = 64, multipl
 
 
 def plan_crops(mask: np.ndarray, size: int, padding: int = 64, multiple: int = 8, large: str = "tile",
-               granule: int = GRANULE) -> list[Region]:
+               granule: int = GRANULE, fit: bool = True) -> list[Region]:
     """Windows around the damage: connected components grown by ``padding`` (context), merged while
     their windows overlap; a window whose long side fits in ``size`` is worked at native resolution
     (grown to a multiple of ``granule`` where the image allows, so equal sizes batch together), a larger
-    one is tiled (``large="tile"``) or scaled to ``size`` (``"scale"``). Sorted top-to-bottom, then left."""
+    one is tiled (``large="tile"``) or scaled to ``size`` (``"scale"``). With ``fit`` every native window
+    and tile then shrinks to the damage inside it (:func:`fit_to_damage`: context scaled to each component's
+    width, at most ``padding``), so that the model's pixels follow the damage, never exceeding this
+    plan's. Sorted top-to-bottom, then left."""
+    regions = _plan_crops(mask, size, padding, multiple, large, granule)
+    if not fit:
+        return regions
+    return sorted(fit_to_damage(mask, regions, padding, multiple, granule), key=lambda r: r.box)
+
+
+def _plan_crops(mask: np.ndarray, size: int, padding: int, multiple: int, large: str, granule: int) -> list[Region]:
+    """The windows of :func:`plan_crops` before they are fitted to the damage."""
     if large not in LARGE:
         raise ValueError(f"large must be one of {LARGE}, got {large!r}")
     h, w = mask.shape
@@ -334,3 +345,149 @@ def compose(original: np.ndarray, need: np.ndarray, regions: list[Region], resul
     covered = wsum > 0
     out[ys[covered], xs[covered]] = np.clip(np.rint(acc[covered] / wsum[covered, None]), 0, 255).astype(np.uint8)
     return out
+
+
+# --- Damage by width: thin cracks to a fast filler, wide holes to the model ------------------------------
+
+def component_widths(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(labels, widths)``: the 8-connected components of ``mask`` (``labels`` int32 (H, W), 0 = background)
+    and each component's width ``widths[label]`` = 2 r - 1, where r is its largest inscribed radius (the
+    maximum of the exact Euclidean distance transform over the component, in pixels). A straight band of an
+    odd width w measures w; of an even width, w - 1."""
+    import cv2
+
+    n, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    radius = np.zeros(n, np.float32)
+    np.maximum.at(radius, labels[mask], dist[mask])
+    return labels, np.where(np.arange(n) > 0, 2 * radius - 1, 0).astype(np.float32)
+
+
+def split_by_width(mask: np.ndarray, thin_width: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(thin, wide)``: the components of ``mask`` at most ``thin_width`` pixels wide
+    (:func:`component_widths`), and the rest. ``thin_width <= 0``: nothing is thin."""
+    if thin_width <= 0 or not mask.any():
+        return np.zeros_like(mask), mask.copy()
+    labels, widths = component_widths(mask)
+    thin = (widths <= thin_width)[labels] & mask
+    return thin, mask & ~thin
+
+
+# --- Windows fitted to the damage (cost that follows the damage) ----------------------------------------
+
+CONTEXT_PER_WIDTH = 4  # context around a component: this many times its width ...
+MIN_CONTEXT = 24  # ... but at least this many pixels (a model needs some surroundings) and at most --padding
+
+
+def component_context(mask: np.ndarray, padding: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(labels, context)``: the components of ``mask`` (:func:`component_widths`) and the context in
+    pixels each gets: ``CONTEXT_PER_WIDTH`` x its width, within ``[MIN_CONTEXT, padding]``. A 3-px crack
+    needs far less surroundings than a 60-px hole to be filled well."""
+    labels, widths = component_widths(mask)
+    context = np.clip(np.ceil(CONTEXT_PER_WIDTH * widths), min(MIN_CONTEXT, padding), padding).astype(np.int64)
+    return labels, context
+
+
+def fit_to_damage(mask: np.ndarray, regions: list[Region], padding: int, multiple: int = 8,
+                  granule: int = GRANULE) -> list[Region]:
+    """Each native region shrunk to the damage inside it. The region is cut into cells of ``2 * granule``
+    pixels; the damage of each component in each cell, grown by that component's context
+    (:func:`component_context`) and clipped to the region, is one box; boxes are merged wherever their
+    union costs no more pixels than they do apart, and grown to multiples of ``granule / 2`` (so that more
+    of them share a size and a batch). A meandering crack is thus followed by a chain of small
+    windows instead of its bounding box. Guarantees: every box lies in its region and holds its damage,
+    and a region's boxes never total more pixels than the region (else the region is kept whole), so the
+    model's pixel count never exceeds the unfitted plan's. Scaled regions are kept as they are."""
+    labels, context = component_context(mask, padding)
+    cell = 2 * granule
+    out, fitted = [], []  # fitted: [box (image coordinates), its region]
+    for region in regions:
+        if not region.native:
+            out.append(region)
+            continue
+        t, l, b, r = region.box
+        boxes = _damage_boxes(labels[t:b, l:r], context, cell, (t, l))
+        boxes = [_snap(bx, b - t, r - l, granule // 2, max(b - t, r - l)) for bx in _cheap_merge(boxes)]
+        boxes = _cheap_merge(boxes)
+        if sum(_area(bx) for bx in boxes) >= _area((0, 0, b - t, r - l)):
+            out.append(region)
+            continue
+        fitted += [((t + bt, l + bl, t + bb, l + br), region) for bt, bl, bb, br in boxes]
+    for box, region in _harmonise(fitted, [r.shape for r in out]):
+        out.append(native_region(box, multiple, region.ramp))
+    return out
+
+
+def _harmonise(fitted: list[tuple[Box, Region]], fixed: list[tuple[int, int]]) -> list[tuple[Box, Region]]:
+    """Grow small windows to a size that more windows share (``fixed``: sizes of windows kept as they are),
+    at most doubling a window, inside its region, a region's windows never totalling more than it, so that
+    they go through the model in one batch."""
+    from collections import Counter
+
+    dims = lambda bx: (bx[2] - bx[0], bx[3] - bx[1])  # noqa: E731
+    sizes = Counter(dims(bx) for bx, _ in fitted) + Counter(fixed)
+    out = list(fitted)
+    for i in sorted(range(len(out)), key=lambda k: _area(out[k][0])):
+        box, region = out[i]
+        (h, w), (rh, rw) = dims(box), region.shape
+        options = [(n, s) for s, n in sizes.items() if s != (h, w) and h <= s[0] <= rh and w <= s[1] <= rw
+                   and s[0] * s[1] <= 2 * h * w and n >= sizes[(h, w)]]
+        if not options:
+            continue
+        _, (th, tw) = max(options)
+        (t0, l0), (bt, bl) = region.box[:2], box[:2]
+        y0, y1 = _grow(bt - t0, bt - t0 + h, th, rh)
+        x0, x1 = _grow(bl - l0, bl - l0 + w, tw, rw)
+        grown = (t0 + y0, l0 + x0, t0 + y1, l0 + x1)
+        siblings = sum(_area(bx) for k, (bx, reg) in enumerate(out) if reg is region and k != i)
+        if siblings + _area(grown) <= _area(region.box):
+            out[i] = (grown, region)
+            sizes[(h, w)] -= 1
+            sizes[(th, tw)] += 1
+    return out
+
+
+def _area(box: Box) -> int:
+    return (box[2] - box[0]) * (box[3] - box[1])
+
+
+def _damage_boxes(labels: np.ndarray, context: np.ndarray, cell: int, origin: tuple[int, int]) -> list[Box]:
+    """Per (component, cell of a ``cell``-px grid aligned to the image, ``labels`` being the crop at
+    ``origin``): the bounding box of that component's pixels in the cell, grown by the component's context
+    and clipped to the crop."""
+    h, w = labels.shape
+    ys, xs = np.nonzero(labels)
+    lab = labels[ys, xs]
+    cy, cx = (ys + origin[0]) // cell, (xs + origin[1]) // cell
+    key = lab.astype(np.int64) * (1 << 40) + cy * (1 << 20) + cx
+    order = np.argsort(key, kind="stable")
+    key, ys, xs, lab = key[order], ys[order], xs[order], lab[order]
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    ends = np.r_[starts[1:], key.size]
+    boxes = []
+    for s0, e0 in zip(starts, ends):
+        c = int(context[lab[s0]])
+        y, x = ys[s0:e0], xs[s0:e0]
+        boxes.append((max(0, int(y.min()) - c), max(0, int(x.min()) - c), min(h, int(y.max()) + 1 + c),
+                      min(w, int(x.max()) + 1 + c)))
+    return boxes
+
+
+def _cheap_merge(boxes: list[Box]) -> list[Box]:
+    """Merge boxes pairwise, largest first, wherever the union has no more pixels than the two apart
+    (overlapping neighbours along a crack usually do), until no such pair is left."""
+    boxes = sorted(set(boxes), key=_area, reverse=True)
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(boxes)):
+            for j in range(i + 1, len(boxes)):
+                a, c = boxes[i], boxes[j]
+                u = (min(a[0], c[0]), min(a[1], c[1]), max(a[2], c[2]), max(a[3], c[3]))
+                if _area(u) <= _area(a) + _area(c):
+                    boxes = [u] + [bx for k, bx in enumerate(boxes) if k not in (i, j)]
+                    merged = True
+                    break
+            if merged:
+                break
+    return boxes

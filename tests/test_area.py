@@ -120,11 +120,13 @@ def test_two_distant_damages_make_two_native_windows_and_near_ones_merge():
     mask = np.zeros((1000, 1500), bool)
     mask[100:110, 100:140] = True
     mask[800:805, 1300:1400] = True
-    regions = plan_crops(mask, size=512, padding=32)
+    regions = plan_crops(mask, size=512, padding=32, fit=False)
     assert len(regions) == 2 and all(r.native for r in regions)
     assert all(r.work_hw[0] % 64 == 0 and r.work_hw[1] % 64 == 0 for r in regions)  # granule: shared batches
+    fitted = plan_crops(mask, size=512, padding=32)  # fitted to the damage: half-granule sides
+    assert len(fitted) == 2 and all(r.work_hw[0] % 32 == 0 and r.work_hw[1] % 32 == 0 for r in fitted)
     mask[120:125, 150:160] = True  # within the padding of the first: merged into one window
-    assert len(plan_crops(mask, size=512, padding=32)) == 2
+    assert len(plan_crops(mask, size=512, padding=32, fit=False)) == 2
 
 
 @pytest.mark.parametrize("large", ["tile", "scale"])
@@ -292,7 +294,7 @@ def test_full_mode_at_the_working_scale_pads_the_canvas_instead_of_resampling():
 def test_clipped_crop_windows_are_padded_too():
     mask = np.zeros((100, 300), bool)
     mask[10:90, 30:40] = True  # 96 rows with padding, snapped to 128 > 100: the window is clipped to 100
-    (region,) = plan_crops(mask, 256, padding=8, multiple=8)
+    (region,) = plan_crops(mask, 256, padding=8, multiple=8, fit=False)
     assert region.box[0::2] == (0, 100) and region.pad and region.native and region.work_hw[0] == 104
 
 
