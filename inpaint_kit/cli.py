@@ -21,6 +21,7 @@ COMMANDS = {
     "tiny-model": "inpaint_kit.commands.tiny_model",
     "train-lora": "inpaint_kit.commands.train_lora",
     "train-ddpm": "inpaint_kit.commands.train_ddpm",
+    "train-thinfill": "inpaint_kit.commands.train_thinfill",
     "train-controlnet": "inpaint_kit.commands.train_controlnet",
     "eval": "inpaint_kit.commands.evaluate",
     "ui": "inpaint_kit.commands.ui",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import ClassVar
 from pathlib import Path
 
@@ -22,11 +22,13 @@ from .collage import grid
 from .engine import DEFAULT_MODEL, Canvas, Engine, Sampling, call_seed, is_ddpm_model, load_engine
 from .engine.options import DDPMOptions, SDOptions, check_engine_flags
 from .errors import UsageError
-from .geometry import AREAS, LARGE, Region, compose, crop_to_work, dilate_mask, paste_back, plan_area, resolve_area
+from .geometry import (AREAS, LARGE, Region, compose, crop_to_work, dilate_mask, paste_back, plan_area, resolve_area,
+                       split_by_width)
 from .images import MAX_IMAGE_MEGAPIXELS, load_image, load_mask_channels, save_png
 from .infotext import a1111
 from .masks import MASK_MODES, from_channels
 from .seams import BLENDS, COLOUR_MATCHES, fix_seams
+from .thinfill import THIN_FILLS, fill_thin, is_thinfill_model, thin_filler
 
 MAX_WORK_MEGAPIXELS = 4.2  # default limit of a working canvas: 2048 x 2048
 
@@ -66,6 +68,9 @@ class InferConfig:
     # Seams and thin damage (issue 22): see inpaint_kit.seams and docs/cracks.md.
     blend: str = "laplacian"  # seam correction inside the mask: none | feather | laplacian | poisson
     colour_match: str = "off"  # off | local: colour correction from the known pixels around each region
+    thin_width: float = 9.0  # damage components at most this wide (px) go to the thin filler; 0 = none
+    thin_fill: str = "auto"  # auto (the thin-filler network) | model (--model fills them) | telea | ns | builtin
+    thin_model: str | None = None  # a train-thinfill model folder for --thin_fill auto (default: the shipped one)
     controlnet: str | None = None  # inpaint ControlNet (folder or hub id) for SD 1.5-family models
     controlnet_scale: float = 1.0
     # Only for the from-scratch DDPM engine (`--model builtin` or a trained DDPM folder).
@@ -97,6 +102,13 @@ class InferConfig:
             (self.blend in BLENDS, f"--blend {self.blend!r} must be one of {', '.join(BLENDS)}"),
             (self.colour_match in COLOUR_MATCHES,
              f"--colour_match {self.colour_match!r} must be one of {', '.join(COLOUR_MATCHES)}"),
+            (self.thin_width >= 0, f"--thin_width {self.thin_width} must be >= 0 (0 sends all damage to --model)"),
+            (self.thin_fill in THIN_FILLS, f"--thin_fill {self.thin_fill!r} must be one of {', '.join(THIN_FILLS)}"),
+            (self.thin_model is None or self.thin_fill == "auto",
+             f"--thin_model applies only with --thin_fill auto (not {self.thin_fill}); leave it out"),
+            (self.thin_model is None or is_thinfill_model(self.thin_model),
+             f"--thin_model {self.thin_model}: not a thin-filler model folder (config.json marked thinfill); "
+             "train one with inpaint-kit train-thinfill"),
             (self.controlnet_scale >= 0, f"--controlnet_scale {self.controlnet_scale} must be >= 0"),
             (self.controlnet is not None or self.controlnet_scale == 1.0,
              "--controlnet_scale applies only with --controlnet; pass --controlnet or leave the scale out"),
@@ -139,6 +151,7 @@ class Job:
     area: str | None = None  # the --area mode used (auto resolved)
     regions: list[Region] = field(default_factory=list)  # where the model worked
     sources: dict = field(default_factory=dict)  # input files as given ({"image": ..., "mask": ...})
+    damage: dict = field(default_factory=dict)  # which filler took each damage component (route_damage)
 
 
 def load_pair(image_path: str | Path, mask_path: str | Path, mask_mode: str,
@@ -170,34 +183,108 @@ def repair_mask(cfg: InferConfig, mask: np.ndarray) -> np.ndarray:
 
 def inpaint_array(engine: Engine | None, cfg: InferConfig, image: np.ndarray, mask: np.ndarray,
                   seeds: list[int], name: str = "image", progress: bool = True) -> Job:
-    """Fill ``mask`` once per seed where :func:`geometry.plan_area` says the model works; results are at the
-    image's size and outside the (dilated) mask and its ``mask_blur`` band equal to the image bit for bit.
+    """Fill ``mask`` once per seed; results are at the image's size and outside the (dilated) mask and its
+    ``mask_blur`` band equal to the image bit for bit.
 
-    Every region of every row is one :class:`~inpaint_kit.engine.Canvas`; regions of one working size go
-    through the engine together (rows x regions batched). Region k of the row with seed s uses seed
-    ``call_seed(s, k)``, so a row is the same alone or batched, in every area mode."""
+    Thin damage first (:func:`route_damage`: components at most ``thin_width`` px wide go to the thin
+    filler, once per image, or per row with ``thin_fill builtin``), then the model fills the rest where
+    :func:`geometry.plan_area` says it works: every region of every row is one
+    :class:`~inpaint_kit.engine.Canvas`; regions of one working size go through the engine together (rows x
+    regions batched). Region k of the row with seed s uses seed ``call_seed(s, k)``, so a row is the same
+    alone or batched, in every area mode. Last, the seams (:mod:`inpaint_kit.seams`), inside the mask."""
     if not mask.any():
         log.warning("%s: the mask marks nothing to repair; writing the original unchanged", name)
         return Job(name, image, mask, seeds, [image.copy() for _ in seeds], None)
     mask = repair_mask(cfg, mask)
+    bases, wide, damage = route_damage(engine, cfg, image, mask, seeds, progress)
+    area, regions = None, []
+    fills = bases
+    if wide.any():
+        need = dilate_mask(wide, cfg.mask_blur + 1) if cfg.mask_blur > 0 else wide  # the feather band too
+        area, regions, fills = fill_regions(engine, cfg, bases, wide, need, seeds, progress)
+    # the seam is corrected inside the mask only; --mask_blur's band outside keeps the model's pixels
+    fills = [np.where(mask[..., None], fix_seams(image, f, mask, cfg.blend, cfg.colour_match), f) for f in fills]
+    results = [paste_back(image, f, mask, cfg.mask_blur) for f in fills]
+    largest = max((r.work_hw for r in regions), key=lambda hw: hw[0] * hw[1]) if regions else None
+    return Job(name, image, mask, seeds, results, largest, area, regions, damage=damage)
+
+
+def fill_regions(engine: Engine, cfg: InferConfig, bases: list[np.ndarray], mask: np.ndarray, need: np.ndarray,
+                 seeds: list[int], progress: bool, seed_offset: int = 0):
+    """The model's pass: ``(area, regions, fills)``: ``mask`` filled in each row's base image (one per seed;
+    rows may share one array) in the regions of :func:`geometry.plan_area`; ``need`` pixels are composed
+    from the regions. Region k of the row with seed s uses ``call_seed(s, seed_offset + k)``."""
     area, regions = plan_area(mask, cfg.area, cfg.size, cfg.padding, engine.multiple, cfg.large_windows)
-    crops = [crop_to_work(image, mask, r) for r in regions]
+    crops: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}  # rows sharing a base share its crops
+    for i, base in enumerate(bases):
+        for k, r in enumerate(regions):
+            if (id(base), k) not in crops:
+                crops[(id(base), k)] = crop_to_work(base, mask, r)
     filled: list[list[np.ndarray | None]] = [[None] * len(regions) for _ in seeds]
     by_size: dict[tuple[int, int], list[int]] = {}
     for k, r in enumerate(regions):
         by_size.setdefault(r.work_hw, []).append(k)
     for ks in by_size.values():
         items = [(i, k) for i in range(len(seeds)) for k in ks]
-        out = engine.fill([Canvas(*crops[k], call_seed(seeds[i], k)) for i, k in items], cfg.sampling(), progress)
-        for (i, k), result in zip(items, out):
+        canvases = [Canvas(*crops[(id(bases[i]), k)], call_seed(seeds[i], seed_offset + k)) for i, k in items]
+        for (i, k), result in zip(items, engine.fill(canvases, cfg.sampling(), progress)):
             filled[i][k] = result
-    need = dilate_mask(mask, cfg.mask_blur + 1) if cfg.mask_blur > 0 else mask  # the feather band too
-    fills = [compose(image, need, regions, row) for row in filled]
-    # the seam is corrected inside the mask only; --mask_blur's band outside keeps the model's pixels
-    fills = [np.where(mask[..., None], fix_seams(image, f, mask, cfg.blend, cfg.colour_match), f) for f in fills]
-    results = [paste_back(image, f, mask, cfg.mask_blur) for f in fills]
-    largest = max((r.work_hw for r in regions), key=lambda hw: hw[0] * hw[1])
-    return Job(name, image, mask, seeds, results, largest, area, regions)
+    return area, regions, [compose(base, need, regions, row) for base, row in zip(bases, filled)]
+
+
+THIN_SEED_OFFSET = 100_000  # the builtin's thin pass draws its noise apart from the model's regions
+
+
+def route_damage(engine: Engine, cfg: InferConfig, image: np.ndarray, mask: np.ndarray, seeds: list[int],
+                 progress: bool) -> tuple[list[np.ndarray], np.ndarray, dict]:
+    """Split ``mask`` by component width (:func:`geometry.split_by_width`, ``cfg.thin_width``) and fill the
+    thin part: ``(bases, wide, record)`` with one base image per row (thin damage filled; rows share one
+    array unless the filler is the builtin's sampler), the wide mask left for ``--model``, and the record
+    of which filler took each component (``damage`` in the output metadata)."""
+    thin, wide = split_by_width(mask, cfg.thin_width)
+    how = cfg.thin_fill
+    if how == "auto":
+        how = "thinfill" if thin_filler(cfg.thin_model) is not None else "ns"
+    if how == "model" or not thin.any():
+        bases, how = [image] * len(seeds), "model"
+        thin, wide = np.zeros_like(mask), mask
+    elif how == "builtin":
+        builtin = engine if getattr(engine, "model_name", None) == "builtin" else builtin_engine(cfg)
+        thin_cfg = replace(cfg, model="builtin", area="crops")  # native windows fitted to the cracks
+        bases = fill_regions(builtin, thin_cfg, [image] * len(seeds), thin, thin, seeds, progress, THIN_SEED_OFFSET)[2]
+    else:
+        net = thin_filler(cfg.thin_model) if how == "thinfill" else None
+        base = fill_thin(image, thin, mask, "net" if how == "thinfill" else how, net)
+        bases = [base] * len(seeds)
+    return bases, wide, damage_record(mask, thin, cfg.thin_width, how)
+
+
+def damage_record(mask: np.ndarray, thin: np.ndarray, thin_width: float, how: str) -> dict:
+    """The per-component record: ``components`` = ``[top, left, bottom, right, width, filler index]`` into
+    ``fillers`` (``model`` = ``--model``'s sampler)."""
+    import cv2
+
+    from .geometry import component_widths
+
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    _, widths = component_widths(mask)  # the same 8-connected labelling
+    fillers = ["model"] if how == "model" else ["model", how]
+    thin_of = np.zeros(n, bool)
+    thin_of[np.unique(labels[thin])] = True
+    comps = [[int(y), int(x), int(y + h), int(x + w), round(float(widths[k]), 1), int(thin_of[k] and len(fillers) > 1)]
+             for k, (x, y, w, h, _) in enumerate(stats) if k > 0]
+    return {"thin_width": thin_width, "fillers": fillers, "components": comps}
+
+
+def builtin_engine(cfg: InferConfig) -> Engine:
+    """The builtin model for ``--thin_fill builtin`` beside another ``--model`` (loaded once per process)."""
+    key = (cfg.device, cfg.dtype)
+    if key not in _BUILTIN:
+        _BUILTIN[key] = load_engine("builtin", device=cfg.device, dtype=cfg.dtype)
+    return _BUILTIN[key]
+
+
+_BUILTIN: dict = {}
 
 
 def inpaint_file(cfg: InferConfig, image_path, mask_path, engine: Engine | None = None,
@@ -237,8 +324,8 @@ def metadata(cfg: InferConfig, engine: Engine | None, job: Job, **extra) -> dict
     params = {k: v for k, v in asdict(cfg).items() if k not in skip}
     params["model"] = cfg.model
     params.update(engine.describe() if engine is not None else {})
-    if params.get("engine") == "ddpm":  # no text conditioning: guidance and prompts were not used
-        for k in ("guidance", "prompt", "negative_prompt"):
+    if params.get("engine") in ("ddpm", "opencv"):  # no text conditioning: guidance and prompts were not used
+        for k in ("guidance", "prompt", "negative_prompt") + (("steps",) if params["engine"] == "opencv" else ()):
             params.pop(k, None)
     params.update(
         seeds=job.seeds,  # the seed of each row in this file (the only seed key: --seed 0 draws them)
@@ -247,6 +334,7 @@ def metadata(cfg: InferConfig, engine: Engine | None, job: Job, **extra) -> dict
         image_size=[int(job.image.shape[1]), int(job.image.shape[0])],
         area_used=job.area,
         windows=[r.record() for r in job.regions],  # top, left, bottom, right, work h, work w
+        damage=job.damage,  # thin_width, fillers, components: [top, left, bottom, right, width, filler index]
         inpaint_kit_version=__version__,
         **job.sources,
         **extra,

@@ -199,7 +199,7 @@ def test_outside_the_mask_is_bit_exact_in_every_area_mode(engine, area):
 
 def test_crops_rows_are_the_same_alone_or_batched_and_windows_share_calls(engine):
     image, mask = photo(200, 300), two_damages()
-    cfg = InferConfig(model="tiny", size=64, steps=2, area="crops", padding=8).validate()
+    cfg = InferConfig(model="tiny", size=64, steps=2, area="crops", padding=8, thin_width=0).validate()
     batched = inpaint_array(engine, cfg, image, mask, [10, 11, 12], progress=False)
     assert len(batched.regions) == 2 and {r.work_hw for r in batched.regions} == {(64, 64)}
     # 3 rows x 2 windows of one size: one pipeline call of 6 canvases per UNet step
@@ -257,7 +257,7 @@ def test_cli_records_windows_and_refuses_bad_values(tiny_model_dir, tmp_path, ca
     out = tmp_path / "out.png"
     base = ["infer", "--model", str(tiny_model_dir), "--image", str(tmp_path / "scan.png"),
             "--mask", str(tmp_path / "scan_mask.png"), "--output", str(out), "--steps", "2", "--rows", "1",
-            "--seed", "3", "--size", "64", "--padding", "8"]
+            "--seed", "3", "--size", "64", "--padding", "8", "--thin_width", "0"]
     assert main(base) == 0
     meta = read_metadata(out)
     assert meta["area"] == "auto" and meta["area_used"] == "crops" and len(meta["windows"]) == 2
@@ -304,7 +304,7 @@ def test_the_engine_sees_the_mask_unchanged_and_outside_stays_exact(engine):
     fill = engine.fill
     try:
         engine.fill = lambda items, *a, **k: seen.extend(items) or fill(items, *a, **k)
-        job = inpaint_array(engine, InferConfig(size=256, steps=2, rows=1).validate(), image, mask, [2],
+        job = inpaint_array(engine, InferConfig(size=256, steps=2, rows=1, thin_width=0).validate(), image, mask, [2],
                             progress=False)
     finally:
         del engine.fill

@@ -73,7 +73,7 @@ def test_blend_and_colour_match_halve_the_seam_of_a_tinted_fill_through_infer(ki
     engine = TintEngine()
 
     def band(blend, colour):
-        cfg = InferConfig(model="tint", size=160, rows=1, blend=blend, colour_match=colour).validate()
+        cfg = InferConfig(model="tint", size=160, rows=1, blend=blend, colour_match=colour, thin_width=0).validate()
         out = inpaint_array(engine, cfg, image, mask, [1], progress=False).results[0]
         assert np.array_equal(out[~mask], image[~mask])
         return band_delta_e(image, out, mask)

@@ -55,7 +55,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_seam_arguments(p: argparse.ArgumentParser) -> None:
-    """Seams and thin damage (docs/cracks.md): how a fill meets its surroundings, inside the mask only."""
+    """Seams and thin damage (docs/cracks.md): which filler takes which damage, and how a fill meets its
+    surroundings (inside the mask only). The --thin_fill choices are spelled out (no torch import)."""
     from ..seams import BLENDS, COLOUR_MATCHES
 
     g = p.add_argument_group("seams and thin damage (inside the mask only; docs/cracks.md)")
@@ -66,6 +67,15 @@ def add_seam_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--colour_match", choices=COLOUR_MATCHES, default=D.colour_match,
                    help="local: correct each region's colour by the offsets of the known pixels around it "
                         "(spatially varying, not one global shift)")
+    g.add_argument("--thin_width", type=float, default=D.thin_width,
+                   help="damage components at most this many pixels wide (largest inscribed circle) go to the "
+                        "thin filler instead of --model; 0 = everything to --model")
+    g.add_argument("--thin_fill", choices=("auto", "model", "telea", "ns", "builtin"), default=D.thin_fill,
+                   help="the thin filler: auto (a small network refining OpenCV's Navier-Stokes fill, one pass, "
+                        "deterministic), model (--model itself), telea / ns (OpenCV), builtin (the builtin "
+                        "model's sampler, e.g. beside an SD --model)")
+    g.add_argument("--thin_model", default=None,
+                   help="a train-thinfill model folder for --thin_fill auto (default: the shipped one)")
 
 
 def add_model_arguments(p: argparse.ArgumentParser, mask_flags: bool = True) -> None:

@@ -175,6 +175,10 @@ def load_engine(model: str = DEFAULT_MODEL, *, device: str | None = None, dtype:
     ``options`` of the other engine's type is a one-line :class:`~inpaint_kit.errors.UsageError`."""
     from .options import DDPMOptions, SDOptions
 
+    if str(model) in ("telea", "ns"):  # OpenCV's classical fill (engine/opencv.py)
+        from .opencv import load_opencv_engine
+
+        return load_opencv_engine(model, device=device, dtype=dtype, options=options)
     ddpm = is_ddpm_model(model)
     want = DDPMOptions if ddpm else SDOptions
     if options is not None and not isinstance(options, want):

@@ -61,7 +61,10 @@ def check_engine_flags(model: str, sd: SDOptions, ddpm: DDPMOptions, sd_extra: d
     from ..errors import UsageError
     from . import is_ddpm_model
 
-    if is_ddpm_model(model):
+    if str(model) in ("telea", "ns"):  # OpenCV's classical fill takes no model options at all
+        wrong = {**given(sd), **{k: v for k, v in (sd_extra or {}).items() if v}, **given(ddpm)}
+        engine, other = "OpenCV's classical fill", "model engines"
+    elif is_ddpm_model(model):
         wrong = {**given(sd), **{k: v for k, v in (sd_extra or {}).items() if v}}
         engine, other = "the builtin / DDPM engine", "SD inpainting models"
     else:
