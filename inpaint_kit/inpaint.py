@@ -68,7 +68,7 @@ class InferConfig:
     # Seams and thin damage (issue 22): see inpaint_kit.seams and docs/cracks.md.
     blend: str = "laplacian"  # seam correction inside the mask: none | feather | laplacian | poisson
     colour_match: str = "off"  # off | local: colour correction from the known pixels around each region
-    thin_width: float = 9.0  # damage components at most this wide (px) go to the thin filler; 0 = none
+    thin_width: float = 13.0  # damage components at most this wide (px) go to the thin filler; 0 = none (measured: docs/benchmarks.md)
     thin_fill: str = "auto"  # auto (the thin-filler network) | model (--model fills them) | telea | ns | builtin
     thin_model: str | None = None  # a train-thinfill model folder for --thin_fill auto (default: the shipped one)
     controlnet: str | None = None  # inpaint ControlNet (folder or hub id) for SD 1.5-family models

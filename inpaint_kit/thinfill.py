@@ -29,7 +29,8 @@ WEIGHTS_NAME, CONFIG_NAME = "model.safetensors", "config.json"
 SHIPPED_DIR = Path(__file__).resolve().parent / "assets" / "thinfill"
 BASES = ("ns", "telea")
 THIN_FILLS = ("auto", "model", "telea", "ns", "builtin")  # --thin_fill
-CONTEXT = 32  # pixels of context around thin damage in each window (about the network's reach)
+CONTEXT = 16  # pixels of context around thin damage in each window (docs/benchmarks.md, "Thin damage")
+WINDOW = 1024  # longest window side before tiling
 
 
 @dataclass
@@ -177,12 +178,12 @@ def refine(net, fills: list[np.ndarray], masks: list[np.ndarray]) -> list[np.nda
 
 
 def fill_thin(image: np.ndarray, thin: np.ndarray, unknown: np.ndarray, method: str = "net", net=None,
-              radius: int = 3) -> np.ndarray:
+              radius: int = 3, context: int = CONTEXT, window: int = WINDOW) -> np.ndarray:
     """Fill the ``thin`` pixels of ``image`` at native resolution; ``unknown`` (a superset of ``thin``: all
     the damage) is never used as context by the classical fill. ``method``: ``net`` (the classical fill
     ``net.config.base`` refined by ``net``), ``ns`` or ``telea``. Works in windows fitted to the thin damage
-    (:func:`inpaint_kit.geometry.plan_crops` with :data:`CONTEXT` pixels around it), equal-size windows in
-    one network call. Deterministic; pixels outside ``thin`` are ``image``'s."""
+    (:func:`inpaint_kit.geometry.plan_crops` with ``context`` pixels around it, tiles of at most ``window``
+    px), equal-size windows in one network call. Deterministic; pixels outside ``thin`` are ``image``'s."""
     from .classical import cv2_inpaint
     from .geometry import compose, crop_to_work, plan_crops
 
@@ -191,7 +192,7 @@ def fill_thin(image: np.ndarray, thin: np.ndarray, unknown: np.ndarray, method: 
     base = net.config.base if method == "net" else method
     radius = net.config.radius if method == "net" else radius
     multiple = net.config.multiple if method == "net" else 1
-    regions = plan_crops(thin, size=512, padding=CONTEXT, multiple=multiple)
+    regions = plan_crops(thin, size=window, padding=context, multiple=multiple)
     results: list[np.ndarray | None] = [None] * len(regions)
     groups: dict[tuple[int, int], list[int]] = {}
     for k, region in enumerate(regions):
@@ -207,3 +208,16 @@ def fill_thin(image: np.ndarray, thin: np.ndarray, unknown: np.ndarray, method: 
         for k, o in zip(ks, out):
             results[k] = o
     return np.where(thin[..., None], compose(image, thin, regions, results), image)
+
+
+def export_thinfill(run_folder: str | Path, dst: str | Path = SHIPPED_DIR) -> Path:
+    """Copy a ``train-thinfill`` run's EMA weights (float32) and config into ``dst`` (the package's shipped
+    filler by default), checking that they load back."""
+    import os
+
+    net = load_thinfill(run_folder)
+    save_thinfill(dst, net)
+    for name in (WEIGHTS_NAME, CONFIG_NAME):  # package data: readable by every user
+        os.chmod(Path(dst) / name, 0o644)
+    load_thinfill(dst)
+    return Path(dst)
