@@ -5,7 +5,7 @@ with confidence intervals, and a quality-against-time plot.
 
 Photos: scikit-image's coffee, chelsea and rocket (held out from every shipped model's training), long side
 256. Masks: LaMa's protocol (``lama_thin``, ``lama_medium``, ``lama_thick``: LaMa's own generator settings,
-see ``inpaint_kit/crackmasks.py``), branching thin ``cracks``, and the package's ``thin`` and ``thick``;
+see ``inpaint_kit/maskgen.py``), branching thin ``cracks``, and the package's ``thin`` and ``thick``;
 ``--seeds`` masks per photo and kind. Methods run by ``inpaint-kit eval`` (``inpaint_kit.evaluate``): the
 bare OpenCV baselines, and the builtin model and OpenCV engines through ``inpaint_array`` with the default
 settings and each new mode switched off in turn. Seconds per image are measured in the same run with

@@ -46,10 +46,9 @@ def photos() -> list[np.ndarray]:
 
 def run(fills: list[str], steps: int) -> list[dict]:
     from inpaint_kit.classical import cv2_inpaint
-    from inpaint_kit.crackmasks import KINDS as CRACK_KINDS, create_mask
+    from inpaint_kit.maskgen import draw, kind_index
     from inpaint_kit.evaluate import band_delta_e, masked_psnr, seam_jump
     from inpaint_kit.inpaint import InferConfig, inpaint_array
-    from inpaint_kit.masks import MASK_KINDS
     from inpaint_kit.seams import fix_seams
 
     cfg = InferConfig(model="builtin", size=256, steps=steps, rows=1, blend="none").validate()
@@ -59,8 +58,8 @@ def run(fills: list[str], steps: int) -> list[dict]:
         for kind in KINDS:
             acc = {m: [] for m in MODES}
             for i, image in enumerate(photos()):
-                index = (MASK_KINDS + CRACK_KINDS).index(kind)
-                mask = create_mask(kind, *image.shape[:2], np.random.default_rng([0, i, index]))
+                index = kind_index(kind)
+                mask = draw(kind, *image.shape[:2], np.random.default_rng([0, i, index]))
                 if fill_name == "tinted":
                     fill = np.where(mask[..., None], tint(image), image)
                 elif fill_name == "ns":

@@ -42,15 +42,13 @@ from pathlib import Path
 import numpy as np
 
 from .classical import CLASSICAL, cv2_inpaint
-from .crackmasks import KINDS as CRACK_KINDS, create_mask
 from .engine.options import DDPMOptions
 from .errors import InpaintKitError
 from .geometry import resize_image, work_size
 from .images import atomic_write, load_image
-from .masks import MASK_KINDS
+from .maskgen import GENERATORS, draw, kind_index
 from .pairing import scan
 
-ALL_KINDS = MASK_KINDS + CRACK_KINDS  # a kind's index seeds its masks: new kinds go at the end
 
 
 @dataclass
@@ -263,9 +261,10 @@ def make_filler(method: str, cfg: EvalConfig):
 # --- the run ------------------------------------------------------------------------------------
 
 def eval_masks(image: np.ndarray, index: int, kinds, seed: int) -> dict[str, np.ndarray]:
-    """The masks for image number ``index``: one per kind, from ``(seed, index, kind)`` only."""
+    """The masks for image number ``index``: one per kind (a generator of :mod:`inpaint_kit.maskgen`), from
+    ``(seed, index, kind)`` only."""
     h, w = image.shape[:2]
-    return {k: create_mask(k, h, w, np.random.default_rng([seed, index, ALL_KINDS.index(k)])) for k in kinds}
+    return {k: draw(k, h, w, np.random.default_rng([seed, index, kind_index(k)])) for k in kinds}
 
 
 T95 = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26, 10: 2.23, 12: 2.18,
@@ -301,9 +300,9 @@ def run_eval(cfg: EvalConfig, progress: bool = True) -> list[Score]:
 
     from .progress import interactive
 
-    bad = [k for k in cfg.mask_kinds if k not in ALL_KINDS]
+    bad = [k for k in cfg.mask_kinds if k not in GENERATORS]
     if bad:
-        raise InpaintKitError(f"--mask_kinds: unknown {', '.join(bad)}; choose from {', '.join(ALL_KINDS)}")
+        raise InpaintKitError(f"--mask_kinds: unknown {', '.join(bad)}; choose from {', '.join(GENERATORS)}")
     if cfg.seeds < 1:
         raise InpaintKitError(f"--seeds {cfg.seeds} must be at least 1")
     images = load_photos(cfg)

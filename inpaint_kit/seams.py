@@ -220,14 +220,21 @@ def correction(original: np.ndarray, fill: np.ndarray, mask: np.ndarray, mode: s
 
 def fix_seams(original: np.ndarray, fill: np.ndarray, mask: np.ndarray, blend: str = "none",
               colour_match: str = "off") -> np.ndarray:
-    """``fill`` (RGB uint8, the original's size) corrected inside ``mask`` by ``colour_match`` then ``blend``;
-    outside the mask the original's pixels, bit for bit."""
+    """``fill`` (RGB, the original's size) corrected inside ``mask`` by ``colour_match`` then ``blend``;
+    outside the mask the original's pixels, bit for bit. ``original`` is RGB uint8; ``fill`` is uint8 (the
+    result is uint8, each correction rounded) or float in [0, 1] (an engine's fill: the result is float32 in
+    [0, 1], never rounded, so the fill is still quantised only once, when it is written)."""
     if blend not in BLENDS or colour_match not in COLOUR_MATCHES:
         raise ValueError(f"blend must be one of {BLENDS} and colour_match one of {COLOUR_MATCHES}")
-    out = np.where(mask[..., None], fill, original)
-    if not mask.any() or mask.all():  # nothing to correct, or no surroundings to match
-        return out
-    for mode in (["local"] if colour_match == "local" else []) + ([blend] if blend != "none" else []):
-        fixed = np.clip(np.rint(out.astype(np.float32) + correction(original, out, mask, mode)), 0, 255)
-        out = np.where(mask[..., None], fixed.astype(np.uint8), original)
-    return out
+    is_float = fill.dtype != np.uint8
+    if is_float:  # the corrections work in grey levels (0-255) either way
+        ref = original.astype(np.float32)
+        out = np.where(mask[..., None], fill.astype(np.float32) * np.float32(255), ref)
+    else:
+        out = np.where(mask[..., None], fill, original)
+    if mask.any() and not mask.all():  # else nothing to correct, or no surroundings to match
+        for mode in (["local"] if colour_match == "local" else []) + ([blend] if blend != "none" else []):
+            fixed = np.clip(out.astype(np.float32) + correction(original, out, mask, mode), 0, 255)
+            out = np.where(mask[..., None], fixed, ref) if is_float else \
+                np.where(mask[..., None], np.rint(fixed).astype(np.uint8), original)
+    return out / np.float32(255) if is_float else out

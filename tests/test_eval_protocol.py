@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from inpaint_kit.cli import main
-from inpaint_kit.crackmasks import KINDS, LAMA, create_mask, lama_mask
+from inpaint_kit.maskgen import DAMAGE_KINDS as KINDS, LAMA, draw, lama_mask
 from inpaint_kit.errors import InpaintKitError
 from inpaint_kit.evaluate import EvalConfig, ci95, eval_masks, parse_method, run_eval
 from inpaint_kit.geometry import component_widths
@@ -30,10 +30,10 @@ def photos(tmp_path_factory):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_generators_are_reproducible_and_never_empty(kind):
-    a = create_mask(kind, 171, 256, np.random.default_rng(5))
-    b = create_mask(kind, 171, 256, np.random.default_rng(5))
+    a = draw(kind, 171, 256, np.random.default_rng(5))
+    b = draw(kind, 171, 256, np.random.default_rng(5))
     assert a.dtype == bool and a.shape == (171, 256) and a.any() and np.array_equal(a, b)
-    assert not np.array_equal(a, create_mask(kind, 171, 256, np.random.default_rng(6)))
+    assert not np.array_equal(a, draw(kind, 171, 256, np.random.default_rng(6)))
 
 
 def test_lama_masks_follow_lamas_settings():
@@ -50,9 +50,9 @@ def test_lama_masks_follow_lamas_settings():
 
 
 def test_cracks_are_thin_and_scan_cracks_keep_their_width_on_a_large_scan():
-    _, w = component_widths(create_mask("cracks", 256, 256, np.random.default_rng(1)))
+    _, w = component_widths(draw("cracks", 256, 256, np.random.default_rng(1)))
     assert w[1:].max() <= 5
-    big = create_mask("scan_cracks", 1707, 2560, np.random.default_rng(0))
+    big = draw("scan_cracks", 1707, 2560, np.random.default_rng(0))
     assert big.mean() < 0.05
     _, w = component_widths(big)
     assert np.median(w[1:]) <= 5  # 2-4 px cracks (crossings measure a little wider)

@@ -4,7 +4,7 @@ windows that shrink to the damage inside them, never more pixels than the unfitt
 import numpy as np
 import pytest
 
-from inpaint_kit.crackmasks import create_mask
+from inpaint_kit.maskgen import draw
 from inpaint_kit.geometry import (MIN_CONTEXT, component_context, component_widths, plan_area, plan_crops,
                                   split_by_width)
 
@@ -21,7 +21,7 @@ def inside(box, outer):
                                           ("lama_medium", (1100, 800), 2), ("thin", (600, 900), 3),
                                           ("lama_thick", (500, 700), 4), ("stripes", (300, 500), 5)])
 def test_fitted_windows_never_cover_more_pixels_than_the_old_tiling_and_cover_all_damage(kind, hw, seed):
-    mask = create_mask(kind, *hw, np.random.default_rng(seed))
+    mask = draw(kind, *hw, np.random.default_rng(seed))
     old = plan_crops(mask, 768, padding=64, fit=False)
     new = plan_crops(mask, 768, padding=64)
     assert area(new) <= area(old)
@@ -34,7 +34,7 @@ def test_fitted_windows_never_cover_more_pixels_than_the_old_tiling_and_cover_al
 
 
 def test_a_meandering_crack_costs_far_less_than_its_tiles():
-    mask = create_mask("scan_cracks", 1707, 2560, np.random.default_rng(0))  # 1.5 % of a 2560-px scan
+    mask = draw("scan_cracks", 1707, 2560, np.random.default_rng(0))  # 1.5 % of a 2560-px scan
     old, new = plan_crops(mask, 768, 64, fit=False), plan_crops(mask, 768, 64)
     assert area(new) < 0.75 * area(old)  # measured 0.66
     assert len({r.work_hw for r in new}) < len(new)  # some windows share a size (and a batched call)
@@ -44,7 +44,7 @@ def test_model_pixels_follow_the_damage_not_the_image():
     """The same cracks in a 4x larger image (clean surroundings added) cost about the same pixels: a little
     more, as damage near the small image's border gets its full context in the large one (measured 1.23x,
     the unfitted tiling 1.45x)."""
-    small = create_mask("cracks", 600, 800, np.random.default_rng(7))
+    small = draw("cracks", 600, 800, np.random.default_rng(7))
     big = np.zeros((1200, 1600), bool)
     big[256:856, 384:1184] = small
     a_small, a_big = area(plan_crops(small, 768, 64)), area(plan_crops(big, 768, 64))
@@ -84,6 +84,6 @@ def test_component_widths_and_the_thin_split():
 
 
 def test_full_mode_is_not_fitted():
-    mask = create_mask("cracks", 300, 400, np.random.default_rng(1))
+    mask = draw("cracks", 300, 400, np.random.default_rng(1))
     used, regions = plan_area(mask, "full", 256)
     assert used == "full" and len(regions) == 1 and regions[0].box == (0, 0, 300, 400)

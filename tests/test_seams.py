@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from inpaint_kit.cli import main
-from inpaint_kit.crackmasks import create_mask
+from inpaint_kit.maskgen import draw
 from inpaint_kit.engine import RowsMixin
 from inpaint_kit.evaluate import band_delta_e, boundary_band, ciede2000, rgb_to_lab, seam_jump
 from inpaint_kit.inpaint import InferConfig, inpaint_array
@@ -40,7 +40,7 @@ class TintEngine(RowsMixin):
 @pytest.mark.parametrize("kind", ["thin", "cracks", "lama_medium", "center"])
 def test_every_mode_leaves_every_pixel_outside_the_mask_bit_exact(kind):
     image = photo()
-    mask = create_mask(kind, 90, 120, np.random.default_rng(1))
+    mask = draw(kind, 90, 120, np.random.default_rng(1))
     mask[0, :10] = True  # damage touching the image border too
     fill = np.random.default_rng(2).integers(0, 256, image.shape).astype(np.uint8)  # the worst fill there is
     for blend, colour in MODES:
@@ -50,7 +50,7 @@ def test_every_mode_leaves_every_pixel_outside_the_mask_bit_exact(kind):
 
 
 def test_modes_other_than_none_change_the_fill_and_none_keeps_it():
-    image, mask = photo(), create_mask("lama_medium", 90, 120, np.random.default_rng(3))
+    image, mask = photo(), draw("lama_medium", 90, 120, np.random.default_rng(3))
     fill = tint(image)
     assert np.array_equal(fix_seams(image, fill, mask)[mask], fill[mask])
     for blend, colour in MODES[1:]:
@@ -69,7 +69,7 @@ def test_blend_and_colour_match_halve_the_seam_of_a_tinted_fill_through_infer(ki
     every --blend and --colour_match lowers the boundary-band CIEDE2000 by at least half against none
     (measured 80-90 % lower, docs/benchmarks.md "Seams")."""
     image = photo(120, 160)
-    mask = create_mask(kind, 120, 160, np.random.default_rng(4))
+    mask = draw(kind, 120, 160, np.random.default_rng(4))
     engine = TintEngine()
 
     def band(blend, colour):

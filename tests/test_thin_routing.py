@@ -7,7 +7,7 @@ import torch
 
 from inpaint_kit.cli import main
 from inpaint_kit.engine import load_engine
-from inpaint_kit.geometry import compose, crop_to_work, paste_back, plan_area
+from inpaint_kit.geometry import compose_values, crop_to_work, plan_area
 from inpaint_kit.images import read_metadata, save_png
 from inpaint_kit.inpaint import InferConfig, inpaint_array
 from inpaint_kit.seams import fix_seams
@@ -88,24 +88,33 @@ def test_a_thin_crack_and_a_large_hole_go_to_different_fillers_and_are_recorded(
 
 
 def test_thin_width_0_gives_the_model_path_of_before(engine, tiny_ddpm):
-    """--thin_width 0: every component to --model, pixel for pixel the pipeline without routing."""
-    image, mask = photo(), crack_and_hole()
-    cfg = InferConfig(model=tiny_ddpm, size=160, steps=2, rows=2, thin_width=0).validate()
-    job = inpaint_array(engine, cfg, image, mask, [5, 6], progress=False)
-    # the pipeline before routing existed: plan, crop, fill, compose, seams, paste back
+    """--thin_width 0: every component to --model, value for value the pipeline without routing (float fills
+    composed at the mask's pixels, quantised once); the seams, when asked for, correct that fill in float."""
     from inpaint_kit.engine import Canvas, call_seed
+    from inpaint_kit.fill import Fill
 
-    _, regions = plan_area(mask, cfg.area, cfg.size, cfg.padding, engine.multiple, cfg.large_windows)
-    for row, seed in enumerate([5, 6]):
-        out = engine.fill([Canvas(*crop_to_work(image, mask, r), call_seed(seed, k)) for k, r in enumerate(regions)],
-                          cfg.sampling(), progress=False)
-        fill = compose(image, mask, regions, out)
-        expected = paste_back(image, fix_seams(image, fill, mask, cfg.blend, cfg.colour_match), mask)
-        assert np.array_equal(job.results[row], expected)
-    assert job.damage["fillers"] == ["model"] and all(c[5] == 0 for c in job.damage["components"])
+    image, mask = photo(), crack_and_hole()
+    ys, xs = np.nonzero(mask)
+    for blend in ("none", "laplacian"):
+        cfg = InferConfig(model=tiny_ddpm, size=160, steps=2, rows=2, thin_width=0, blend=blend).validate()
+        job = inpaint_array(engine, cfg, image, mask, [5, 6], progress=False)
+        # the pipeline before routing existed: plan, crop, fill, compose the mask's pixels (float), seams
+        _, regions = plan_area(mask, cfg.area, cfg.size, cfg.padding, engine.multiple, cfg.large_windows)
+        for row, seed in enumerate([5, 6]):
+            out = engine.fill([Canvas(*crop_to_work(image, mask, r), call_seed(seed, k)) for k, r in enumerate(regions)],
+                              cfg.sampling(), progress=False)
+            values = compose_values(image, ys, xs, regions, out)
+            if blend != "none":
+                full = image.astype(np.float32) / 255
+                full[ys, xs] = values
+                values = fix_seams(image, full, mask, blend, "off")[ys, xs]
+            assert job.fills[row].values.dtype == np.float32 and np.array_equal(job.fills[row].values, values)
+            assert np.array_equal(job.results[row], Fill(ys, xs, values).on_model(image))
+        assert job.damage["fillers"] == ["model"] and all(c[5] == 0 for c in job.damage["components"])
+    # --thin_fill model is the same path
     same = inpaint_array(engine, InferConfig(model=tiny_ddpm, size=160, steps=2, rows=2, thin_fill="model").validate(),
                          image, mask, [5, 6], progress=False)
-    assert all(np.array_equal(a, b) for a, b in zip(same.results, job.results))
+    assert all(np.array_equal(a.values, b.values) for a, b in zip(same.fills, job.fills))
 
 
 def test_thin_damage_alone_never_calls_the_model(engine, tiny_ddpm):

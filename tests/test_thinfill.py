@@ -13,7 +13,7 @@ from inpaint_kit.cli import main
 from inpaint_kit.errors import InpaintKitError
 from inpaint_kit.evaluate import masked_psnr
 from inpaint_kit.geometry import split_by_width
-from inpaint_kit.crackmasks import create_mask
+from inpaint_kit.maskgen import draw
 from inpaint_kit.thinfill import (ThinFillConfig, build_net, fill_thin, is_thinfill_model, load_thinfill,
                                   refine, save_thinfill)
 

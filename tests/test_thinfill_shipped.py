@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from inpaint_kit.crackmasks import create_mask
+from inpaint_kit.maskgen import draw
 from inpaint_kit.evaluate import masked_psnr
 from inpaint_kit.geometry import split_by_width
 from inpaint_kit.thinfill import SHIPPED_DIR, fill_thin, is_thinfill_model, load_thinfill
@@ -26,7 +26,7 @@ def test_shipped_filler_beats_navier_stokes_on_held_out_cracks():
     for photo_ in (skdata.chelsea(), skdata.coffee()):
         img = resize_image(photo_, work_size(*photo_.shape[:2], size=256, multiple=1))
         for seed in range(2):
-            mask, _ = split_by_width(create_mask("cracks", *img.shape[:2], np.random.default_rng(seed)), 9)
+            mask, _ = split_by_width(draw("cracks", *img.shape[:2], np.random.default_rng(seed)), 9)
             ns = fill_thin(img, mask, mask, "ns")
             ours = fill_thin(img, mask, mask, "net", net)
             gains.append(masked_psnr(img, ours, mask) - masked_psnr(img, ns, mask))

@@ -2,7 +2,8 @@
 ``--model ns`` (Bertalmio et al. 2001, Navier-Stokes). Instant, no weights, deterministic: every row of a
 collage is the same fill (the seed changes nothing), a row alone equals the same row batched. A fast
 fallback for users, the thin-damage filler's building block, and the baseline every benchmark runs as a
-whole command. Implements :class:`inpaint_kit.engine.Engine`."""
+whole command. Registered as the ``opencv`` engine (:mod:`.registry`); implements
+:class:`~inpaint_kit.engine.base.Engine` (fills float32 in [0, 1], exactly ``v / 255`` of OpenCV's 8 bits)."""
 
 from __future__ import annotations
 
@@ -10,16 +11,11 @@ from typing import Sequence
 
 import numpy as np
 
-from ..classical import CLASSICAL, cv2_inpaint
+from ..classical import cv2_inpaint
 from ..errors import UsageError
-from . import Canvas, RowsMixin, Sampling, check_items
+from .base import Canvas, RowsMixin, Sampling, check_items, to_float
 
 RADIUS = 3  # OpenCV's inpaintRadius (the eval baselines use the same)
-
-
-def is_opencv_model(model: str) -> bool:
-    """True for ``telea`` and ``ns``."""
-    return str(model) in CLASSICAL
 
 
 class OpenCVEngine(RowsMixin):
@@ -34,26 +30,21 @@ class OpenCVEngine(RowsMixin):
         return {"model": self.method, "engine": "opencv", "radius": self.radius, "device": "cpu"}
 
     def fill(self, items: Sequence[Canvas], sampling: Sampling = Sampling(), progress: bool = True) -> list[np.ndarray]:
-        """Fill every item's mask with OpenCV (known pixels unchanged)."""
+        """Fill every item's mask with OpenCV (known pixels unchanged); float32 ``(h, w, 3)`` in [0, 1]."""
         check_items(items, self.multiple)
         done: dict[tuple[int, int], np.ndarray] = {}
         out = []
         for it in items:
             key = (id(it.image), id(it.mask))
             if key not in done:
-                done[key] = cv2_inpaint(it.image, it.mask, self.method, self.radius) if it.mask.any() else it.image.copy()
-            out.append(done[key].copy())
+                done[key] = cv2_inpaint(it.image, it.mask, self.method, self.radius) if it.mask.any() else it.image
+            out.append(to_float(done[key]))
         return out
 
 
 def load_opencv_engine(model: str, *, device: str | None = None, dtype: str = "auto", options=None) -> OpenCVEngine:
-    """The engine for ``telea`` / ``ns``. Model options of other engines (a LoRA, a scheduler, DDPM
-    sampling) and a dtype other than auto/fp32 do not apply: a one-line :class:`UsageError`."""
-    from .options import given
-
-    if options is not None and given(options):
-        name, value = next(iter(given(options).items()))
-        raise UsageError(f"--{name} {value} does not apply to --model {model} (OpenCV's classical fill); leave it out")
+    """The engine for ``telea`` / ``ns`` (no options: the registry refuses other engines' flags first). A
+    dtype other than auto/fp32 does not apply: a one-line :class:`UsageError`."""
     if dtype not in ("auto", "fp32"):
         raise UsageError(f"--dtype {dtype} does not apply to --model {model} (OpenCV works in 8-bit); leave it out")
     return OpenCVEngine(str(model))

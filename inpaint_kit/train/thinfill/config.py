@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...errors import InpaintKitError
+from ...maskgen import GENERATORS
 from ..config import DATA, TrainerConfig, option, redefault
 
 THINFILL_WEIGHTS = ("model.safetensors", "config.json")  # a thin-filler model folder (inpaint_kit.thinfill)
@@ -23,7 +24,7 @@ class ThinFillTrainConfig(TrainerConfig):
                                      "training_config.json, checkpoints/, logs/")
     size: int = option(96, group=DATA, help="training window side (a multiple of the network's downsampling)")
     mask_kinds: str = option(THIN_KINDS, group=DATA,
-                             help="comma-separated mask generators (inpaint_kit.masks and inpaint_kit.crackmasks)")
+                             help="comma-separated mask generators (inpaint_kit.maskgen)")
     max_width: float = option(15.0, group=DATA,
                               help="mask components wider than this (px, geometry.component_widths) are dropped: "
                                    "the filler only ever sees thin damage")
@@ -33,7 +34,7 @@ class ThinFillTrainConfig(TrainerConfig):
                             help="probability of each scan-like change of a window: grey or sepia, film grain, "
                                  "JPEG artefacts (0 = photos as they are)")
     channels: str = option("32,64,96", group=NETWORK, help="U-Net channels per level (one 2x downsampling between)")
-    base: str = option("ns", group=NETWORK, choices=("ns", "telea"), help="the classical fill the network refines")
+    base_fill: str = option("ns", group=NETWORK, choices=("ns", "telea"), help="the classical fill the network refines")
     ema_decay: float = option(0.999, help="EMA decay of the exported weights")
     steps: int = redefault(TrainerConfig, "steps", 20000)
     batch: int = redefault(TrainerConfig, "batch", 16)
@@ -55,14 +56,11 @@ class ThinFillTrainConfig(TrainerConfig):
 
     def validate(self) -> "ThinFillTrainConfig":
         """Check every value; raise a one-line :class:`InpaintKitError` naming the bad one."""
-        from ...crackmasks import KINDS
-        from ...masks import MASK_KINDS
-
         super().validate()
-        bad = [k for k in self.kinds if k not in MASK_KINDS + KINDS]
+        bad = [k for k in self.kinds if k not in GENERATORS]
         if bad or not self.kinds:
             raise InpaintKitError(f"--mask_kinds {self.mask_kinds}: unknown {', '.join(bad) or '(none given)'}; "
-                                  f"choose from {', '.join(MASK_KINDS + KINDS)}")
+                                  f"choose from {', '.join(GENERATORS)}")
         try:
             channels = self.channel_list
         except ValueError:

@@ -12,10 +12,10 @@ import numpy as np
 from PIL import Image
 
 from ...classical import cv2_inpaint
-from ...crackmasks import create_mask
 from ...errors import InpaintKitError
 from ...geometry import split_by_width
 from ...images import load_image
+from ...maskgen import draw
 from ...pairing import scan
 
 MASK_CANVASES = (1, 2, 3)  # masks are drawn on canvases this many windows wide and a window cut out
@@ -70,7 +70,7 @@ class ThinSampler:
         for _ in range(20):
             kind = self.kinds[int(rng.integers(len(self.kinds)))]
             canvas = s * MASK_CANVASES[int(rng.integers(len(MASK_CANVASES)))]
-            m = create_mask(kind, canvas, canvas, rng)
+            m = draw(kind, canvas, canvas, rng)
             top, left = (int(v) for v in rng.integers(0, canvas - s + 1, size=2))
             thin, _ = split_by_width(m[top : top + s, left : left + s], self.max_width)
             if thin.any():

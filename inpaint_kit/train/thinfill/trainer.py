@@ -41,9 +41,9 @@ class ThinFillTrainer(Trainer):
 
     def build_data(self):
         cfg = self.cfg
-        self.net_config = ThinFillConfig(channels=cfg.channel_list, base=cfg.base, extra={"training": self.recipe()})
+        self.net_config = ThinFillConfig(channels=cfg.channel_list, base=cfg.base_fill, extra={"training": self.recipe()})
         self.data = ThinSampler(cfg.data, cfg.size, cfg.kinds, cfg.max_width, cfg.min_scale, cfg.max_scale,
-                                cfg.augment, cfg.base, self.net_config.radius)
+                                cfg.augment, cfg.base_fill, self.net_config.radius)
 
     def recipe(self) -> dict:
         """The settings that made the model (``config.json`` ``extra.training``)."""
@@ -56,11 +56,10 @@ class ThinFillTrainer(Trainer):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.cfg.seed)
             self.net = build_net(self.net_config)
-        self.net.to(self.acc.device)
+        self.place(trained=[self.net])
         self.ema = EMAModel(self.net.parameters(), decay=self.cfg.ema_decay)
-        if self.acc.is_main_process:
-            print(f"train-thinfill: {count_parameters(self.net) / 1e6:.2f} M params, {len(self.data.images)} images, "
-                  f"{self.acc.num_processes} process(es) x batch {self.cfg.batch}, {self.cfg.size}x{self.cfg.size}")
+        self.print(f"train-thinfill: {count_parameters(self.net) / 1e6:.2f} M params, {len(self.data.images)} images, "
+                   f"{self.acc.num_processes} process(es) x batch {self.cfg.batch}, {self.cfg.size}x{self.cfg.size}")
 
     def model_fingerprint(self) -> dict:
         return {"model": "thinfill", "network": {"channels": list(self.net_config.channels), "base": self.net_config.base}}
@@ -115,6 +114,9 @@ class ThinFillTrainer(Trainer):
 
     def record(self) -> dict:
         return {"parameters": count_parameters(self.net)}
+
+    def summary(self, result: TrainResult) -> str:
+        return f"trained {result.step} steps; model folder: {result.out} (--thin_model {result.out})"
 
 
 def train(cfg: ThinFillTrainConfig) -> TrainResult:
