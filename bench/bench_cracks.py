@@ -27,11 +27,13 @@ import numpy as np
 from markdown_section import write_section  # bench/ is on sys.path when a bench script runs
 
 SECTION = "## A cracked scan, whole commands: builtin vs OpenCV"
-COMMANDS = {  # label -> extra infer flags
-    "--model ns": ["--model", "ns"],
-    "--model builtin": ["--model", "builtin"],
-    "--model ns --thin_width 0 --blend none (OpenCV alone)": ["--model", "ns", "--thin_width", "0", "--blend", "none"],
-    "--model builtin --thin_width 0 (the model on every crack)": ["--model", "builtin", "--thin_width", "0"],
+COMMANDS = {  # --commands key -> (label, extra infer flags)
+    "ns": ("--model ns", ["--model", "ns"]),
+    "builtin": ("--model builtin", ["--model", "builtin"]),
+    "ns_alone": ("--model ns --thin_width 0 --blend none (OpenCV alone)",
+                 ["--model", "ns", "--thin_width", "0", "--blend", "none"]),
+    "builtin_all": ("--model builtin --thin_width 0 (the model on every crack; slow)",
+                    ["--model", "builtin", "--thin_width", "0"]),
 }
 
 
@@ -79,26 +81,29 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--commands", default=",".join(COMMANDS),
+                   help=f"comma-separated, from {', '.join(COMMANDS)} (ns, builtin and ns_alone are needed for the targets)")
     p.add_argument("--markdown", type=Path, default=None)
     args = p.parse_args()
+    commands = dict(COMMANDS[k] for k in args.commands.split(","))
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         clean, mask = make_scan(folder, args.long_side, args.coverage, args.seed)
-        times: dict[str, list[float]] = {k: [] for k in COMMANDS}
+        times: dict[str, list[float]] = {k: [] for k in commands}
         for turn in range(args.repeats):
-            for label, flags in COMMANDS.items():
+            for label, flags in commands.items():
                 times[label].append(run_command(folder, label, flags, args.threads))
                 print(f"  turn {turn}: {label}: {times[label][-1]:.1f} s", file=sys.stderr)
-        rows = {label: score(folder, label, clean, mask) for label in COMMANDS}
+        rows = {label: score(folder, label, clean, mask) for label in commands}
     ref = "--model ns"
     lines = ["| command | masked PSNR (dB) | remnants (%) | band CIEDE2000 | s (median) | time vs --model ns |",
              "|---|---:|---:|---:|---:|---:|"]
-    for label in COMMANDS:
+    for label in commands:
         ratio = float(np.median([a / b for a, b in zip(times[label], times[ref])]))
         r = rows[label]
         lines.append(f"| `infer {label}` | {r['psnr']:.2f} | {r['remnants']:.2f} | {r['band_de']:.2f} | "
                      f"{np.median(times[label]):.1f} | {ratio:.2f}x |")
-    builtin, ns_alone = rows["--model builtin"], rows["--model ns --thin_width 0 --blend none (OpenCV alone)"]
+    builtin, ns_alone = rows[COMMANDS["builtin"][0]], rows[COMMANDS["ns_alone"][0]]
     ratio = float(np.median([a / b for a, b in zip(times["--model builtin"], times[ref])]))
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     verdict = (f"Targets: builtin masked PSNR at or above OpenCV Navier-Stokes ({ns_alone['psnr']:.2f} dB): "

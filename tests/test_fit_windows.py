@@ -83,6 +83,20 @@ def test_component_widths_and_the_thin_split():
     assert not thin0.any() and np.array_equal(wide0, mask)
 
 
+def test_a_crack_running_into_a_hole_stays_thin_up_to_the_holes_rim():
+    """Width is local: a crack joined to a hole is not sent to the model with it (a cracked scan's crack
+    network touches every loss on it), and nothing of the hole, corners included, is left thin."""
+    mask = np.zeros((60, 120), bool)
+    mask[20:40, 80:100] = True  # a 20 x 20 hole
+    mask[29:32, 0:80] = True  # a 3-px crack running into it
+    mask[5:7, 90:118] = True  # a crack of its own
+    thin, wide = split_by_width(mask, 13)
+    assert wide[20:40, 80:100].all()  # the whole hole, corners too
+    assert thin[29:32, 0:65].all() and not wide[:, :65].any()  # the crack, up to a few px from the rim
+    assert thin[5:7, 90:118].all()
+    assert not (thin & wide).any() and np.array_equal(thin | wide, mask)
+
+
 def test_full_mode_is_not_fitted():
     mask = draw("cracks", 300, 400, np.random.default_rng(1))
     used, regions = plan_area(mask, "full", 256)
