@@ -52,8 +52,13 @@ def make_scan(folder: Path, long_side: int, coverage: float, seed: int) -> tuple
     return clean, mask
 
 
+def out_folder(folder: Path, label: str) -> Path:
+    """Each command writes into a folder of its own (rows are named after the image)."""
+    return folder / f"out_{abs(hash(label))}"
+
+
 def run_command(folder: Path, label: str, flags: list[str], threads: int) -> float:
-    out = folder / f"out_{abs(hash(label))}.png"
+    out = out_folder(folder, label) / "collage.png"
     cmd = [sys.executable, "-m", "inpaint_kit", "infer", "--image", str(folder / "scan.png"), "--mask",
            str(folder / "mask.png"), "--output", str(out), "--rows", "1", "--seed", "1", "--save_rows",
            "--overwrite", "--threads", str(threads), "--no_progress", *flags]
@@ -67,7 +72,7 @@ def score(folder: Path, label: str, clean: np.ndarray, mask: np.ndarray) -> dict
     from inpaint_kit.evaluate import band_delta_e, masked_psnr
     from inpaint_kit.images import load_image
 
-    (row,) = sorted(folder.glob(f"out_{abs(hash(label))}_row0_*.png"))
+    (row,) = sorted(out_folder(folder, label).glob("scan_row0_*.png"))
     result = load_image(row)
     off = np.abs(result.astype(np.int16) - clean.astype(np.int16)).max(axis=2)[mask]
     return {"psnr": masked_psnr(clean, result, mask), "remnants": 100 * float((off > 60).mean()),

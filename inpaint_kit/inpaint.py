@@ -385,20 +385,23 @@ def fill_thin_damage(engine: Engine | None, cfg: InferConfig, image: np.ndarray,
 
 
 def damage_record(mask: np.ndarray, thin: np.ndarray, thin_width: float, how: str) -> dict:
-    """The per-component record: ``components`` = ``[top, left, bottom, right, width, filler index]`` into
-    ``fillers`` (``model`` = ``--model``'s sampler)."""
+    """What took which damage: ``components`` = ``[top, left, bottom, right, width, filler index]`` into
+    ``fillers`` (``model`` = ``--model``'s sampler) for each piece of damage as routed: the components of the
+    thin part (filler 1) and of the wide part (filler 0; with no thin filler, the mask's components)."""
     import cv2
 
     from .geometry import component_widths
 
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    _, widths = component_widths(mask)  # the same 8-connected labelling
     fillers = ["model"] if how == "model" else ["model", how]
-    thin_of = np.zeros(n, bool)
-    thin_of[np.unique(labels[thin])] = True
-    comps = [[int(y), int(x), int(y + h), int(x + w), round(float(widths[k]), 1), int(thin_of[k] and len(fillers) > 1)]
-             for k, (x, y, w, h, _) in enumerate(stats) if k > 0]
-    return {"thin_width": thin_width, "fillers": fillers, "components": comps}
+    comps = []
+    for index, part in ((0, mask & ~thin), (1, thin)):
+        if not part.any():
+            continue
+        n, _, stats, _ = cv2.connectedComponentsWithStats(part.astype(np.uint8), connectivity=8)
+        _, widths = component_widths(part)  # the same 8-connected labelling
+        comps += [[int(y), int(x), int(y + h), int(x + w), round(float(widths[k]), 1), index]
+                  for k, (x, y, w, h, _) in enumerate(stats) if k > 0]
+    return {"thin_width": thin_width, "fillers": fillers, "components": sorted(comps)}
 
 
 def builtin_engine(cfg: InferConfig) -> Engine:
