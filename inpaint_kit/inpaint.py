@@ -254,7 +254,8 @@ def inpaint_array(engine: Engine | None, cfg: InferConfig, image: np.ndarray, ma
     :func:`geometry.plan_area` says it works: every region of every row is one
     :class:`~inpaint_kit.engine.Canvas`; regions of one working size go through the engine together (rows x
     regions batched). Region k of the row with seed s uses seed ``call_seed(s, k)``, so a row is the same
-    alone or batched, in every area mode. Last, the seams (:mod:`inpaint_kit.seams`), inside the mask.
+    alone or batched, in every area mode. Last, the seams of the model's fill (:mod:`inpaint_kit.seams`),
+    inside the wide damage.
     Each row's fill is kept as float32 values at the repair pixels (:class:`~inpaint_kit.fill.Fill`),
     quantised once, when written."""
     if not mask.any():
@@ -282,27 +283,29 @@ def inpaint_array(engine: Engine | None, cfg: InferConfig, image: np.ndarray, ma
             v[sel] = compose_values(base, ys[sel], xs[sel], regions, row)
             out.append(v)
         values = out
-    values = fix_seam_values(cfg, image, mask, ys, xs, values)
+    values = fix_seam_values(cfg, bases, wide, ys, xs, values)
     fills = [Fill(ys, xs, v, weights) for v in values]
     largest = max((r.work_hw for r in regions), key=lambda hw: hw[0] * hw[1]) if regions else None
     return Job(name, image, mask, seeds, ModelRows(image, fills), largest, area, regions,
                damage=damage_record(mask, thin, cfg.thin_width, how), fills=fills)
 
 
-def fix_seam_values(cfg: InferConfig, image: np.ndarray, mask: np.ndarray, ys: np.ndarray, xs: np.ndarray,
+def fix_seam_values(cfg: InferConfig, bases: list[np.ndarray], wide: np.ndarray, ys: np.ndarray, xs: np.ndarray,
                     values: list[np.ndarray]) -> list[np.ndarray]:
-    """Each row's values ``(N, 3)`` at ``(ys, xs)`` with the seam corrected (``cfg.blend``, ``cfg.colour_match``,
-    :func:`seams.fix_seams` in float) inside the mask only: ``--mask_blur``'s band outside keeps the fill's
-    values. Rows sharing one array (a deterministic fill) are corrected once."""
-    if cfg.blend == "none" and cfg.colour_match == "off":
+    """Each row's values ``(N, 3)`` at ``(ys, xs)`` with the seams of the model's fill corrected
+    (``cfg.blend``, ``cfg.colour_match``: :func:`seams.fix_seams` in float) inside ``wide`` only, against the
+    row's base (the image with its thin damage filled). The thin filler's fill is left as it is (it is
+    trained for fidelity up to its edges: a seam correction cost it 0.6-1 dB on cracks, docs/benchmarks.md),
+    and so is ``--mask_blur``'s band outside the mask. Rows sharing one array are corrected once."""
+    if (cfg.blend == "none" and cfg.colour_match == "off") or not wide.any():
         return values
-    inside = mask[ys, xs]
+    inside = wide[ys, xs]
     done: dict[int, np.ndarray] = {}
-    for v in values:
+    for base, v in zip(bases, values):
         if id(v) not in done:
-            row = image.astype(np.float32) / np.float32(255)  # (H, W, 3): the seams need the surroundings
+            row = base.astype(np.float32) / np.float32(255)  # (H, W, 3): the seams need the surroundings
             row[ys, xs] = v
-            fixed = fix_seams(image, row, mask, cfg.blend, cfg.colour_match)
+            fixed = fix_seams(base, row, wide, cfg.blend, cfg.colour_match)
             out = v.copy()
             out[inside] = fixed[ys[inside], xs[inside]]
             done[id(v)] = out

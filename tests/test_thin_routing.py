@@ -117,6 +117,21 @@ def test_thin_width_0_gives_the_model_path_of_before(engine, tiny_ddpm):
     assert all(np.array_equal(a.values, b.values) for a, b in zip(same.fills, job.fills))
 
 
+def test_seams_correct_the_models_fill_and_leave_the_thin_fillers(engine, tiny_ddpm):
+    """--blend corrects the sampler's fill of the hole; the thin filler's crack is kept as it fills it (a seam
+    correction costs a fidelity-trained fill PSNR)."""
+    image, mask = photo(), crack_and_hole()
+    crack = np.zeros_like(mask)
+    crack[20:23] = mask[20:23]
+    hole = mask & ~crack
+    kw = dict(model=tiny_ddpm, size=160, steps=2, rows=1, thin_fill="ns")
+    plain, seamed = (inpaint_array(engine, InferConfig(**kw, blend=b).validate(), image, mask, [3], progress=False)
+                     for b in ("none", "laplacian"))
+    assert np.array_equal(seamed.results[0][crack], plain.results[0][crack])
+    assert np.array_equal(seamed.results[0][~mask], image[~mask])
+    assert not np.array_equal(seamed.results[0][hole], plain.results[0][hole])
+
+
 def test_thin_damage_alone_never_calls_the_model(engine, tiny_ddpm):
     image = photo()
     mask = np.zeros((120, 160), bool)
