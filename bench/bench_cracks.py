@@ -79,6 +79,30 @@ def score(folder: Path, label: str, clean: np.ndarray, mask: np.ndarray) -> dict
             "band_de": band_delta_e(clean, result, mask)}
 
 
+def model_pixels(long_side: int, coverage: float, seed: int) -> str:
+    """Where the model works on the scan (``--pixels``; no model runs): working pixels and windows of
+    ``--area crops --size 768`` for all the damage (tiles before fitting, windows fitted to the damage) and
+    for the wide damage of each routing (whole components by width, the local width of ``split_by_width``)."""
+    from bench_highres import damage_mask, scan_photo
+    from inpaint_kit.geometry import component_widths, plan_crops, split_by_width
+
+    clean = scan_photo(long_side)
+    mask = damage_mask(*clean.shape[:2], coverage, np.random.default_rng(seed))
+    labels, widths = component_widths(mask)
+    cases = [("all damage (--thin_width 0), tiles before fitting", mask, False),
+             ("all damage (--thin_width 0), windows fitted to the damage", mask, True),
+             ("wide damage, routed by whole components", (widths > 13)[labels] & mask, True),
+             ("wide damage, routed by local width (--thin_width 13, the default)", split_by_width(mask, 13)[1], True)]
+    lines = [f"Scan {clean.shape[1]}x{clean.shape[0]} ({clean.shape[0] * clean.shape[1] / 1e6:.2f} MP), damage "
+             f"{100 * mask.mean():.1f} %.", "", "| the model works on | damage to the model (%) | windows | model pixels (MP) |",
+             "|---|---:|---:|---:|"]
+    for label, m, fit in cases:
+        regions = plan_crops(m, 768, 64, 8, "tile", fit=fit)
+        lines.append(f"| {label} | {100 * m.mean():.2f} | {len(regions)} | "
+                     f"{sum(r.work_hw[0] * r.work_hw[1] for r in regions) / 1e6:.2f} |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--long_side", type=int, default=2560)
@@ -89,7 +113,11 @@ def main() -> int:
     p.add_argument("--commands", default=",".join(COMMANDS),
                    help=f"comma-separated, from {', '.join(COMMANDS)} (ns, builtin and ns_alone are needed for the targets)")
     p.add_argument("--markdown", type=Path, default=None)
+    p.add_argument("--pixels", action="store_true", help="only print where the model works (no command runs)")
     args = p.parse_args()
+    if args.pixels:
+        print(model_pixels(args.long_side, args.coverage, args.seed))
+        return 0
     commands = dict(COMMANDS[k] for k in args.commands.split(","))
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
