@@ -223,10 +223,16 @@ def latent_counts(size_hw: tuple[int, int], coverages: list[float], seed: int, m
         lh, lw = h * 2 // 5, w * 2 // 5
         local[h // 4 : h // 4 + lh, w // 3 : w // 3 + lw] = damage_mask(lh, lw, coverage * (h * w) / (lh * lw), rng, blobs=2)
         masks.append(("the same in one region", local))
+    from inpaint_kit.geometry import plan_crops
+
     for kind, mask in masks:
         for label, area, size in (("full --size 768", "full", 768), ("full at native size", "full", max(h, w)),
-                                  ("crops --size 768", "crops", 768)):
-            _, regions = plan_area(mask, area, size, 64, multiple, "tile")
+                                  ("crops --size 768, tiles (before fitting)", "tiles", 768),
+                                  ("crops --size 768, windows fitted to the damage", "crops", 768)):
+            if area == "tiles":
+                regions = plan_crops(mask, size, 64, multiple, "tile", fit=False)
+            else:
+                _, regions = plan_area(mask, area, size, 64, multiple, "tile")
             latent = sum((r.work_hw[0] // 8) * (r.work_hw[1] // 8) for r in regions)
             rows.append({"coverage": 100 * float(mask.mean()), "kind": kind, "mode": label, "latent_per_call": latent,
                          "windows": len(regions)})

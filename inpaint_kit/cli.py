@@ -23,6 +23,7 @@ COMMANDS = {
     "tiny-model": "inpaint_kit.commands.tiny_model",
     "train-lora": "inpaint_kit.commands.training:train-lora",
     "train-ddpm": "inpaint_kit.commands.training:train-ddpm",
+    "train-thinfill": "inpaint_kit.commands.training:train-thinfill",
     "train-controlnet": "inpaint_kit.commands.training:train-controlnet",
     "eval": "inpaint_kit.commands.evaluate",
     "ui": "inpaint_kit.commands.ui",

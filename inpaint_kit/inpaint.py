@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from typing import ClassVar
 from pathlib import Path
@@ -25,11 +25,14 @@ from .collage import bands, sheet_shape
 from .engine import DEFAULT_MODEL, Canvas, Engine, Sampling, call_seed, registry
 from .errors import UsageError
 from .fill import Fill
-from .geometry import AREAS, LARGE, Region, compose_values, crop_to_work, dilate_mask, plan_area, resolve_area
+from .geometry import (AREAS, LARGE, Region, compose_values, crop_to_work, dilate_mask, plan_area, resolve_area,
+                       split_by_width)
 from .images import (MAX_IMAGE_MEGAPIXELS, Master, extension, load_mask_channels, output_format, read_image,
                      save_png_bands, write_image)
 from .infotext import a1111
 from .masks import MASK_MODES, feather, from_channels
+from .seams import BLENDS, COLOUR_MATCHES, fix_seams
+from .thinfill import THIN_FILLS, fill_thin, is_thinfill_model, thin_filler
 
 MAX_WORK_MEGAPIXELS = 4.2  # default limit of a working canvas: 2048 x 2048
 OUTPUT_FORMATS = ("auto", "png", "tiff")
@@ -69,6 +72,12 @@ class InferConfig(registry.options_dataclass()):
     padding: int = 64  # crops: context pixels around the damage
     large_windows: str = "tile"  # crops: windows longer than size are tiled at native resolution, or scaled
     mask_dilate: int = 0  # grow the repair region by N pixels at the working scale (stained halos)
+    # Seams and thin damage (issue 22): see inpaint_kit.seams and docs/cracks.md.
+    blend: str = "laplacian"  # seam correction inside the mask: none | feather | laplacian | poisson
+    colour_match: str = "off"  # off | local: colour correction from the known pixels around each region
+    thin_width: float = 13.0  # damage components at most this wide (px) go to the thin filler; 0 = none (measured: docs/benchmarks.md)
+    thin_fill: str = "auto"  # auto (the thin-filler network) | model (--model fills them) | telea | ns | builtin
+    thin_model: str | None = None  # a train-thinfill model folder for --thin_fill auto (default: the shipped one)
     # Limits checked before any model loads (not recorded: they never change a result).
     max_work_megapixels: float = MAX_WORK_MEGAPIXELS  # largest working canvas (--size squared bounds it)
     max_image_megapixels: float = MAX_IMAGE_MEGAPIXELS  # largest input image, checked before decoding
@@ -98,6 +107,16 @@ class InferConfig(registry.options_dataclass()):
              f"--size {self.size}: a {self.size}x{self.size} working canvas is {self.size ** 2 / 1e6:.1f} MP, over the "
              f"{self.max_work_megapixels:g} MP limit; lower --size (crops mode keeps native resolution) or raise "
              f"--max_work_megapixels"),
+            (self.blend in BLENDS, f"--blend {self.blend!r} must be one of {', '.join(BLENDS)}"),
+            (self.colour_match in COLOUR_MATCHES,
+             f"--colour_match {self.colour_match!r} must be one of {', '.join(COLOUR_MATCHES)}"),
+            (self.thin_width >= 0, f"--thin_width {self.thin_width} must be >= 0 (0 sends all damage to --model)"),
+            (self.thin_fill in THIN_FILLS, f"--thin_fill {self.thin_fill!r} must be one of {', '.join(THIN_FILLS)}"),
+            (self.thin_model is None or self.thin_fill == "auto",
+             f"--thin_model applies only with --thin_fill auto (not {self.thin_fill}); leave it out"),
+            (self.thin_model is None or is_thinfill_model(self.thin_model),
+             f"--thin_model {self.thin_model}: not a thin-filler model folder (config.json marked thinfill); "
+             "train one with inpaint-kit train-thinfill"),
             (self.output_format in OUTPUT_FORMATS,
              f"--output_format {self.output_format!r} must be one of {', '.join(OUTPUT_FORMATS)}"),
             (self.colour_management in ("on", "off"), f"--colour_management {self.colour_management!r} must be on or off"),
@@ -143,6 +162,7 @@ class Job:
     area: str | None = None  # the --area mode used (auto resolved)
     regions: list[Region] = field(default_factory=list)  # where the model worked
     sources: dict = field(default_factory=dict)  # input files as given ({"image": ..., "mask": ...})
+    damage: dict = field(default_factory=dict)  # which filler took each damage component (route_damage)
     fills: list[Fill] = field(default_factory=list)  # per row, the restored values (inpaint_kit.fill)
     master: Master | None = None  # the input file at full depth: rows are written as its drop-in replacements
 
@@ -226,36 +246,176 @@ def repair_mask(cfg: InferConfig, mask: np.ndarray) -> np.ndarray:
 
 def inpaint_array(engine: Engine | None, cfg: InferConfig, image: np.ndarray, mask: np.ndarray,
                   seeds: list[int], name: str = "image", progress: bool = True) -> Job:
-    """Fill ``mask`` once per seed where :func:`geometry.plan_area` says the model works; results are at the
-    image's size and outside the (dilated) mask and its ``mask_blur`` band equal to the image bit for bit.
+    """Fill ``mask`` once per seed; results are at the image's size and outside the (dilated) mask and its
+    ``mask_blur`` band equal to the image bit for bit.
 
-    Every region of every row is one :class:`~inpaint_kit.engine.Canvas`; regions of one working size go
-    through the engine together (rows x regions batched). Region k of the row with seed s uses seed
-    ``call_seed(s, k)``, so a row is the same alone or batched, in every area mode."""
+    Thin damage first (:func:`route_damage`: components at most ``thin_width`` px wide go to the thin
+    filler, once per image, or per row with ``thin_fill builtin``), then the model fills the rest where
+    :func:`geometry.plan_area` says it works: every region of every row is one
+    :class:`~inpaint_kit.engine.Canvas`; regions of one working size go through the engine together (rows x
+    regions batched). Region k of the row with seed s uses seed ``call_seed(s, k)``, so a row is the same
+    alone or batched, in every area mode. Last, the seams of the model's fill (:mod:`inpaint_kit.seams`),
+    inside the wide damage.
+    Each row's fill is kept as float32 values at the repair pixels (:class:`~inpaint_kit.fill.Fill`),
+    quantised once, when written."""
     if not mask.any():
         log.warning("%s: the mask marks nothing to repair; writing the original unchanged", name)
         none = np.zeros(0, np.intp)
         fills = [Fill(none, none, np.zeros((0, 3), np.float32)) for _ in seeds]
         return Job(name, image, mask, seeds, ModelRows(image, fills), None, fills=fills)
     mask = repair_mask(cfg, mask)
+    alpha = feather(mask, cfg.mask_blur) if cfg.mask_blur > 0 else None  # (H, W) blend weights, 1 inside
+    ys, xs = np.nonzero(alpha > 0 if alpha is not None else mask)  # the pixels a fill changes (feather band too)
+    weights = alpha[ys, xs] if alpha is not None else None
+    thin, wide, how = route_damage(cfg, mask)
+    bases, values = fill_thin_damage(engine, cfg, image, mask, thin, how, seeds, ys, xs, progress)
+    area, regions = None, []
+    if wide.any():
+        area, regions, filled = fill_regions(engine, cfg, bases, wide, seeds, progress)
+        # the model's pixels: all of them without thin damage (the pipeline of before, exactly); beside thin
+        # damage, the wide damage and its feather band only (the thin filler keeps its own)
+        sel = np.ones(ys.size, bool) if not thin.any() else \
+            (~thin[ys, xs]) & (dilate_mask(wide, cfg.mask_blur + 1) if cfg.mask_blur > 0 else wide)[ys, xs]
+        out = []
+        for base, v, row in zip(bases, values, filled):
+            v = v.copy()
+            # Only the fill's pixels are composed, as float32 (the engines' precision: quantised once, when written).
+            v[sel] = compose_values(base, ys[sel], xs[sel], regions, row)
+            out.append(v)
+        values = out
+    values = fix_seam_values(cfg, bases, wide, ys, xs, values)
+    fills = [Fill(ys, xs, v, weights) for v in values]
+    largest = max((r.work_hw for r in regions), key=lambda hw: hw[0] * hw[1]) if regions else None
+    return Job(name, image, mask, seeds, ModelRows(image, fills), largest, area, regions,
+               damage=damage_record(mask, thin, cfg.thin_width, how), fills=fills)
+
+
+def fix_seam_values(cfg: InferConfig, bases: list[np.ndarray], wide: np.ndarray, ys: np.ndarray, xs: np.ndarray,
+                    values: list[np.ndarray]) -> list[np.ndarray]:
+    """Each row's values ``(N, 3)`` at ``(ys, xs)`` with the seams of the model's fill corrected
+    (``cfg.blend``, ``cfg.colour_match``: :func:`seams.fix_seams` in float) inside ``wide`` only, against the
+    row's base (the image with its thin damage filled). The thin filler's fill is left as it is (it is
+    trained for fidelity up to its edges: a seam correction cost it 0.6-1 dB on cracks, docs/benchmarks.md),
+    and so is ``--mask_blur``'s band outside the mask. Rows sharing one array are corrected once."""
+    if (cfg.blend == "none" and cfg.colour_match == "off") or not wide.any():
+        return values
+    inside = wide[ys, xs]
+    done: dict[int, np.ndarray] = {}
+    for base, v in zip(bases, values):
+        if id(v) not in done:
+            row = base.astype(np.float32) / np.float32(255)  # (H, W, 3): the seams need the surroundings
+            row[ys, xs] = v
+            fixed = fix_seams(base, row, wide, cfg.blend, cfg.colour_match)
+            out = v.copy()
+            out[inside] = fixed[ys[inside], xs[inside]]
+            done[id(v)] = out
+    return [done[id(v)] for v in values]
+
+
+def fill_regions(engine: Engine, cfg: InferConfig, bases: list[np.ndarray], mask: np.ndarray, seeds: list[int],
+                 progress: bool, seed_offset: int = 0) -> tuple[str, list[Region], list[list[np.ndarray]]]:
+    """The model's pass: ``(area, regions, filled)``: ``mask`` filled in each row's base image (RGB uint8, one
+    per seed; rows may share one array) in the regions of :func:`geometry.plan_area`; ``filled[i][k]`` is
+    row i's float32 fill of region k at its working size. Region k of the row with seed s uses
+    ``call_seed(s, seed_offset + k)``."""
     area, regions = plan_area(mask, cfg.area, cfg.size, cfg.padding, engine.multiple, cfg.large_windows)
-    crops = [crop_to_work(image, mask, r) for r in regions]
+    crops: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}  # rows sharing a base share its crops
+    for base in bases:
+        for k, r in enumerate(regions):
+            if (id(base), k) not in crops:
+                crops[(id(base), k)] = crop_to_work(base, mask, r)
     filled: list[list[np.ndarray | None]] = [[None] * len(regions) for _ in seeds]
     by_size: dict[tuple[int, int], list[int]] = {}
     for k, r in enumerate(regions):
         by_size.setdefault(r.work_hw, []).append(k)
     for ks in by_size.values():
         items = [(i, k) for i in range(len(seeds)) for k in ks]
-        out = engine.fill([Canvas(*crops[k], call_seed(seeds[i], k)) for i, k in items], cfg.sampling(), progress)
-        for (i, k), result in zip(items, out):
+        canvases = [Canvas(*crops[(id(bases[i]), k)], call_seed(seeds[i], seed_offset + k)) for i, k in items]
+        for (i, k), result in zip(items, engine.fill(canvases, cfg.sampling(), progress)):
             filled[i][k] = result
-    alpha = feather(mask, cfg.mask_blur) if cfg.mask_blur > 0 else None  # (H, W) blend weights, 1 inside
-    ys, xs = np.nonzero(alpha > 0 if alpha is not None else mask)  # the pixels a fill changes (feather band too)
-    weights = alpha[ys, xs] if alpha is not None else None
-    # Only the fill's pixels are composed, as float32 (the engines' precision: quantised once, when written).
-    fills = [Fill(ys, xs, compose_values(image, ys, xs, regions, row), weights) for row in filled]
-    largest = max((r.work_hw for r in regions), key=lambda hw: hw[0] * hw[1])
-    return Job(name, image, mask, seeds, ModelRows(image, fills), largest, area, regions, fills=fills)
+    return area, regions, filled
+
+
+THIN_SEED_OFFSET = 100_000  # the builtin's thin pass draws its noise apart from the model's regions
+
+
+def route_damage(cfg: InferConfig, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
+    """Split ``mask`` by component width (:func:`geometry.split_by_width`, ``cfg.thin_width``):
+    ``(thin, wide, filler)``, the filler of the thin part being ``thinfill`` (the network), ``ns``, ``telea``,
+    ``builtin``, or ``model`` (no thin part: everything goes to ``--model``)."""
+    thin, wide = split_by_width(mask, cfg.thin_width)
+    how = cfg.thin_fill
+    if how == "auto":
+        how = "thinfill" if thin_filler(cfg.thin_model) is not None else "ns"
+    if how == "model" or not thin.any():
+        return np.zeros_like(mask), mask, "model"
+    return thin, wide, how
+
+
+def fill_thin_damage(engine: Engine | None, cfg: InferConfig, image: np.ndarray, mask: np.ndarray, thin: np.ndarray,
+                     how: str, seeds: list[int], ys: np.ndarray, xs: np.ndarray,
+                     progress: bool) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The thin pass: ``(bases, values)``, per row the image with its thin damage filled (RGB uint8: what
+    the model sees around the wide damage) and the row's float32 values ``(N, 3)`` at ``(ys, xs)`` (the
+    thin filler's inside ``thin``, the image's elsewhere). Rows share one array unless the filler is the
+    builtin's sampler (one fill per seed)."""
+    known = image[ys, xs].astype(np.float32) / np.float32(255)
+    if how == "model":
+        return [image] * len(seeds), [known] * len(seeds)
+    on_thin = thin[ys, xs]
+    if how != "builtin":  # deterministic: one fill for every row
+        net = thin_filler(cfg.thin_model) if how == "thinfill" else None
+        base = fill_thin(image, thin, mask, "net" if how == "thinfill" else how, net)
+        v = known.copy()
+        v[on_thin] = base[ys[on_thin], xs[on_thin]].astype(np.float32) / np.float32(255)
+        return [base] * len(seeds), [v] * len(seeds)
+    from .colour import quantise
+
+    builtin = engine if getattr(engine, "model_name", None) == "builtin" else builtin_engine(cfg)
+    thin_cfg = replace(cfg, model="builtin", area="crops")  # native windows fitted to the cracks
+    _, regions, filled = fill_regions(builtin, thin_cfg, [image] * len(seeds), thin, seeds, progress, THIN_SEED_OFFSET)
+    ty, tx = ys[on_thin], xs[on_thin]
+    bases, values = [], []
+    for row in filled:
+        thin_values = compose_values(image, ty, tx, regions, row)
+        base = image.copy()
+        base[ty, tx] = quantise(thin_values, 8)
+        v = known.copy()
+        v[on_thin] = thin_values
+        bases.append(base)
+        values.append(v)
+    return bases, values
+
+
+def damage_record(mask: np.ndarray, thin: np.ndarray, thin_width: float, how: str) -> dict:
+    """What took which damage: ``components`` = ``[top, left, bottom, right, width, filler index]`` into
+    ``fillers`` (``model`` = ``--model``'s sampler) for each piece of damage as routed: the components of the
+    thin part (filler 1) and of the wide part (filler 0; with no thin filler, the mask's components)."""
+    import cv2
+
+    from .geometry import component_widths
+
+    fillers = ["model"] if how == "model" else ["model", how]
+    comps = []
+    for index, part in ((0, mask & ~thin), (1, thin)):
+        if not part.any():
+            continue
+        n, _, stats, _ = cv2.connectedComponentsWithStats(part.astype(np.uint8), connectivity=8)
+        _, widths = component_widths(part)  # the same 8-connected labelling
+        comps += [[int(y), int(x), int(y + h), int(x + w), round(float(widths[k]), 1), index]
+                  for k, (x, y, w, h, _) in enumerate(stats) if k > 0]
+    return {"thin_width": thin_width, "fillers": fillers, "components": sorted(comps)}
+
+
+def builtin_engine(cfg: InferConfig) -> Engine:
+    """The builtin model for ``--thin_fill builtin`` beside another ``--model`` (loaded once per process)."""
+    key = (cfg.device, cfg.dtype)
+    if key not in _BUILTIN:
+        _BUILTIN[key] = registry.load_engine("builtin", device=cfg.device, dtype=cfg.dtype)
+    return _BUILTIN[key]
+
+
+_BUILTIN: dict = {}
 
 
 def inpaint_file(cfg: InferConfig, image_path, mask_path, engine: Engine | None = None,
@@ -317,6 +477,8 @@ def metadata(cfg: InferConfig, engine: Engine | None, job: Job, **extra) -> dict
         if spec is not None and not spec.prompts:  # no text conditioning: guidance and prompts were not used
             for k in ("guidance", "prompt", "negative_prompt"):
                 params.pop(k, None)
+        if spec is not None and not spec.steps:  # no sampler (OpenCV): --steps was not used
+            params.pop("steps", None)
     params.update(
         seeds=job.seeds,  # the seed of each row in this file (the only seed key: --seed 0 draws them)
         random_seeds=cfg.seed == 0,
@@ -324,6 +486,7 @@ def metadata(cfg: InferConfig, engine: Engine | None, job: Job, **extra) -> dict
         image_size=[int(job.image.shape[1]), int(job.image.shape[0])],
         area_used=job.area,
         windows=[r.record() for r in job.regions],  # top, left, bottom, right, work h, work w
+        damage=job.damage,  # thin_width, fillers, components: [top, left, bottom, right, width, filler index]
         inpaint_kit_version=__version__,
         input=job.master.describe() if job.master is not None else None,
         **job.sources,

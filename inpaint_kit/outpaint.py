@@ -63,7 +63,8 @@ class OutpaintConfig(InferConfig):
     """An inference config plus the extension. ``None`` = that side is not extended; a given side must
     be at least 1 pixel. Validation raises, it never rewrites a value."""
 
-    NOT_RECORDED: ClassVar[tuple[str, ...]] = ("area", "padding", "large_windows", "mask_dilate", "mask_blur")  # the strip planner decides
+    NOT_RECORDED: ClassVar[tuple[str, ...]] = ("area", "padding", "large_windows", "mask_dilate", "mask_blur",  # the strip planner decides
+                                               "blend", "colour_match", "thin_width", "thin_fill", "thin_model")  # infer's seams and thin routing
 
     seam_blend: int = 8  # new pixels over which the seam is blended (old pixels never change)
     left: int | None = None

@@ -121,11 +121,13 @@ def test_two_distant_damages_make_two_native_windows_and_near_ones_merge():
     mask = np.zeros((1000, 1500), bool)
     mask[100:110, 100:140] = True
     mask[800:805, 1300:1400] = True
-    regions = plan_crops(mask, size=512, padding=32)
+    regions = plan_crops(mask, size=512, padding=32, fit=False)
     assert len(regions) == 2 and all(r.native for r in regions)
     assert all(r.work_hw[0] % 64 == 0 and r.work_hw[1] % 64 == 0 for r in regions)  # granule: shared batches
+    fitted = plan_crops(mask, size=512, padding=32)  # fitted to the damage: half-granule sides
+    assert len(fitted) == 2 and all(r.work_hw[0] % 32 == 0 and r.work_hw[1] % 32 == 0 for r in fitted)
     mask[120:125, 150:160] = True  # within the padding of the first: merged into one window
-    assert len(plan_crops(mask, size=512, padding=32)) == 2
+    assert len(plan_crops(mask, size=512, padding=32, fit=False)) == 2
 
 
 @pytest.mark.parametrize("large", ["tile", "scale"])
@@ -198,7 +200,7 @@ def test_outside_the_mask_is_bit_exact_in_every_area_mode(engine, area):
 
 def test_crops_rows_are_the_same_alone_or_batched_and_windows_share_calls(engine):
     image, mask = photo(200, 300), two_damages()
-    cfg = InferConfig(model="tiny", size=64, steps=2, area="crops", padding=8).validate()
+    cfg = InferConfig(model="tiny", size=64, steps=2, area="crops", padding=8, thin_width=0).validate()
     batched = inpaint_array(engine, cfg, image, mask, [10, 11, 12], progress=False)
     assert len(batched.regions) == 2 and {r.work_hw for r in batched.regions} == {(64, 64)}
     # 3 rows x 2 windows of one size: one pipeline call of 6 canvases per UNet step
@@ -256,7 +258,7 @@ def test_cli_records_windows_and_refuses_bad_values(tiny_model_dir, tmp_path, ca
     out = tmp_path / "out.png"
     base = ["infer", "--model", str(tiny_model_dir), "--image", str(tmp_path / "scan.png"),
             "--mask", str(tmp_path / "scan_mask.png"), "--output", str(out), "--steps", "2", "--rows", "1",
-            "--seed", "3", "--size", "64", "--padding", "8"]
+            "--seed", "3", "--size", "64", "--padding", "8", "--thin_width", "0"]
     assert main(base) == 0
     meta = read_metadata(out)
     assert meta["area"] == "auto" and meta["area_used"] == "crops" and len(meta["windows"]) == 2
@@ -271,3 +273,42 @@ def test_cli_records_windows_and_refuses_bad_values(tiny_model_dir, tmp_path, ca
         main(base + ["--overwrite", "--area", "tiles"])
     err = capsys.readouterr().err
     assert e.value.code == 2 and "invalid choice: 'tiles'" in err and len(err.strip().splitlines()) == 1
+
+
+# --- native regions are padded, never resampled (the 9f6d37a thin-crack regression) -------------------
+
+def test_full_mode_at_the_working_scale_pads_the_canvas_instead_of_resampling():
+    """A 171x256 photo at --size 256: snapping 171 to 168 rows by resampling grew a thin mask by a working
+    pixel through cover_mask (+24-53 % area) and cost about 1 dB on thin cracks. It is padded instead."""
+    from inpaint_kit.geometry import crop_to_work, from_work
+
+    image, mask = photo(171, 256), create_advanced_mask("thin", 171, 256, np.random.default_rng(3))
+    _, (region,) = plan_area(mask, "full", 256, multiple=8)
+    assert region.pad and region.native and region.work_hw == (176, 256)
+    work_image, work_mask = crop_to_work(image, mask, region)
+    assert np.array_equal(work_mask[:171], mask) and not work_mask[171:].any()  # the mask exactly, no growth
+    assert np.array_equal(work_image[:171], image)  # the known pixels exactly, not resampled
+    assert np.array_equal(work_image[171:], image[169:164:-1])  # reflected context below
+    assert np.array_equal(from_work(work_image, region), image)
+
+
+def test_clipped_crop_windows_are_padded_too():
+    mask = np.zeros((100, 300), bool)
+    mask[10:90, 30:40] = True  # 96 rows with padding, snapped to 128 > 100: the window is clipped to 100
+    (region,) = plan_crops(mask, 256, padding=8, multiple=8, fit=False)
+    assert region.box[0::2] == (0, 100) and region.pad and region.native and region.work_hw[0] == 104
+
+
+def test_the_engine_sees_the_mask_unchanged_and_outside_stays_exact(engine):
+    image, mask = photo(171, 256), create_advanced_mask("thin", 171, 256, np.random.default_rng(4))
+    seen = []
+    fill = engine.fill
+    try:
+        engine.fill = lambda items, *a, **k: seen.extend(items) or fill(items, *a, **k)
+        job = inpaint_array(engine, InferConfig(size=256, steps=2, rows=1, thin_width=0).validate(), image, mask, [2],
+                            progress=False)
+    finally:
+        del engine.fill
+    (item,) = seen
+    assert item.mask.sum() == mask.sum() and np.array_equal(item.mask[:171], mask)
+    assert job.results[0].shape == image.shape and np.array_equal(job.results[0][~mask], image[~mask])

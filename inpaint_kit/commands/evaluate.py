@@ -15,9 +15,14 @@ def add_arguments(p) -> None:
     p.add_argument("--mask_kinds", default="thin,thick,center,stripes,irregular",
                    help="comma-separated mask generators (inpaint_kit.maskgen: thin, thick, craquelure, ...)")
     p.add_argument("--methods", default="builtin,telea,ns",
-                   help="comma-separated: builtin, telea, ns, or paths to train-ddpm / SD inpainting models")
+                   help="comma-separated: builtin, telea, ns, or paths to train-ddpm / SD inpainting models, each "
+                        "optionally with infer settings: builtin+thin_width=0+blend=none")
     p.add_argument("--seed", type=int, default=0, help="masks and diffusion noise are drawn from this seed")
-    p.add_argument("--size", type=int, default=256, help="images are scaled so that the long side is this")
+    p.add_argument("--seeds", type=int, default=1,
+                   help="repetitions: masks and noise drawn again from seed+1, ... (confidence intervals)")
+    p.add_argument("--size", type=int, default=256,
+                   help="images are scaled so that the long side is this (0 = as they are); infer works on each "
+                        "at that resolution")
     p.add_argument("--steps", type=int, default=20, help="sampling steps for diffusion methods")
     ddpm = p.add_argument_group("DDPM models only")
     add_ddpm_start_arguments(ddpm)
@@ -43,7 +48,7 @@ def run(args) -> int:
                        jump_length=args.jump_length, jump_n_sample=args.jump_n_sample)
     cfg = EvalConfig(data=args.data, mask_kinds=split(args.mask_kinds), methods=split(args.methods),
                      seed=args.seed, size=args.size, steps=args.steps, output=args.output, device=args.device,
-                     ddpm=ddpm)
+                     ddpm=ddpm, seeds=args.seeds)
     check_device(cfg.device)  # before any model loads
     if cfg.output:
         check_output_file(cfg.output)

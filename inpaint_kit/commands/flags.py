@@ -163,6 +163,31 @@ def add_area_arguments(p: argparse.ArgumentParser, default: str = D.area, why: s
     return area
 
 
+def add_seam_arguments(p: argparse.ArgumentParser) -> None:
+    """Seams and thin damage (docs/cracks.md): which filler takes which damage, and how a fill meets its
+    surroundings (inside the mask only). (:mod:`inpaint_kit.seams`, :mod:`inpaint_kit.thinfill`; neither imports torch.)"""
+    from ..seams import BLENDS, COLOUR_MATCHES
+    from ..thinfill import THIN_FILLS
+
+    g = p.add_argument_group("seams and thin damage (inside the mask only; docs/cracks.md)")
+    g.add_argument("--blend", choices=BLENDS, default=D.blend,
+                   help="correct the fill's mismatch with its surroundings along the mask edge: feather (a band "
+                        "inside the edge), laplacian (multi-band: broad offsets far in, fine steps near the edge), "
+                        "poisson (the fill's gradients, the original's edge values), or none")
+    g.add_argument("--colour_match", choices=COLOUR_MATCHES, default=D.colour_match,
+                   help="local: correct each region's colour by the offsets of the known pixels around it "
+                        "(spatially varying, not one global shift)")
+    g.add_argument("--thin_width", type=float, default=D.thin_width,
+                   help="damage components at most this many pixels wide (largest inscribed circle) go to the "
+                        "thin filler instead of --model; 0 = everything to --model")
+    g.add_argument("--thin_fill", choices=THIN_FILLS, default=D.thin_fill,
+                   help="the thin filler: auto (a small network refining OpenCV's Navier-Stokes fill, one pass, "
+                        "deterministic), model (--model itself), telea / ns (OpenCV), builtin (the builtin "
+                        "model's sampler, e.g. beside an SD --model)")
+    g.add_argument("--thin_model", default=None,
+                   help="a train-thinfill model folder for --thin_fill auto (default: the shipped one)")
+
+
 def add_limits(group) -> None:
     """--max_work_megapixels and --max_image_megapixels (checked before any model loads)."""
     group.add_argument("--max_work_megapixels", type=float, default=D.max_work_megapixels,

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from .flags import (D, add_archive_arguments, add_area_arguments, add_engine_arguments, add_model_arguments,
-                    add_output_arguments, add_output_dir, config_from_args, preflight, print_report, sharded)
+                    add_output_arguments, add_output_dir, add_seam_arguments, config_from_args, preflight, print_report,
+                    sharded)
 
 HELP = "Inpaint one image (--image/--mask) or directory trees (--batch_imgs_dir/--batch_masks_dir) into collages."
 
@@ -30,6 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     area.add_argument("--mask_dilate", type=int, default=D.mask_dilate,
                       help="grow the repair region by N pixels at the working scale (damage with a stained halo)")
 
+    add_seam_arguments(p)
     add_output_arguments(p)
     add_archive_arguments(p)
     add_engine_arguments(p)

@@ -42,6 +42,9 @@ TRAIN_COMMANDS = {
         "train the from-scratch DDPM inpainter on any folder of images (CPU-friendly; several processes with "
         "torchrun)",
         "inpaint_kit.train.ddpm.config:DdpmTrainConfig", "inpaint_kit.train.ddpm.trainer:DdpmTrainer"),
+    "train-thinfill": TrainCommand(
+        "train the thin-damage filler (feed-forward, refines a Navier-Stokes fill) on any folder of photos",
+        "inpaint_kit.train.thinfill.config:ThinFillTrainConfig", "inpaint_kit.train.thinfill.trainer:ThinFillTrainer"),
     "train-controlnet": TrainCommand(
         "Train an inpainting ControlNet (control_v11p_sd15_inpaint convention) over a frozen SD 1.5-family "
         "model, on a folder of images, imgs/ + masks/ pairs, or COCO (--data + --ann_file).",

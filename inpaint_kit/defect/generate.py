@@ -148,7 +148,9 @@ class GenerateConfig:
                            prompt=self.prompt, negative_prompt=self.negative_prompt, seed=self.seed,
                            area=self.area, padding=self.padding, large_windows=self.large_windows,
                            output_format=self.output_format, colour_management=self.colour_management,
-                           device=self.device, dtype=self.dtype)
+                           device=self.device, dtype=self.dtype,
+                           # a painted defect is the model's alone: no thin filler, no seam correction
+                           thin_width=0, blend="none")
 
 
 def read_run(lora: str | Path) -> dict:

@@ -8,7 +8,8 @@ one registry (:mod:`.registry`), which other packages extend through the entry-p
 * ``controlnet`` (:mod:`.controlnet`): an SD 1.5-family model steered by an inpaint ControlNet, on the SD
   engine's loop;
 * ``ddpm`` (:mod:`.ddpm`): the from-scratch DDPM (``builtin`` or a ``train-ddpm`` folder; network and math
-  in :mod:`inpaint_kit.ddpm`).
+  in :mod:`inpaint_kit.ddpm`);
+* ``opencv`` (:mod:`.opencv`): OpenCV's classical fills, ``--model telea`` / ``--model ns`` (no weights).
 
 Their typed options are in :mod:`.options`. This package, :mod:`.base`, :mod:`.options` and
 :mod:`.registry` do not import torch; an engine module is imported when its engine is loaded::

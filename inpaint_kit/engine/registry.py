@@ -28,6 +28,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from ..classical import CLASSICAL
 from ..errors import UsageError
 from .base import DEFAULT_MODEL, Engine
 from .options import DDPMOptions, SDOptions
@@ -61,7 +62,8 @@ class EngineSpec:
       (default: the engine's name; ``None``: the options' fields are InferConfig fields themselves, as
       for SD). Engines with one options class share one place (``sd`` and ``controlnet``).
     * ``title``: how messages name the engine; ``prompts``: it reads ``--prompt`` / ``--negative_prompt`` /
-      ``--guidance`` (else a given prompt is an error and none is recorded).
+      ``--guidance`` (else a given prompt is an error and none is recorded); ``steps``: it reads ``--steps``
+      (else none is recorded).
     * A1111 infotext's "Sampler": ``sampler_names[v]`` (or ``v`` itself) for the first recorded value ``v``
       of the metadata keys ``sampler_keys``, else ``label`` (default: the name).
     """
@@ -74,6 +76,7 @@ class EngineSpec:
     title: str = ""
     flag_group: str = ""
     prompts: bool = False
+    steps: bool = True
     sampler_keys: tuple[str, ...] = ()
     sampler_names: Mapping[str, str] = field(default_factory=dict)
     label: str = ""
@@ -112,6 +115,11 @@ def is_ddpm_model(model: str) -> bool:
         return False
 
 
+def is_opencv_model(model: str) -> bool:
+    """True for ``telea`` and ``ns``: OpenCV's classical fills (:mod:`.opencv`)."""
+    return str(model) in CLASSICAL
+
+
 def is_sd_model(model: str) -> bool:
     """True for a diffusers folder (``model_index.json``) and anything that is not a folder (a hub id or a
     checkpoint file; the loader says what is wrong with it)."""
@@ -142,6 +150,9 @@ BUILTIN = (  # listed in the order their options become InferConfig fields; matc
                options=DDPMOptions, title="the builtin / DDPM engine", flag_group="builtin / DDPM models only",
                sampler_keys=("sampler",), sampler_names={"ddpm": "DDPM", "ddim": "DDIM", "repaint": "RePaint"},
                label="DDPM", order=10),
+    EngineSpec("opencv", "inpaint_kit.engine.opencv:load_opencv_engine", lambda model, options: is_opencv_model(model),
+               title="OpenCV's classical fill", steps=False, sampler_keys=("model",),
+               sampler_names={"telea": "OpenCV Telea", "ns": "OpenCV Navier-Stokes"}, label="OpenCV", order=5),
 )
 DEFAULT_ENGINE = "sd"  # loads (and explains) a --model no engine recognises
 
