@@ -26,6 +26,9 @@ COMMANDS = {
     "ui": "inpaint_kit.commands.ui",
     "train-defect": "inpaint_kit.commands.train_defect",
     "defect": "inpaint_kit.commands.defect",
+    "detect": "inpaint_kit.commands.detect",
+    "train-detect": "inpaint_kit.commands.train_detect",
+    "eval-detect": "inpaint_kit.commands.eval_detect",
 }
 
 
