@@ -32,6 +32,7 @@ def test_every_kind_masks_exactly_what_it_changed(kind):
         # VISIBLE is measured before rounding to 8 bits: allow one level of rounding either way
         assert not (change > VISIBLE * 255 + 1)[~s.mask].any(), f"{kind}: changed pixels outside the mask"
         assert (change >= VISIBLE * 255 - 1)[s.mask].all(), f"{kind}: mask pixels the damage did not change"
+        assert not (s.ignore & ~s.mask).any() and s.care.any(), f"{kind}: ignored pixels outside the damage"
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -83,3 +84,14 @@ def test_hard_negatives_change_the_picture_but_are_not_damage():
     for kind, draw in {**negatives.SCENE_DRAW, **negatives.SCREEN_DRAW}.items():
         out = draw(pic.copy(), rng) if kind in negatives.SCREEN_DRAW else draw(pic.copy(), rng, 1.0)
         assert out.shape == pic.shape and np.abs(out - pic).max() > 0.005, kind
+
+
+def test_damage_hidden_by_texture_is_ignored_not_required():
+    from inpaint_kit.detect.damage import hidden
+
+    # the same faint change (0.05) on a flat picture and on a busy texture: visible on one, hidden on the other
+    flat = np.full((40, 40, 3), 0.5, np.float32)
+    busy = flat + 0.2 * np.random.default_rng(0).choice([-1.0, 1.0], (40, 40, 1)).astype(np.float32)
+    change = np.full((40, 40), 0.05, np.float32)
+    assert not hidden(flat, change).any()
+    assert hidden(busy, change)[5:-5, 5:-5].all()

@@ -77,3 +77,15 @@ def test_banded_small_component_removal_equals_whole_image_labelling(seed):
     keep = stats[:, cv2.CC_STAT_AREA] >= 6
     keep[0] = False
     assert np.array_equal(drop_small(mask, 6, band=17), keep[labels])
+
+
+def test_ignored_damage_is_neither_required_nor_a_false_positive():
+    truth = line(width=2)
+    ignore = np.zeros_like(truth)
+    ignore[:, 30:] = True  # the right half of the line is hidden by texture
+    found_left = np.zeros_like(truth)
+    found_left[20:22, 5:30] = True
+    c = counts(found_left, truth, ignore=ignore & truth)
+    assert c.recall == 1 and c.precision == 1 and c.iou == 1
+    found_all = counts(truth, truth, ignore=ignore & truth)
+    assert found_all.precision == 1 and found_all.recall == 1 and found_all.iou == 1

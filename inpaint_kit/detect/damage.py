@@ -33,6 +33,7 @@ from .negatives import luminance
 KINDS = ("crack_dark", "crack_bright", "scratch", "dust", "hair", "foxing", "flaking", "tear", "craquelure")
 TONES = ("colour", "grey", "sepia")
 VISIBLE = 0.03  # 7.65 / 255: a change smaller than this is not damage (nor visible on a print)
+MASKING = 1.0  # a change smaller than this x the local contrast is hidden by the texture (see hidden())
 HOLD_OUT_KINDS = tuple(f"kind:{k}" for k in KINDS) + tuple(f"tone:{t}" for t in TONES) + ("crease",)
 
 
@@ -90,13 +91,21 @@ class DamageSettings:
 @dataclass
 class Sample:
     """One damaged photograph: ``image`` (damaged) and ``clean`` uint8 ``(H, W, 3)``, ``mask`` bool
-    ``(H, W)`` (True = damage), the ``kinds`` drawn and the generator's ``info`` (tone, blur, JPEG, ...)."""
+    ``(H, W)`` (True = damage), the ``kinds`` drawn and the generator's ``info`` (tone, blur, JPEG, ...).
+    ``ignore`` bool ``(H, W)``: damage pixels hidden by the picture's own texture (see :func:`hidden`),
+    neither asked for nor held against a detector; None = none."""
 
     image: np.ndarray
     clean: np.ndarray
     mask: np.ndarray
     kinds: tuple[str, ...] = ()
     info: dict = field(default_factory=dict)
+    ignore: np.ndarray | None = None
+
+    @property
+    def care(self) -> np.ndarray:
+        """The damage a detector must find: the mask without its hidden pixels."""
+        return self.mask if self.ignore is None else self.mask & ~self.ignore
 
 
 # --- colours -----------------------------------------------------------------------------------------
@@ -360,6 +369,22 @@ def composite(img: np.ndarray, layers) -> np.ndarray:
 
 # --- the print and the scan -----------------------------------------------------------------------------
 
+def colourise(lum: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A grey picture ``(H, W)`` in colour: its luminance through a random dark-to-light colour ramp, the
+    ramp's hue drifting slowly across the picture (grey textures such as grass or gravel become green
+    foliage, brown earth, blue water: colour content the training photos lack)."""
+    import colorsys
+
+    h, w = lum.shape
+    hue = rng.uniform(0, 1)
+    dark = np.array(colorsys.hsv_to_rgb(hue, rng.uniform(0.2, 0.8), rng.uniform(0.05, 0.3)))
+    light = np.array(colorsys.hsv_to_rgb((hue + rng.normal(0, 0.08)) % 1, rng.uniform(0.05, 0.5), rng.uniform(0.7, 1)))
+    drift = _blur(rng.standard_normal((h, w)).astype(np.float32), max(h, w) / 6)
+    drift = (drift / (np.abs(drift).max() + 1e-6))[..., None] * rng.uniform(0, 0.15) * rng.normal(0, 1, 3)
+    out = dark + (light - dark) * lum[..., None] + drift * lum[..., None]
+    return np.clip(out, 0, 1).astype(np.float32)
+
+
 def tone(img: np.ndarray, name: str, rng: np.random.Generator) -> np.ndarray:
     """The photo as a colour print (sometimes faded with a warm cast), a greyscale print or a sepia print."""
     lum = luminance(img)[..., None]
@@ -368,11 +393,25 @@ def tone(img: np.ndarray, name: str, rng: np.random.Generator) -> np.ndarray:
     if name == "sepia":
         dark, light = np.array([0.16, 0.1, 0.05]), np.array([0.98, 0.9, 0.75]) + rng.normal(0, 0.03, 3)
         return np.clip(dark + (light - dark) * lum, 0, 1).astype(np.float32)
+    if float(np.abs(img - lum).mean()) < 0.01 and rng.random() < 0.7:
+        img = colourise(lum[..., 0], rng)  # a grey source photo as colour content (foliage, skin, sky, ...)
     if rng.random() < 0.4:  # faded: less saturation and contrast, a warm cast
         k = rng.uniform(0.1, 0.5)
         img = (1 - k) * img + k * lum
         img = 0.5 + (img - 0.5) * rng.uniform(0.65, 0.95) + np.array([0.04, 0.02, -0.03]) * rng.uniform(0, 1.5)
     return np.clip(img, 0, 1).astype(np.float32)
+
+
+def hidden(clean: np.ndarray, change: np.ndarray) -> np.ndarray:
+    """Changes masked by the picture's texture: smaller than :data:`MASKING` x the local standard deviation
+    of the undamaged picture's luminance (Gaussian window, sigma 2 px). Faint dirt lines over grass change
+    the pixels but cannot be seen, so no detector (or person) could mark them; training and scoring ignore
+    them instead of calling them damage or not damage (contrast masking: a change is visible in proportion
+    to the contrast around it)."""
+    lum = luminance(clean)
+    mean = _blur(lum, 2.0)
+    std = np.sqrt(np.clip(_blur(lum * lum, 2.0) - mean * mean, 0, None))
+    return change < MASKING * std
 
 
 def _jpeg(img: np.ndarray, quality: int) -> np.ndarray:
@@ -442,7 +481,9 @@ def render(picture: np.ndarray, rng: np.random.Generator, settings: DamageSettin
         clean, img = (np.repeat(luminance(x)[..., None], 3, axis=2) for x in (clean, img))
         info["grey_scan"] = True
     clean, img = np.clip(clean, 0, 1), np.clip(img, 0, 1)
-    mask = np.abs(img - clean).max(axis=2) >= VISIBLE  # exactly what the damage changed (see the docstring)
+    change = np.abs(img - clean).max(axis=2)
+    mask = change >= VISIBLE  # exactly what the damage changed (see the docstring)
+    ignore = mask & hidden(clean, change)
     if rng.random() < settings.noise:  # grain / sensor noise over picture and damage alike
         field_ = negatives.grain_field(*img.shape[:2], rng, size=rng.uniform(0.4, 1.0), chroma=rng.uniform(0, 0.6))
         amount = rng.uniform(0.005, 0.035)
@@ -451,4 +492,4 @@ def render(picture: np.ndarray, rng: np.random.Generator, settings: DamageSettin
     if rng.random() < settings.jpeg:
         info["jpeg"] = int(rng.integers(settings.jpeg_quality[0], settings.jpeg_quality[1] + 1))
         out = [_jpeg(x, info["jpeg"]) for x in out]
-    return Sample(out[0], out[1], mask, drawn, info)
+    return Sample(out[0], out[1], mask, drawn, info, ignore)

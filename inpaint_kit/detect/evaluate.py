@@ -29,6 +29,7 @@ class Case:
     truth: np.ndarray
     group: str
     name: str = ""
+    ignore: np.ndarray | None = None  # damage hidden by the picture's texture (Sample.ignore)
 
 
 def upscale(image: np.ndarray, factor: float) -> np.ndarray:
@@ -52,7 +53,7 @@ def synthetic_cases(photos: dict[str, np.ndarray], settings: DamageSettings, per
                 rng = np.random.default_rng([seed, k, i, int(factor * 100), sum(map(ord, name))])
                 scale = math.exp(rng.uniform(*np.log(settings.scale))) * factor
                 s = render(upscale(photo, factor), rng, settings, kinds=(kind,), scale=scale, damaged=True)
-                out.append(Case(s.image, s.mask, group_prefix + kind, f"{name}#{i}"))
+                out.append(Case(s.image, s.mask, group_prefix + kind, f"{name}#{i}", s.ignore))
     return out
 
 
@@ -106,7 +107,7 @@ def score(detector: Detector, cases: list[Case], threshold: float | None = None,
     for case in cases:
         pred = to_mask(detector.probability(case.image), t, min_area)
         truth = case.truth if case.truth is not None else np.zeros(pred.shape, bool)
-        scores.add(case.group, counts(pred, truth, tolerance))
+        scores.add(case.group, counts(pred, truth, tolerance, case.ignore))
         scores.megapixels += pred.size / 1e6
     return scores
 

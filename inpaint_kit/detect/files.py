@@ -32,7 +32,7 @@ def save_mask(path, mask: np.ndarray, mask_mode: str = "black", metadata: dict |
 
 def save_probability(path, prob: np.ndarray, metadata: dict | None = None) -> Path:
     """A ``uint16`` probability map (x 65535) as a 16-bit grey PNG (white = damage)."""
-    return _png(path, Image.fromarray(np.ascontiguousarray(prob, dtype=np.uint16), "I;16"), metadata)
+    return _png(path, Image.fromarray(np.ascontiguousarray(prob, dtype=np.uint16)), metadata)
 
 
 def overlay(image: np.ndarray, mask: np.ndarray, strength: float = 0.6) -> np.ndarray:

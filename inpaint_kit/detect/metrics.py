@@ -74,30 +74,35 @@ def near(mask: np.ndarray, tolerance: float) -> np.ndarray:
     return dist <= tolerance
 
 
-def counts(pred: np.ndarray, true: np.ndarray, tolerance: float = TOLERANCE) -> Counts:
-    """The :class:`Counts` of one prediction against the truth (bool ``(H, W)`` each)."""
+def counts(pred: np.ndarray, true: np.ndarray, tolerance: float = TOLERANCE, ignore: np.ndarray | None = None) -> Counts:
+    """The :class:`Counts` of one prediction against the truth (bool ``(H, W)`` each). ``ignore``: true
+    damage pixels hidden by the picture's texture (:func:`inpaint_kit.detect.damage.hidden`): a prediction
+    there is correct, but they are not required (recall and IoU count only the rest)."""
     if pred.shape != true.shape:
         raise ValueError(f"prediction {pred.shape} and truth {true.shape} differ in size")
     pred, true = pred.astype(bool), true.astype(bool)
-    return Counts(pred=int(pred.sum()), pred_hit=int((pred & near(true, tolerance)).sum()), true=int(true.sum()),
-                  true_hit=int((true & near(pred, tolerance)).sum()), inter=int((pred & true).sum()),
-                  union=int((pred | true).sum()), pixels=int(pred.size))
+    care = true if ignore is None else true & ~ignore
+    union = pred | care if ignore is None else (pred | care) & ~ignore
+    return Counts(pred=int(pred.sum()), pred_hit=int((pred & near(true, tolerance)).sum()), true=int(care.sum()),
+                  true_hit=int((care & near(pred, tolerance)).sum()), inter=int((pred & care).sum()),
+                  union=int(union.sum()), pixels=int(pred.size))
 
 
 def best_threshold(probs: list[np.ndarray], truths: list[np.ndarray], clean: list[np.ndarray] = (),
-                   max_flagged: float = 0.005, tolerance: float = TOLERANCE,
+                   max_flagged: float = 0.005, tolerance: float = TOLERANCE, ignores: list | None = None,
                    candidates=tuple(np.round(np.arange(0.1, 0.951, 0.05), 2))) -> tuple[float, Counts, Counts]:
-    """The threshold (of ``candidates``) with the best F1 on the damaged ``probs`` vs ``truths`` among those
-    flagging at most ``max_flagged`` of the pixels of the ``clean`` probability maps (the highest threshold
-    when none does). Probabilities are ``uint16`` maps (x 65535) or floats in [0, 1].
+    """The threshold (of ``candidates``) with the best F1 on the damaged ``probs`` vs ``truths`` (with their
+    ``ignores``) among those flagging at most ``max_flagged`` of the pixels of the ``clean`` probability maps
+    (the highest threshold when none does). Probabilities are ``uint16`` maps (x 65535) or floats in [0, 1].
     Returns ``(threshold, counts on damaged, counts on clean)``."""
     def binar(p, t):
         return p >= (t * 65535 if p.dtype == np.uint16 else t)
 
+    ignores = ignores or [None] * len(truths)
     best = None
     for t in candidates:
         c_clean = sum((counts(binar(p, t), np.zeros(p.shape, bool), tolerance) for p in clean), Counts())
-        c = sum((counts(binar(p, t), m, tolerance) for p, m in zip(probs, truths)), Counts())
+        c = sum((counts(binar(p, t), m, tolerance, i) for p, m, i in zip(probs, truths, ignores)), Counts())
         ok = c_clean.flagged <= max_flagged
         key = (ok, c.f1 if ok else t)
         if best is None or key > best[0]:

@@ -115,12 +115,15 @@ class DamageData:
 
 
 def to_tensors(samples: list[Sample]):
-    """``(x (B, 3, S, S) float32 in [-1, 1], y (B, 1, S, S) float32 in {0, 1})`` of a list of samples."""
+    """``(x (B, 3, S, S) float32 in [-1, 1], y (B, 1, S, S) in {0, 1}, weight (B, 1, S, S) in {0, 1})`` of a
+    list of samples; the weight is 0 on damage hidden by the picture's texture (``Sample.ignore``)."""
     import torch
 
     x = np.stack([s.image for s in samples]).astype(np.float32) / 127.5 - 1.0
     y = np.stack([s.mask for s in samples]).astype(np.float32)
-    return torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(y)[:, None]
+    w = np.stack([np.ones(s.mask.shape, bool) if s.ignore is None else ~s.ignore for s in samples]).astype(np.float32)
+    return (torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(y)[:, None],
+            torch.from_numpy(w)[:, None])
 
 
 def validation_set(photos: Photos, size: int, settings: DamageSettings, n: int, seed: int,

@@ -34,18 +34,21 @@ from .data import DamageData, Pairs, Photos, split, to_tensors, validation_set
 DATA_STREAM = 1  # generator stream of the samples' numpy generators
 VAL_SEED = 20240  # the validation split's samples (fixed: scores compare across checkpoints and runs)
 EMA_NAME = "ema.safetensors"
+BUFFERS_NAME = "buffers.safetensors"  # BatchNorm running statistics (not trainable parameters)
 
 
-def loss_fn(logits: torch.Tensor, target: torch.Tensor, kind: str = "bce_dice",
+def loss_fn(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None, kind: str = "bce_dice",
             tversky: tuple[float, float] = (0.3, 0.7)) -> torch.Tensor:
-    """BCE + soft Dice / Tversky over the batch (``logits``, ``target``: ``(B, 1, H, W)``). Dice/Tversky
-    pool the batch's pixels, so a sample without damage adds only to the false-positive term."""
-    bce = F.binary_cross_entropy_with_logits(logits, target)
+    """BCE + soft Dice / Tversky over the batch (``logits``, ``target``, ``weight``: ``(B, 1, H, W)``; weight
+    0 = ignored pixel). Dice/Tversky pool the batch's pixels, so a sample without damage adds only to the
+    false-positive term."""
+    weight = torch.ones_like(target) if weight is None else weight
+    bce = (F.binary_cross_entropy_with_logits(logits, target, reduction="none") * weight).sum() / weight.sum().clamp(min=1)
     if kind == "bce":
         return bce
-    p = torch.sigmoid(logits)
+    p = torch.sigmoid(logits) * weight
     tp = (p * target).sum()
-    fp, fn = (p * (1 - target)).sum(), ((1 - p) * target).sum()
+    fp, fn = (p * (1 - target)).sum(), ((1 - p) * target * weight).sum()
     a, b = (0.5, 0.5) if kind == "bce_dice" else tversky
     return bce + 1 - (tp + 1) / (tp + a * fp + b * fn + 1)
 
@@ -117,9 +120,9 @@ class DetectTrainer(Trainer):
         cfg = self.cfg
         samples = [self.data.sample(np.random.default_rng(seed_of(cfg.seed, DATA_STREAM, d)))
                    for d in self.draws(micro)]
-        x, y = to_tensors(samples)
+        x, y, w = to_tensors(samples)
         logits = self.models[0](x.to(self.acc.device).contiguous(memory_format=torch.channels_last))
-        return loss_fn(logits.float(), y.to(self.acc.device), cfg.loss, tuple(cfg.tversky))
+        return loss_fn(logits.float(), y.to(self.acc.device), w.to(self.acc.device), cfg.loss, tuple(cfg.tversky))
 
     def after_update(self):
         if self.ema is not None:
@@ -153,7 +156,8 @@ class DetectTrainer(Trainer):
         damaged, clean, xd, xc = self.val
         net = self.export_net()
         pd, pc = predict(net, xd), predict(net, xc)
-        t, c, cc = best_threshold(list(pd), [s.mask for s in damaged], list(pc), self.cfg.max_flagged)
+        t, c, cc = best_threshold(list(pd), [s.mask for s in damaged], list(pc), self.cfg.max_flagged,
+                                  ignores=[s.ignore for s in damaged])
         return {"threshold": t, "step": self.step, "precision": round(c.precision, 4), "recall": round(c.recall, 4),
                 "f1": round(c.f1, 4), "iou": round(c.iou, 4), "clean_flagged": round(cc.flagged, 5),
                 "photos": [p.name for p in self.val_photos.paths]}
@@ -194,19 +198,31 @@ class DetectTrainer(Trainer):
         return path
 
     def save_extra(self, folder: Path) -> None:
-        if self.ema is None:
-            return
+        """The EMA weights and the BatchNorm statistics (buffers, which the base checkpoints do not hold)."""
         from safetensors.torch import save_file
 
+        save_file({n: b.detach().cpu().contiguous() for n, b in self.net.named_buffers()}, str(folder / BUFFERS_NAME))
+        if self.ema is None:
+            return
         names = [n for n, _ in self.net.named_parameters()]
         save_file({n: s.detach().cpu().contiguous() for n, s in zip(names, self.ema.shadow_params)},
                   str(folder / EMA_NAME), metadata={"optimization_step": str(self.ema.optimization_step)})
 
     def load_extra(self, folder: Path, state: dict) -> None:
-        if self.ema is None:
-            return
         from safetensors import safe_open
 
+        path = Path(folder) / BUFFERS_NAME
+        if not path.is_file():
+            raise InpaintKitError(f"--resume {path}: missing; the checkpoint is incomplete, resume an older one")
+        with safe_open(str(path), framework="pt") as f:
+            buffers = dict(self.net.named_buffers())
+            if set(f.keys()) != set(buffers):
+                raise InpaintKitError(f"--resume {path}: holds another network's statistics; start a new --output_dir")
+            with torch.no_grad():
+                for k in f.keys():
+                    buffers[k].copy_(f.get_tensor(k))
+        if self.ema is None:
+            return
         path = Path(folder) / EMA_NAME
         if not path.is_file():
             raise InpaintKitError(f"--resume {path}: missing; the checkpoint is incomplete, resume an older one")
