@@ -121,7 +121,7 @@ def paper(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     flat pure white)."""
     base = np.array(rng.choice([[0.95, 0.94, 0.9], [0.93, 0.9, 0.8], [0.88, 0.83, 0.7], [0.97, 0.97, 0.96]]))
     base = np.clip(base + rng.normal(0, 0.025, 3), 0.6, 1.0)
-    tex = _blur(rng.standard_normal((h, w)).astype(np.float32), rng.uniform(0.5, 1.2))
+    tex = _blur(rng.standard_normal((h, w), dtype=np.float32), rng.uniform(0.5, 1.2))
     return np.clip(base + rng.uniform(0.01, 0.04) * tex[..., None], 0, 1).astype(np.float32)
 
 
@@ -261,14 +261,16 @@ def foxing(ctx, rng):
     h, w, s = ctx.h, ctx.w, ctx.scale
     centre = rng.uniform(0, 1, 2) * [w, h]
     spread = rng.uniform(5, 60) * s
-    total = np.zeros((h, w), np.float32)
+    spots, cores = shapes.Coverage(h, w), shapes.Coverage(h, w)
+    radii = []
     for _ in range(int(rng.integers(1, 16))):
         r = float(np.clip(rng.lognormal(math.log(4 * s), 0.6), 1.2, 25 * s))
         c = centre + rng.normal(0, spread, 2)
-        spot = shapes.Coverage(h, w).polygon(shapes.blob(c, r, rng, rng.uniform(0.2, 0.6))).read()
-        spot = _blur(spot, r * rng.uniform(0.1, 0.25)) * rng.uniform(0.35, 0.75)
-        core = shapes.Coverage(h, w).disc(c, max(0.5, r * rng.uniform(0.15, 0.4))).read()
-        total = np.maximum(total, np.clip(spot + 0.3 * _blur(core, 0.5), 0, 1))
+        spots.polygon(shapes.blob(c, r, rng, rng.uniform(0.2, 0.6)), rng.uniform(0.35, 0.75))
+        cores.disc(c, max(0.5, r * rng.uniform(0.15, 0.4)))
+        radii.append(r)
+    soft = float(np.median(radii)) * rng.uniform(0.1, 0.25)  # one edge softness for the cluster
+    total = np.clip(_blur(spots.read(), soft) + 0.3 * _blur(cores.read(), 0.5), 0, 1)
     rust = np.clip(np.array([0.62, 0.42, 0.24]) * rng.uniform(0.75, 1.2) + rng.normal(0, 0.03, 3), 0.05, 1.0)
     return [(total, rust.astype(np.float32))]
 
@@ -360,10 +362,18 @@ DRAW = {"crack_dark": crack_dark, "crack_bright": crack_bright, "scratch": scrat
 
 
 def composite(img: np.ndarray, layers) -> np.ndarray:
-    """Lay damage ``layers`` over ``img`` (float RGB ``(H, W, 3)``): ``img * (1 - a) + fill * a`` each."""
+    """Lay damage ``layers`` over ``img`` (float RGB ``(H, W, 3)``): ``img * (1 - a) + fill * a`` each,
+    computed only inside the bounding box of the layer's coverage (most damage is small)."""
+    img = np.array(img, np.float32, copy=True)
     for cov, fill in layers:
-        a = cov[..., None]
-        img = img * (1 - a) + np.asarray(fill, np.float32) * a
+        rows, cols = np.flatnonzero(cov.any(axis=1)), np.flatnonzero(cov.any(axis=0))
+        if not len(rows):
+            continue
+        box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+        a = cov[box][..., None]
+        f = np.asarray(fill, np.float32)
+        f = f[box] if f.ndim == 3 else f
+        img[box] = img[box] * (1 - a) + f * a
     return img
 
 
@@ -379,7 +389,7 @@ def colourise(lum: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     hue = rng.uniform(0, 1)
     dark = np.array(colorsys.hsv_to_rgb(hue, rng.uniform(0.2, 0.8), rng.uniform(0.05, 0.3)))
     light = np.array(colorsys.hsv_to_rgb((hue + rng.normal(0, 0.08)) % 1, rng.uniform(0.05, 0.5), rng.uniform(0.7, 1)))
-    drift = _blur(rng.standard_normal((h, w)).astype(np.float32), max(h, w) / 6)
+    drift = _blur(rng.standard_normal((h, w), dtype=np.float32), max(h, w) / 6)
     drift = (drift / (np.abs(drift).max() + 1e-6))[..., None] * rng.uniform(0, 0.15) * rng.normal(0, 1, 3)
     out = dark + (light - dark) * lum[..., None] + drift * lum[..., None]
     return np.clip(out, 0, 1).astype(np.float32)

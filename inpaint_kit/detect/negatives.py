@@ -35,10 +35,10 @@ def _blur(a: np.ndarray, sigma: float) -> np.ndarray:
 def grain_field(h: int, w: int, rng: np.random.Generator, size: float = 0.8, chroma: float = 0.0) -> np.ndarray:
     """Film grain noise ``(H, W, 3)`` with unit standard deviation: white noise blurred to grain ``size``
     px (clumps), monochrome plus a ``chroma`` share of per-channel noise (colour film dyes)."""
-    mono = _blur(rng.standard_normal((h, w)).astype(np.float32), size)
+    mono = _blur(rng.standard_normal((h, w), dtype=np.float32), size)
     field = np.repeat(mono[..., None], 3, axis=2)
     if chroma > 0:
-        colour = np.stack([_blur(rng.standard_normal((h, w)).astype(np.float32), size) for _ in range(3)], axis=2)
+        colour = _blur(rng.standard_normal((h, w, 3), dtype=np.float32), size)  # per channel
         field = (1 - chroma) * field + chroma * colour
     std = float(field.std()) or 1.0
     return field / std
@@ -104,7 +104,7 @@ def paper_texture(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
     h, w = img.shape[:2]
     if rng.random() < 0.5:  # fibres: anisotropic blurred noise
-        n = rng.standard_normal((h, w)).astype(np.float32)
+        n = rng.standard_normal((h, w), dtype=np.float32)
         k = int(rng.integers(5, 15)) | 1
         kernel = np.zeros((k, k), np.float32)
         kernel[k // 2] = 1.0 / k
@@ -114,7 +114,7 @@ def paper_texture(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     else:  # silk / pearl finish: two crossed sinusoids with wandering phase
         y, x = np.mgrid[0:h, 0:w].astype(np.float32)
         p = rng.uniform(3.0, 9.0)
-        phase = _blur(rng.standard_normal((h, w)).astype(np.float32), 6.0) * 8
+        phase = _blur(rng.standard_normal((h, w), dtype=np.float32), 6.0) * 8
         tex = np.sin(2 * np.pi * x / p + phase) * np.sin(2 * np.pi * y / p + phase)
     tex = tex / (tex.std() + 1e-6)
     amount = rng.uniform(0.01, 0.05)
@@ -135,8 +135,10 @@ def _local_colour(img: np.ndarray, pts: np.ndarray, rng: np.random.Generator, co
 
 
 def _paint(img: np.ndarray, cover: np.ndarray, colour) -> np.ndarray:
-    a = cover[..., None]
-    return img * (1 - a) + np.asarray(colour, np.float32) * a
+    """``img * (1 - cover) + colour * cover``, computed only inside the cover's bounding box."""
+    from .damage import composite
+
+    return composite(img, [(cover, colour)])
 
 
 def hair(img, rng, scale=1.0):
@@ -171,22 +173,22 @@ def whiskers(img, rng, scale=1.0):
 
 
 def grass(img, rng, scale=1.0):
-    """A tuft of grass: 10-60 tapered blades rising from a base line, in greens, yellows and browns."""
+    """A tuft of grass: 10-60 tapered blades rising from a base line, in three shades of green, yellow or
+    brown (later blades cover earlier ones within a shade)."""
     h, w = img.shape[:2]
     x0, y0 = rng.uniform(0, w), rng.uniform(0.3, 1.0) * h
     up = -np.pi / 2 + rng.normal(0, 0.2)
-    cov_colours = []
+    hues = np.array([[0.35, 0.5, 0.2], [0.6, 0.6, 0.3], [0.45, 0.35, 0.2], [0.75, 0.75, 0.55]])
+    shades = [shapes.Coverage(h, w) for _ in range(3)]
+    colours = [np.clip(hues[int(rng.integers(4))] * rng.uniform(0.5, 1.3) + rng.normal(0, 0.04, 3), 0, 1)
+               for _ in shades]
     for _ in range(int(rng.integers(10, 61))):
         start = (x0 + rng.normal(0, 25 * scale), y0 + rng.normal(0, 4 * scale))
         pts = shapes.walk(start, up + rng.normal(0, 0.35), rng.uniform(10, 60) * scale, rng, step=1.5, turn=0.03,
                           drift=rng.normal(0, 0.015))
-        cov = shapes.Coverage(h, w).stroke(pts, np.linspace(1.8, 0.3, len(pts)) * scale, 1.0).read()
-        hue = np.array(rng.choice([[0.35, 0.5, 0.2], [0.6, 0.6, 0.3], [0.45, 0.35, 0.2], [0.75, 0.75, 0.55]]))
-        cov_colours.append((cov, np.clip(hue * rng.uniform(0.5, 1.3) + rng.normal(0, 0.04, 3), 0, 1)))
-        if len(cov_colours) > 25:
-            break
-    for cov, colour in cov_colours:
-        img = _paint(img, cov, colour)
+        shades[int(rng.integers(3))].stroke(pts, np.linspace(1.8, 0.3, len(pts)) * scale, 1.0)
+    for cov, colour in zip(shades, colours):
+        img = _paint(img, cov.read(), colour)
     return img
 
 
