@@ -198,7 +198,7 @@ def wires(img, rng, scale=1.0):
     h, w = img.shape[:2]
     cov = shapes.Coverage(h, w)
     mast = rng.uniform(0, 1, 2) * [w, h] if rng.random() < 0.5 else None
-    for _ in range(int(rng.integers(1, 7))):
+    for _ in range(int(rng.integers(3, 9)) if mast is not None else int(rng.integers(1, 4))):
         if mast is not None:
             far = rng.uniform(-0.2, 1.2, 2) * [w, h]
             t = np.linspace(0, 1, 200)[:, None]
@@ -207,9 +207,12 @@ def wires(img, rng, scale=1.0):
         else:
             pts = shapes.arc(h, w, rng, bend=rng.uniform(0, 0.06))
         cov.stroke(pts, rng.uniform(0.5, 1.6) * scale, rng.uniform(0.6, 1.0))
-    # Always darker than the sky they cross: a long bright line of varying width is a scratch's signature,
-    # and a bright "wire" negative would teach the detector to miss scratches.
+    # Single wires are darker than the sky they cross: a lone long bright line of varying width is a
+    # scratch's signature, and a bright lone "wire" would teach the detector to miss scratches. Sunlit
+    # rigging (bright) comes in groups converging on a mast, at constant width and opacity.
     colour = np.clip(np.full(3, rng.uniform(0.02, 0.3)) + rng.normal(0, 0.02, 3), 0, 1)
+    if mast is not None and rng.random() < 0.4:
+        colour = np.clip(np.full(3, rng.uniform(0.7, 0.95)) + rng.normal(0, 0.03, 3), 0, 1)
     return _paint(img, cov.read(), colour)
 
 
@@ -241,8 +244,9 @@ def text(img, rng, scale=1.0):
 
 
 def edges(img, rng, scale=1.0):
-    """Picture edges: a print's border (straight, rounded or a circular vignette, black or white), or
-    sharp-edged objects (window frames, posts, roof lines) with thin highlights."""
+    """Picture edges: a print's border (straight, rounded or a circular vignette, black or white), round
+    objects with a thin lit or shaded rim (coins, wheels, buttons), or sharp-edged objects (window frames,
+    posts, roof lines)."""
     h, w = img.shape[:2]
     r = rng.random()
     if r < 0.35:  # a border: everything outside a rectangle or a circle
@@ -255,6 +259,25 @@ def edges(img, rng, scale=1.0):
             inner.polygon(np.array([[m[0], m[1]], [w - m[2], m[1]], [w - m[2], h - m[3]], [m[0], h - m[3]]]))
         colour = np.full(3, rng.uniform(0.0, 0.12)) if rng.random() < 0.6 else np.full(3, rng.uniform(0.85, 1.0))
         return _paint(img, 1.0 - inner.read(), colour)
+    if r < 0.7:  # round things with a rim: coins, plates, wheels, buttons, eyes, flowers
+        for _ in range(int(rng.integers(1, 7))):
+            c = rng.uniform(0, 1, 2) * [w, h]
+            rad = rng.uniform(4, 40) * scale
+            outline = shapes.blob(c, rad, rng, rng.uniform(0.0, 0.15))
+            # the body keeps the picture's texture, re-lit and tinted, with a shading ramp: an object, not a
+            # flat hole (a flat fill is what a loss looks like)
+            y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+            a = rng.uniform(0, 2 * np.pi)
+            ramp = ((x - c[0]) * np.cos(a) + (y - c[1]) * np.sin(a)) / (2 * rad)
+            gain = rng.uniform(0.5, 1.6) * (1 + rng.uniform(0, 0.6) * ramp)[..., None]
+            body = np.clip(img * gain * rng.uniform(0.8, 1.2, 3) + rng.uniform(-0.15, 0.15), 0, 1)
+            img = _paint(img, shapes.Coverage(h, w).polygon(outline).read(), body)
+            if rng.random() < 0.7:  # a lit or shaded rim, as thin as a scratch
+                rim_colour = np.full(3, rng.uniform(0.8, 1.0)) if rng.random() < 0.6 else np.full(3, rng.uniform(0, 0.2))
+                rim = shapes.Coverage(h, w).stroke(np.vstack([outline, outline[:1]]), rng.uniform(0.6, 2.0) * scale,
+                                                   shapes.smooth_noise(len(outline) + 1, rng, 8, 0.3, 1.0))
+                img = _paint(img, rim.read(), rim_colour)
+        return img
     cov = shapes.Coverage(h, w)
     for _ in range(int(rng.integers(1, 5))):  # frames and posts: thin filled rectangles, any angle
         c = rng.uniform(0, 1, 2) * [w, h]
