@@ -33,6 +33,7 @@ from .negatives import luminance
 KINDS = ("crack_dark", "crack_bright", "scratch", "dust", "hair", "foxing", "flaking", "tear", "craquelure")
 TONES = ("colour", "grey", "sepia")
 VISIBLE = 0.03  # 7.65 / 255: a change smaller than this is not damage (nor visible on a print)
+REQUIRED = 0.06  # 15 / 255: fainter damage is marked but not required of a detector (Sample.ignore)
 MASKING = 1.0  # a change smaller than this x the local contrast is hidden by the texture (see hidden())
 HOLD_OUT_KINDS = tuple(f"kind:{k}" for k in KINDS) + tuple(f"tone:{t}" for t in TONES) + ("crease",)
 
@@ -92,8 +93,8 @@ class DamageSettings:
 class Sample:
     """One damaged photograph: ``image`` (damaged) and ``clean`` uint8 ``(H, W, 3)``, ``mask`` bool
     ``(H, W)`` (True = damage), the ``kinds`` drawn and the generator's ``info`` (tone, blur, JPEG, ...).
-    ``ignore`` bool ``(H, W)``: damage pixels hidden by the picture's own texture (see :func:`hidden`),
-    neither asked for nor held against a detector; None = none."""
+    ``ignore`` bool ``(H, W)``: damage pixels too faint (change below :data:`REQUIRED`) or hidden by the
+    picture's own texture (:func:`hidden`): neither asked for nor held against a detector; None = none."""
 
     image: np.ndarray
     clean: np.ndarray
@@ -322,7 +323,9 @@ def tear(ctx, rng):
     # a missing piece: everything beyond a jagged line cutting a corner or an edge
     corner = int(rng.integers(4))
     cx, cy = [(0, 0), (w, 0), (w, h), (0, h)][corner]
-    a, b = rng.uniform(0.1, 0.45) * w, rng.uniform(0.1, 0.45) * h
+    # absolute sizes (px x scale), not fractions of the canvas: a torn corner is as large on a whole scan
+    # as on a training crop of it
+    a, b = (min(0.6 * side, rng.uniform(15, 110) * s) for side in (w, h))
     p0 = np.array([cx + (a if cx == 0 else -a), cy])
     p1 = np.array([cx, cy + (b if cy == 0 else -b)])
     cut = shapes.midpoint_displace(p0, p1, rng, rng.uniform(0.03, 0.1), levels=7)
@@ -493,7 +496,7 @@ def render(picture: np.ndarray, rng: np.random.Generator, settings: DamageSettin
     clean, img = np.clip(clean, 0, 1), np.clip(img, 0, 1)
     change = np.abs(img - clean).max(axis=2)
     mask = change >= VISIBLE  # exactly what the damage changed (see the docstring)
-    ignore = mask & hidden(clean, change)
+    ignore = mask & ((change < REQUIRED) | hidden(clean, change))
     if rng.random() < settings.noise:  # grain / sensor noise over picture and damage alike
         field_ = negatives.grain_field(*img.shape[:2], rng, size=rng.uniform(0.4, 1.0), chroma=rng.uniform(0, 0.6))
         amount = rng.uniform(0.005, 0.035)

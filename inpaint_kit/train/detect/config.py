@@ -40,15 +40,16 @@ class DetectTrainConfig(TrainerConfig):
                             help="which colour marks damage in --pairs masks/")
     size: int = option(192, group=DATA, help="training crop side in pixels (a multiple of the network's 2^levels)")
     photo_scale: list[float] = option(group=DATA, type=float, nargs=2, metavar=("MIN", "MAX"),
-                                      factory=lambda: [0.5, 1.5],
-                                      help="crop scale range vs the photo's native resolution (log-uniform)")
+                                      factory=lambda: [0.5, 2.0],
+                                      help="crop scale range vs the photo's native resolution (log-uniform; 2 = "
+                                           "the photo upscaled 2x, as a finer scan)")
     kinds: str = option(_kinds(), group=DAMAGE, help="comma-separated damage kinds to draw")
     hold_out: str | None = option(None, group=DAMAGE, type=str,
                                   help="keep one setting out of training, reported separately by eval-detect: "
                                        "kind:<kind>, tone:<colour|grey|sepia> or crease")
     clean_fraction: float = option(0.2, group=DAMAGE, help="share of samples with no damage (hard negatives only)")
     damage_scale: list[float] = option(group=DAMAGE, type=float, nargs=2, metavar=("MIN", "MAX"),
-                                       factory=lambda: [0.6, 1.8], help="damage size factor range (log-uniform)")
+                                       factory=lambda: [0.5, 2.5], help="damage size factor range (log-uniform)")
     preset: str = option("small", group=NETWORK, choices=DETECT_PRESETS,
                          help="network size: tiny (tests), small (the builtin's), base")
     init_from: str | None = option(None, group=NETWORK, type=str,
