@@ -270,7 +270,8 @@ def edges(img, rng, scale=1.0):
             a = rng.uniform(0, 2 * np.pi)
             ramp = ((x - c[0]) * np.cos(a) + (y - c[1]) * np.sin(a)) / (2 * rad)
             gain = rng.uniform(0.5, 1.6) * (1 + rng.uniform(0, 0.6) * ramp)[..., None]
-            body = np.clip(img * gain * rng.uniform(0.8, 1.2, 3) + rng.uniform(-0.15, 0.15), 0, 1)
+            # nearly neutral: a brown-tinted, soft-edged patch is foxing (damage)
+            body = np.clip(img * gain * rng.uniform(0.95, 1.05, 3) + rng.uniform(-0.15, 0.15), 0, 1)
             img = _paint(img, shapes.Coverage(h, w).polygon(outline).read(), body)
             if rng.random() < 0.7:  # a lit or shaded rim, as thin as a scratch
                 rim_colour = np.full(3, rng.uniform(0.8, 1.0)) if rng.random() < 0.6 else np.full(3, rng.uniform(0, 0.2))
