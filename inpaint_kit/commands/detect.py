@@ -81,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_single(cfg, args) -> int:
+    """One image: preflight (outputs, device), resume check, detect, write."""
     from ..checks import check_output_dir, check_output_file
     from ..detect.job import detect_file, side_paths
     from ..shard import launched_world
@@ -102,6 +103,7 @@ def run_single(cfg, args) -> int:
 
 
 def run_batch(cfg, args) -> int:
+    """A tree: preflight, this process's shard, the batch loop, one report."""
     from dataclasses import replace
 
     from ..checks import check_output_dir

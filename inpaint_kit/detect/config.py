@@ -29,6 +29,7 @@ class DetectConfig:
     max_image_megapixels: float = MAX_IMAGE_MEGAPIXELS
 
     def validate(self) -> "DetectConfig":
+        """Check every value (and that --model is a detector) before anything loads; one-line errors."""
         checks = [
             (self.threshold is None or 0 < self.threshold < 1,
              f"--threshold {self.threshold}: must be between 0 and 1 (exclusive)"),

@@ -60,6 +60,7 @@ class Detector:
                             progress)
 
     def tiles(self, h: int, w: int) -> int:
+        """How many tiles an ``h x w`` image takes (progress bars)."""
         return tiling.tile_count(h, w, self.tile, self.overlap, self.multiple)
 
     def describe(self) -> dict:

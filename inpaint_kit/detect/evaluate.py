@@ -93,9 +93,11 @@ class Scores:
     megapixels: float = 0.0
 
     def add(self, group: str, c: Counts) -> None:
+        """Pool ``c`` into ``group``."""
         self.groups[group] = self.groups.get(group, Counts()) + c
 
     def pooled(self, groups) -> Counts:
+        """The counts of ``groups`` pooled (missing ones skipped)."""
         return sum((self.groups[g] for g in groups if g in self.groups), Counts())
 
 

@@ -39,19 +39,23 @@ class Counts:
 
     @property
     def precision(self) -> float:
+        """Share of predicted pixels within the tolerance of true damage (1 when nothing is predicted)."""
         return self.pred_hit / self.pred if self.pred else 1.0
 
     @property
     def recall(self) -> float:
+        """Share of required damage pixels within the tolerance of a prediction (1 when there is none)."""
         return self.true_hit / self.true if self.true else 1.0
 
     @property
     def f1(self) -> float:
+        """Harmonic mean of precision and recall."""
         p, r = self.precision, self.recall
         return 2 * p * r / (p + r) if p + r > 0 else 0.0
 
     @property
     def iou(self) -> float:
+        """Intersection over union of prediction and required damage, without tolerance."""
         return self.inter / self.union if self.union else 1.0
 
     @property
@@ -60,6 +64,7 @@ class Counts:
         return self.pred / self.pixels if self.pixels else 0.0
 
     def summary(self) -> dict:
+        """The ratios as a dict (JSON reports)."""
         return {"precision": self.precision, "recall": self.recall, "f1": self.f1, "iou": self.iou,
                 "flagged": self.flagged, "pixels": self.pixels}
 

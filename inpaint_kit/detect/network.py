@@ -59,10 +59,12 @@ class DetectorConfig:
         return 2 ** (len(self.channels) - 1)
 
     def to_json(self) -> dict:
+        """The ``config.json`` content (marked as a detector)."""
         return {"_inpaint_kit": MARKER, "format_version": 1, **asdict(self)}
 
     @classmethod
     def from_json(cls, d: dict) -> "DetectorConfig":
+        """Rebuild from ``config.json`` content (unknown keys ignored)."""
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in d.items() if k in known})
 
@@ -98,6 +100,7 @@ class DetectorNet(nn.Module):
 
 
 def count_parameters(net: nn.Module) -> int:
+    """Number of parameters of ``net``."""
     return sum(p.numel() for p in net.parameters())
 
 
@@ -164,3 +167,12 @@ def load_net(folder: str | Path, flag: str = "--model") -> DetectorNet:
         first = str(e).strip().splitlines()[0]
         raise InpaintKitError(f"{w_path}: weights do not fit {cfg_path.name} ({first[:160]}); re-export the detector")
     return net.eval()
+
+
+def export(run_folder: str | Path, dst: str | Path) -> Path:
+    """Copy a train-detect run's detector (weights, threshold, validation scores, recipe) into ``dst`` (the
+    package's ``assets/detector`` for the builtin), checking that it loads back."""
+    net = load_net(run_folder, flag="export")
+    save_detector(dst, net)
+    load_net(dst, flag="export")  # fails loudly now rather than on a user's machine
+    return Path(dst)

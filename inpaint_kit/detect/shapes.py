@@ -239,6 +239,7 @@ class Coverage:
         return self
 
     def polygon(self, points: np.ndarray, value: float = 1.0) -> "Coverage":
+        """A filled polygon ``(N, 2)`` of ``value``."""
         import cv2
 
         pts = np.round(np.asarray(points) * self.ss + (self.ss - 1) / 2).astype(np.int32)
@@ -246,6 +247,7 @@ class Coverage:
         return self
 
     def disc(self, center, radius: float, value: float = 1.0) -> "Coverage":
+        """A filled disc of ``radius`` px and ``value``."""
         import cv2
 
         cv2.circle(self.canvas, self._pt(center), max(1, int(round(radius * self.ss))),

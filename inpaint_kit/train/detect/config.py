@@ -77,6 +77,7 @@ class DetectTrainConfig(TrainerConfig):
 
     @property
     def kind_list(self) -> tuple[str, ...]:
+        """The damage kinds of ``--kinds``."""
         return tuple(k.strip() for k in self.kinds.split(",") if k.strip())
 
     def damage_settings(self):

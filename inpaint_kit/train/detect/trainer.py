@@ -139,6 +139,7 @@ class DetectTrainer(Trainer):
         return sd
 
     def export_net(self):
+        """A CPU copy of the network with the exported (EMA) weights, in eval mode."""
         from ...detect.network import DetectorNet
 
         net = DetectorNet(self.net_config)
