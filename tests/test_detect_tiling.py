@@ -86,19 +86,20 @@ def test_bands_bound_memory_and_cover_every_pixel():
 
 
 def test_a_one_pixel_scratch_across_a_large_image_is_found():
-    # a 1-px, partly transparent bright line across a 4000-px-wide soft photo, found at native resolution
+    # a 1-px bright scratch across a 4000-px-wide soft photo (coffee, never trained on, upscaled like a fine
+    # scan), found at native resolution; the truth is where the scratch visibly changed the picture
     import cv2
     from skimage import data
 
-    base = cv2.resize(data.coffee(), (4000, 2667), interpolation=cv2.INTER_CUBIC)[1200:1456]  # (256, 4000)
-    image = base.copy()
-    truth = np.zeros(image.shape[:2], bool)
-    truth[130, :] = True
-    image[130] = np.round(0.55 * 235 + 0.45 * image[130].astype(float)).astype(np.uint8)
-    det = load_detector("builtin", device="cpu")
-    pred = detect_mask(image, det)
     from inpaint_kit.detect.metrics import counts
 
+    image = cv2.resize(data.coffee(), (4000, 2667), interpolation=cv2.INTER_CUBIC)[1200:1456]  # (256, 4000, 3)
+    row = image[130].astype(int)
+    image[130] = np.clip(row + 70, 0, 255).astype(np.uint8)
+    truth = np.zeros(image.shape[:2], bool)
+    truth[130] = (image[130].astype(int) - row).max(axis=1) >= 20
+    assert truth.sum() > 3000
+    pred = detect_mask(image, load_detector("builtin", device="cpu"))
     c = counts(pred, truth)
     assert c.recall >= 0.9, c
-    assert c.precision >= 0.5, c
+    assert c.precision >= 0.9, c

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 TOLERANCE = 2
+THRESHOLDS = (*np.round(np.arange(0.1, 0.951, 0.05), 2).tolist(), 0.97, 0.98, 0.99)  # candidates on validation
 
 
 @dataclass
@@ -95,7 +96,7 @@ def counts(pred: np.ndarray, true: np.ndarray, tolerance: float = TOLERANCE, ign
 
 def best_threshold(probs: list[np.ndarray], truths: list[np.ndarray], clean: list[np.ndarray] = (),
                    max_flagged: float = 0.005, tolerance: float = TOLERANCE, ignores: list | None = None,
-                   candidates=tuple(np.round(np.arange(0.1, 0.951, 0.05), 2))) -> tuple[float, Counts, Counts]:
+                   candidates=THRESHOLDS) -> tuple[float, Counts, Counts]:
     """The threshold (of ``candidates``) with the best F1 on the damaged ``probs`` vs ``truths`` (with their
     ``ignores``) among those flagging at most ``max_flagged`` of the pixels of the ``clean`` probability maps
     (the highest threshold when none does). Probabilities are ``uint16`` maps (x 65535) or floats in [0, 1].
