@@ -136,10 +136,11 @@ def drop_small(mask: np.ndarray, min_area: int, band: int = 2048) -> np.ndarray:
     """``mask`` without 8-connected components of fewer than ``min_area`` px, in horizontal bands so that a
     100-MP mask never needs a full-size label image.
 
-    Why bands are exact: each band is labelled with ``min_area`` extra rows above and below. A component
-    that touches the edge of that extended band reaches at least ``min_area`` rows from the band's core,
-    so it has at least ``min_area`` px and is kept; any other component lies wholly inside the extended
-    band, so its area is known exactly. Only the core rows are written."""
+    Why bands are exact: each band is labelled with ``min_area`` extra rows above and below, and only its
+    core rows are written. A component with pixels in the core that is cut off by the extended band's edge
+    spans more than ``min_area`` rows inside it, so even its cut-off part has ``min_area`` px or more and it
+    is kept, as it should be; every other component with pixels in the core lies wholly inside the
+    extended band, so its area is exact."""
     import cv2
 
     h = mask.shape[0]
@@ -149,11 +150,8 @@ def drop_small(mask: np.ndarray, min_area: int, band: int = 2048) -> np.ndarray:
         a, b = max(0, y0 - min_area), min(h, y1 + min_area)
         part = np.ascontiguousarray(mask[a:b]).view(np.uint8)
         n, labels, stats, _ = cv2.connectedComponentsWithStats(part, connectivity=8)
-        small = stats[:, cv2.CC_STAT_AREA] < min_area
+        small = stats[:, cv2.CC_STAT_AREA] < min_area  # a cut-off component still counts >= min_area px here
         small[0] = False  # background
-        top, bottom = stats[:, cv2.CC_STAT_TOP], stats[:, cv2.CC_STAT_TOP] + stats[:, cv2.CC_STAT_HEIGHT]
-        touches = ((top == 0) & (a > 0)) | ((bottom == b - a) & (b < h))
-        small &= ~touches
         if small.any():
             core = labels[y0 - a : y1 - a]
             out[y0:y1][small[core]] = False
