@@ -49,8 +49,8 @@ class DamageSettings:
     scale: tuple[float, float] = (0.6, 1.8)  # damage size factor, log-uniform
     scene_lines: float = 0.5  # probability of 1-3 scene-line items (hair, wires, text, ...)
     screens: float = 0.35  # probability of an autochrome / halftone / paper texture
-    lens_blur: tuple[float, float] = (0.0, 1.6)  # sigma of the photo's own softness, px
-    scan_blur: tuple[float, float] = (0.0, 0.7)  # sigma of the scanner's blur over everything, px
+    lens_blur: tuple[float, float] = (0.0, 1.4)  # sigma of the photo's own softness, px (half the photos)
+    scan_blur: tuple[float, float] = (0.0, 0.5)  # sigma of the scanner's blur over everything, px
     grain: float = 0.85  # probability of film grain in the picture
     noise: float = 0.6  # probability of grain / sensor noise over picture and damage
     jpeg: float = 0.5  # probability of JPEG compression
@@ -463,7 +463,7 @@ def render(picture: np.ndarray, rng: np.random.Generator, settings: DamageSettin
         screens = ["halftone", "paper"] + (["autochrome"] * 2 if info["tone"] == "colour" else [])
         info["screen"] = screens[int(rng.integers(len(screens)))]
         img = negatives.SCREEN_DRAW[info["screen"]](img, rng)
-    lens = rng.uniform(*settings.lens_blur) if rng.random() < 0.7 else 0.0
+    lens = rng.uniform(*settings.lens_blur) if rng.random() < 0.5 else 0.0  # half the prints are sharp
     img = _blur(img, lens)
     if rng.random() < settings.grain:
         img = negatives.film_grain(img, rng, rng.uniform(0.008, 0.045))

@@ -40,14 +40,14 @@ class DetectTrainConfig(TrainerConfig):
                             help="which colour marks damage in --pairs masks/")
     size: int = option(192, group=DATA, help="training crop side in pixels (a multiple of the network's 2^levels)")
     photo_scale: list[float] = option(group=DATA, type=float, nargs=2, metavar=("MIN", "MAX"),
-                                      factory=lambda: [0.5, 2.0],
+                                      factory=lambda: [0.4, 1.6],
                                       help="crop scale range vs the photo's native resolution (log-uniform; 2 = "
                                            "the photo upscaled 2x, as a finer scan)")
     kinds: str = option(_kinds(), group=DAMAGE, help="comma-separated damage kinds to draw")
     hold_out: str | None = option(None, group=DAMAGE, type=str,
                                   help="keep one setting out of training, reported separately by eval-detect: "
                                        "kind:<kind>, tone:<colour|grey|sepia> or crease")
-    clean_fraction: float = option(0.2, group=DAMAGE, help="share of samples with no damage (hard negatives only)")
+    clean_fraction: float = option(0.25, group=DAMAGE, help="share of samples with no damage (hard negatives only)")
     damage_scale: list[float] = option(group=DAMAGE, type=float, nargs=2, metavar=("MIN", "MAX"),
                                        factory=lambda: [0.5, 2.5], help="damage size factor range (log-uniform)")
     preset: str = option("small", group=NETWORK, choices=DETECT_PRESETS,
