@@ -40,9 +40,9 @@ class DetectTrainConfig(TrainerConfig):
                             help="which colour marks damage in --pairs masks/")
     size: int = option(192, group=DATA, help="training crop side in pixels (a multiple of the network's 2^levels)")
     photo_scale: list[float] = option(group=DATA, type=float, nargs=2, metavar=("MIN", "MAX"),
-                                      factory=lambda: [0.4, 1.6],
-                                      help="crop scale range vs the photo's native resolution (log-uniform; 2 = "
-                                           "the photo upscaled 2x, as a finer scan)")
+                                      factory=lambda: [0.4, 3.0],
+                                      help="crop scale range vs the photo's native resolution (log-uniform; 3 = "
+                                           "the photo upscaled 3x, as a scan finer than its detail)")
     kinds: str = option(_kinds(), group=DAMAGE, help="comma-separated damage kinds to draw")
     hold_out: str | None = option(None, group=DAMAGE, type=str,
                                   help="keep one setting out of training, reported separately by eval-detect: "
