@@ -116,8 +116,8 @@ def memory(model: str, threads: int, megapixels: float = 50.0) -> dict:
     big = upscale(photo, factor)
     rng = np.random.default_rng(0)
     for _ in range(40):  # some scratches, so the mask is not empty
-        y0, x0, y1, x1 = (int(v) for v in rng.uniform(0, 1, 4) * [big.shape[0], big.shape[1]] * 2)
-        cv2.line(big, (x0 % big.shape[1], y0 % big.shape[0]), (x1 % big.shape[1], y1 % big.shape[0]), (235, 230, 220), 2)
+        y0, x0, y1, x1 = (int(v) for v in rng.uniform(0, 1, 4) * np.array(big.shape[:2] * 2))
+        cv2.line(big, (x0, y0), (x1, y1), (235, 230, 220), 2)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "scan.png"
         Image.fromarray(big).save(path, compress_level=1)

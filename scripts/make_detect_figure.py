@@ -7,7 +7,7 @@ the synthetic generator (scratches, dust, hairs, a bright crack, a torn corner; 
 native 451x300. The detector and the inpainter run through their commands, exactly as a user would::
 
     inpaint-kit detect --model builtin --image damaged.png --output damaged_mask.png
-    inpaint-kit infer --model builtin --image damaged.png --mask damaged_mask.png --rows 1 --seed 1
+    inpaint-kit infer --model builtin --image damaged.png --mask damaged_mask.png --rows 1 --seed 1 --area crops
 
     .venv/bin/python scripts/make_detect_figure.py            # about a minute on 2 CPU cores
 """
@@ -52,9 +52,10 @@ def main() -> None:
                               str(tmp / "damaged_mask.png"), "--no_progress"], check=True)
         subprocess.run(run + ["infer", "--model", "builtin", "--image", str(tmp / "damaged.png"), "--mask",
                               str(tmp / "damaged_mask.png"), "--rows", "1", "--seed", "1", "--save_rows",
+                              "--area", "crops",
                               "--output", str(tmp / "restored_collage.png"), "--no_progress"], check=True)
         mask = np.asarray(Image.open(tmp / "damaged_mask.png")) < 128
-        restored = load_image(next(tmp.glob("restored_row0_seed*.png")))
+        restored = load_image(next(tmp.glob("damaged_row0_seed*.png")))
     gap = np.full((image.shape[0], 8, 3), 255, np.uint8)
     sheet = np.concatenate([image, gap, overlay(image, mask), gap, restored], axis=1)
     out = save_png(ROOT / "docs" / "detect_example.png", sheet)

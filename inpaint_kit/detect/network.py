@@ -172,7 +172,11 @@ def load_net(folder: str | Path, flag: str = "--model") -> DetectorNet:
 def export(run_folder: str | Path, dst: str | Path) -> Path:
     """Copy a train-detect run's detector (weights, threshold, validation scores, recipe) into ``dst`` (the
     package's ``assets/detector`` for the builtin), checking that it loads back."""
+    import os
+
     net = load_net(run_folder, flag="export")
     save_detector(dst, net)
+    for name in (WEIGHTS_NAME, CONFIG_NAME):
+        os.chmod(Path(dst) / name, 0o644)  # package data: readable by everyone
     load_net(dst, flag="export")  # fails loudly now rather than on a user's machine
     return Path(dst)
