@@ -49,6 +49,7 @@ class DamageSettings:
     scale: tuple[float, float] = (0.6, 1.8)  # damage size factor, log-uniform
     scene_lines: float = 0.5  # probability of 1-3 scene-line items (hair, wires, text, ...)
     screens: float = 0.35  # probability of an autochrome / halftone / paper texture
+    border: float = 0.1  # probability of the print's or plate's smooth edge crossing the picture
     lens_blur: tuple[float, float] = (0.0, 1.4)  # sigma of the photo's own softness, px (half the photos)
     scan_blur: tuple[float, float] = (0.0, 0.5)  # sigma of the scanner's blur over everything, px
     grain: float = 0.85  # probability of film grain in the picture
@@ -333,7 +334,7 @@ def tear(ctx, rng):
     hole = shapes.Coverage(h, w).polygon(piece).read()
     background = np.array(rng.choice([[0.98, 0.98, 0.98], [0.03, 0.03, 0.03], [0.5, 0.5, 0.5], [0.45, 0.3, 0.2]]))
     layers = [(hole, np.clip(background + rng.normal(0, 0.02, 3), 0, 1).astype(np.float32))]
-    if rng.random() < 0.7:  # the paper's torn white core along the cut
+    if rng.random() < 0.9:  # the paper's torn white core along the cut
         rim = shapes.Coverage(h, w).stroke(cut, rng.uniform(1.0, 3.5) * s, 1.0).read()
         layers.append((rim * (1 - hole), paper(h, w, rng)))
     return layers
@@ -459,6 +460,9 @@ def render(picture: np.ndarray, rng: np.random.Generator, settings: DamageSettin
         img = negatives.add_scene_lines(img, rng, int(rng.integers(1, 4)), scale)
     info["tone"] = settings.tones[int(rng.integers(len(settings.tones)))]
     img = tone(img, info["tone"], rng)
+    if rng.random() < settings.border:
+        img = negatives.border(img, rng)
+        info["border"] = True
     if rng.random() < settings.screens:
         screens = ["halftone", "paper"] + (["autochrome"] * 2 if info["tone"] == "colour" else [])
         info["screen"] = screens[int(rng.integers(len(screens)))]

@@ -291,6 +291,28 @@ def edges(img, rng, scale=1.0):
     return _paint(img, cov.read(), _local_colour(img, pts, rng, rng.uniform(0.3, 0.8)))
 
 
+def border(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The edge of the print or plate crossing the picture: everything beyond a smooth circle of radius
+    0.5-6x the canvas (a round autochrome plate, a rounded mount) or a straight line, black, white, cream or
+    grey. A missing corner has a torn, jagged edge; a border's is smooth (and may be large and dark too)."""
+    h, w = img.shape[:2]
+    side = max(h, w)
+    p = rng.uniform(0.1, 0.9, 2) * [w, h]  # a point on the edge
+    a = rng.uniform(0, 2 * np.pi)  # towards the picture's centre
+    radius = rng.uniform(0.5, 6.0) * side if rng.random() < 0.6 else 1e4 * side
+    centre = p + radius * np.array([np.cos(a), np.sin(a)])
+    inside = shapes.Coverage(h, w, ss=2)
+    if radius < 100 * side:
+        inside.disc(centre, radius)
+    else:  # a straight edge: the half-plane towards the centre
+        d = np.array([np.cos(a), np.sin(a)])
+        n = np.array([-d[1], d[0]]) * 4 * side
+        inside.polygon(np.array([p + n, p + n + d * 4 * side, p - n + d * 4 * side, p - n]))
+    colour = np.array(rng.choice([[0.03, 0.03, 0.03], [0.08, 0.07, 0.06], [0.95, 0.94, 0.9], [0.85, 0.8, 0.68],
+                                  [0.45, 0.45, 0.45]]))
+    return _paint(img, 1.0 - inside.read(), np.clip(colour + rng.normal(0, 0.02, 3), 0, 1))
+
+
 SCENE_DRAW = {"hair": hair, "whiskers": whiskers, "grass": grass, "wires": wires, "text": text, "edges": edges}
 SCREEN_DRAW = {"grain": film_grain, "autochrome": autochrome, "halftone": halftone, "paper": paper_texture}
 
