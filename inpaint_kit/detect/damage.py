@@ -199,9 +199,13 @@ def crack_bright(ctx, rng):
 
 def scratch(ctx, rng):
     """1-3 long thin scratches across the print, mostly bright and partly transparent: width and opacity
-    wander along them; sometimes broken, sometimes a parallel group (a film cinch mark)."""
+    wander along them; sometimes broken, sometimes a parallel group (a film cinch mark); a quarter are dead
+    straight and even from edge to edge (film-transport scratches)."""
     h, w, s = ctx.h, ctx.w, ctx.scale
     cov = shapes.Coverage(h, w)
+    if rng.random() < 0.25:  # a film-transport scratch: dead straight, even width and opacity, end to end
+        cov.stroke(shapes.line_across(h, w, rng), rng.uniform(0.5, 2.0) * s, rng.uniform(0.35, 0.9))
+        return [(cov.read(), bright(rng) if rng.random() < 0.85 else dirt(rng))]
     base = shapes.arc(h, w, rng, bend=rng.uniform(0, 0.12), wobble=rng.uniform(0, 3))
     count = int(rng.integers(1, 4)) if rng.random() < 0.35 else 1
     d = np.gradient(base, axis=0)

@@ -282,7 +282,8 @@ def edges(img, rng, scale=1.0):
     cov = shapes.Coverage(h, w)
     for _ in range(int(rng.integers(1, 5))):  # frames and posts: thin filled rectangles, any angle
         c = rng.uniform(0, 1, 2) * [w, h]
-        length, width = rng.uniform(20, 200) * scale, rng.uniform(1.0, 6.0) * scale
+        # at least 2.5 px wide and never across the whole picture: a thin even line end to end is a scratch
+        length, width = rng.uniform(20, 150) * scale, rng.uniform(2.5, 8.0) * scale
         a = rng.uniform(0, np.pi) if rng.random() < 0.3 else rng.choice([0, np.pi / 2]) + rng.normal(0, 0.03)
         d, n = np.array([np.cos(a), np.sin(a)]), np.array([-np.sin(a), np.cos(a)])
         cov.polygon(np.array([c - d * length / 2 - n * width / 2, c + d * length / 2 - n * width / 2,
