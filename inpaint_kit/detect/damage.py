@@ -50,6 +50,7 @@ class DamageSettings:
     scene_lines: float = 0.5  # probability of 1-3 scene-line items (hair, wires, text, ...)
     screens: float = 0.35  # probability of an autochrome / halftone / paper texture
     border: float = 0.1  # probability of the print's or plate's smooth edge crossing the picture
+    sky: float = 0.15  # probability of a large smooth area in the picture (sky, wall, backdrop)
     lens_blur: tuple[float, float] = (0.0, 1.4)  # sigma of the photo's own softness, px (half the photos)
     scan_blur: tuple[float, float] = (0.0, 0.5)  # sigma of the scanner's blur over everything, px
     grain: float = 0.85  # probability of film grain in the picture
@@ -125,6 +126,15 @@ def paper(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     base = np.clip(base + rng.normal(0, 0.025, 3), 0.6, 1.0)
     tex = _blur(rng.standard_normal((h, w), dtype=np.float32), rng.uniform(0.5, 1.2))
     return np.clip(base + rng.uniform(0.01, 0.04) * tex[..., None], 0, 1).astype(np.float32)
+
+
+def backing(h: int, w: int, rng: np.random.Generator, colour) -> np.ndarray:
+    """What shows through a loss that is not paper: the dark base, a mount board, the scanner's lid, with a
+    coarse texture (board fibres, dirt) as on a scan, never a perfectly flat fill (which is what a clear sky
+    looks like)."""
+    tex = _blur(rng.standard_normal((h, w), dtype=np.float32), rng.uniform(0.6, 2.0))
+    tex = tex / (tex.std() + 1e-6) * rng.uniform(0.015, 0.05)
+    return np.clip(np.asarray(colour, np.float32) + tex[..., None], 0, 1).astype(np.float32)
 
 
 def dirt(rng: np.random.Generator) -> np.ndarray:
@@ -301,7 +311,7 @@ def flaking(ctx, rng):
     layers = []
     if rng.random() < 0.5:
         layers.append((np.clip(_blur(c, 0.8) * 2 - c, 0, 1) * rng.uniform(0.3, 0.7), dirt(rng)))
-    fill = paper(h, w, rng) if rng.random() < 0.75 else np.broadcast_to(dirt(rng), (h, w, 3))
+    fill = paper(h, w, rng) if rng.random() < 0.75 else backing(h, w, rng, dirt(rng))
     return layers + [(c, fill)]
 
 
@@ -337,7 +347,7 @@ def tear(ctx, rng):
     piece = np.vstack([cut, [[cx + (-3 if cx == 0 else 3), cy + (-3 if cy == 0 else 3)]]])
     hole = shapes.Coverage(h, w).polygon(piece).read()
     background = np.array(rng.choice([[0.98, 0.98, 0.98], [0.03, 0.03, 0.03], [0.5, 0.5, 0.5], [0.45, 0.3, 0.2]]))
-    layers = [(hole, np.clip(background + rng.normal(0, 0.02, 3), 0, 1).astype(np.float32))]
+    layers = [(hole, backing(h, w, rng, np.clip(background + rng.normal(0, 0.02, 3), 0, 1)))]
     if rng.random() < 0.9:  # the paper's torn white core along the cut
         rim = shapes.Coverage(h, w).stroke(cut, rng.uniform(1.0, 3.5) * s, 1.0).read()
         layers.append((rim * (1 - hole), paper(h, w, rng)))
@@ -460,6 +470,9 @@ def render(picture: np.ndarray, rng: np.random.Generator, settings: DamageSettin
     scale = _uniform_log(rng, *settings.scale) if scale is None else scale
     info = {"scale": round(scale, 3)}
     # 1. the print
+    if rng.random() < settings.sky:  # part of the scene: toned, lit and grained with it
+        img = negatives.sky(img, rng)
+        info["sky"] = True
     if rng.random() < settings.scene_lines:  # part of the scene: toned with it
         img = negatives.add_scene_lines(img, rng, int(rng.integers(1, 4)), scale)
     info["tone"] = settings.tones[int(rng.integers(len(settings.tones)))]

@@ -314,6 +314,23 @@ def border(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return _paint(img, 1.0 - inside.read(), np.clip(colour + rng.normal(0, 0.02, 3), 0, 1))
 
 
+def sky(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A large smooth area of the picture (clear sky, a wall, still water, a studio backdrop): everything
+    on one side of a soft natural edge replaced by a gentle gradient of one colour, dark or light; it is
+    the picture, however flat (a flat region is not a loss by itself)."""
+    h, w = img.shape[:2]
+    side = max(h, w)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    a = rng.uniform(0, 2 * np.pi)
+    d = (x - rng.uniform(0, w)) * np.cos(a) + (y - rng.uniform(0, h)) * np.sin(a)  # signed distance, px
+    wobble = _blur(rng.standard_normal((h, w), dtype=np.float32), side / 8) * side * rng.uniform(0, 0.5)
+    region = np.clip(0.5 + (d + wobble) / rng.uniform(1.0, 4.0), 0, 1)  # a soft edge of 1-4 px
+    colour = np.array(rng.uniform(0, 1, 3)) * rng.uniform(0.1, 1.0)
+    ramp = 1 + rng.uniform(-0.3, 0.3) * (x * np.cos(a + 1) + y * np.sin(a + 1)) / side
+    flat = np.clip(colour * ramp[..., None], 0, 1).astype(np.float32)
+    return (img * (1 - region[..., None]) + flat * region[..., None]).astype(np.float32)
+
+
 SCENE_DRAW = {"hair": hair, "whiskers": whiskers, "grass": grass, "wires": wires, "text": text, "edges": edges}
 SCREEN_DRAW = {"grain": film_grain, "autochrome": autochrome, "halftone": halftone, "paper": paper_texture}
 
