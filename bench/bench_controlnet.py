@@ -25,8 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_train import SIZES, _status, make_data  # bench/ is on sys.path when a bench script runs
-from markdown_section import write_section
+from bench_train import SIZES, make_data  # bench/ is on sys.path when a bench script runs
+from measure import environment, publish, time_updates
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -60,28 +60,15 @@ def child_controlnet(args) -> None:
     """Train the ControlNet configuration and print a JSON line of measurements (as bench_train's child)."""
     import torch
 
-    from inpaint_kit.train.controlnet import ControlNetTrainer
-    from inpaint_kit.train.controlnet_config import ControlNetTrainConfig
+    from inpaint_kit.train.controlnet.trainer import ControlNetTrainer
+    from inpaint_kit.train.controlnet.config import ControlNetTrainConfig
 
     _threads(args.threads)
     cfg = ControlNetTrainConfig(data=args.data, model=args.model, output_dir=args.out, size=args.size,
                                 steps=args.steps + 1, save_every=10**6, progress=False, device="cpu",
                                 gradient_checkpointing=args.gradient_checkpointing)
     trainer = ControlNetTrainer(cfg)
-    trainer.train_step()  # warm-up, not timed
-    Path("/proc/self/clear_refs").write_text("5")
-    rss0 = _status("VmRSS")
-    wall, cpu = [], []
-    for _ in range(args.steps):
-        t0, c0 = time.perf_counter(), time.process_time()
-        trainer.train_step()
-        wall.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-    wall.sort()
-    median = wall[len(wall) // 2]
-    print(json.dumps({"steps_per_s": 1.0 / median, "s_per_step": median, "cpu_s_per_step": sum(cpu) / len(cpu),
-                      "peak_rss": _status("VmHWM"), "train_rss": _status("VmHWM") - rss0,
-                      "trainable": trainer.trainable_params,
+    print(json.dumps({**time_updates(trainer, args.steps), "trainable": trainer.trainable_params,
                       "unet_params": sum(p.numel() for p in trainer.unet.parameters())}))
     del torch
 
@@ -136,6 +123,7 @@ def infer_rows(preset: str, base: Path, inpainting: Path, controlnet: Path, args
     from PIL import Image
 
     from inpaint_kit.engine import Sampling, load_engine
+    from inpaint_kit.engine.options import SDOptions
     from inpaint_kit.geometry import block_mask, paste_back, resize_image
 
     _threads(args.threads)
@@ -159,7 +147,7 @@ def infer_rows(preset: str, base: Path, inpainting: Path, controlnet: Path, args
                     generator=g, output_type="np").images[0]
         return np.clip(np.round(out * 255), 0, 255).astype(np.uint8)
 
-    cn = load_engine(str(base), controlnet=str(controlnet), device="cpu")
+    cn = load_engine(str(base), device="cpu", options=SDOptions(controlnet=str(controlnet)))
     inp = load_engine(str(inpainting), device="cpu")
     ways = [("plain SD (latent blending)", run_plain),
             ("SD + inpaint ControlNet", lambda s: cn.inpaint(image, mask, [s], sampling, progress=False)[0]),
@@ -227,19 +215,9 @@ def main(argv=None) -> int:
     for preset, size, name, t, c, mae, seam in infer:
         lines.append(f"| {preset} | {size} | {name} | {t:.3f} | {c:.3f} | {c / plain[preset]:.2f}x | {mae:.1f} | "
                      f"{seam:+.1f} |")
-    import os
-
-    import torch
-
-    env = (f"Environment: torch {torch.__version__}, {args.threads} torch thread(s) on {os.cpu_count()} CPUs (load "
-           f"average {', '.join(f'{x:.1f}' for x in os.getloadavg())} at the end: other jobs shared the machine), fp32"
-           f"{', gradient checkpointing' if args.gradient_checkpointing else ''}, {args.infer_steps} denoising steps.")
-    table = "\n".join(lines)
-    print(table + "\n\n" + env)
-    if args.markdown:
-        command = "python bench/bench_controlnet.py " + " ".join(argv if argv is not None else sys.argv[1:])
-        write_section(args.markdown, SECTION, "\n\n".join([NOTES, f"Command: `{command.strip()}`", table, env]))
-        print(f"updated {args.markdown}", file=sys.stderr)
+    env = environment(args.threads, f"fp32{', gradient checkpointing' if args.gradient_checkpointing else ''}, "
+                                    f"{args.infer_steps} denoising steps")
+    publish(args.markdown, "bench_controlnet.py", argv, SECTION, NOTES, "\n".join(lines), env)
     return 0
 
 

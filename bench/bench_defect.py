@@ -21,14 +21,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from markdown_section import write_section  # bench/ is on sys.path when a bench script runs
+from measure import environment, publish, time_updates  # bench/ is on sys.path when a bench script runs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 SIZES = {"tiny": 64, "small": 256, "sd15": 512, "sd2": 512}
 SECTION = "## DefectFill: attention-loss cost and Low-Fidelity Selection"
 NOTES = (
-    "Random-weight pipelines of the presets on the synthetic MVTec-like fixture (`inpaint_kit.defect.data."
+    "Random-weight pipelines of the presets on the synthetic MVTec-like fixture (`inpaint_kit.train.defect.data."
     "write_fixture`), batch 1, LoRA rank 8 on the UNet attention and the text encoder. One update runs the "
     "defect rows and the object rows of a reference in one UNet call of batch 2. *with attention loss* "
     "captures the token's cross-attention map on every `attn2` layer (explicit softmax, kept for the backward "
@@ -45,38 +45,20 @@ NOTES = (
 )
 
 
-def _status(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
 def child(args) -> None:
     """Train one configuration and print a JSON line of measurements."""
     import torch
 
-    from inpaint_kit.defect.config import DefectTrainConfig
-    from inpaint_kit.defect.trainer import DefectTrainer
+    from inpaint_kit.train.defect.config import DefectTrainConfig
+    from inpaint_kit.train.defect.trainer import DefectTrainer
 
     torch.set_num_threads(args.threads)
     cfg = DefectTrainConfig(data=args.data, object_class="bottle", defect_type="crack", model=args.model,
                             output_dir=args.out, size=args.size, steps=args.steps + 1, lora_rank=8,
                             lambda_attn=args.lambda_attn, save_every=10**6, progress=False)
     trainer = DefectTrainer(cfg)
-    trainer.train_step()  # warm-up, not timed
-    Path("/proc/self/clear_refs").write_text("5")
-    rss0 = _status("VmRSS")
-    wall, cpu = [], []
-    for _ in range(args.steps):
-        t0, c0 = time.perf_counter(), time.process_time()
-        trainer.train_step()
-        wall.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-    wall.sort()
-    print(json.dumps({"s_per_step": wall[len(wall) // 2], "cpu_s_per_step": sum(cpu) / len(cpu),
-                      "train_rss": _status("VmHWM") - rss0, "peak_rss": _status("VmHWM"),
-                      "layers": trainer.captured_layers, "trainable": trainer.trainable_params}))
+    print(json.dumps({**time_updates(trainer, args.steps), "layers": trainer.captured_layers,
+                      "trainable": trainer.trainable_params}))
 
 
 def bench_generation(model: Path, data: Path, run: Path, out: Path, size: int, steps: int, num: int, lfs: int) -> dict:
@@ -116,9 +98,9 @@ def main(argv=None) -> int:
 
     import torch
 
-    from inpaint_kit.defect.config import DefectTrainConfig
-    from inpaint_kit.defect.data import write_fixture
-    from inpaint_kit.defect.trainer import train_defect
+    from inpaint_kit.train.defect.config import DefectTrainConfig
+    from inpaint_kit.train.defect.data import write_fixture
+    from inpaint_kit.train.defect.trainer import train as train_defect
     from inpaint_kit.presets import write_tiny_model
 
     torch.set_num_threads(args.threads)
@@ -169,17 +151,8 @@ def main(argv=None) -> int:
         gt.append(f"| {preset} | {size} | {gsteps} | {g[1]['s_per_image']:.3f} | {g[4]['s_per_image']:.3f} | "
                   f"{g[4]['s_per_image'] / g[1]['s_per_image']:.2f}x | {g[1]['dssim_kept']:.4f} | "
                   f"{g[4]['dssim_kept']:.4f} | {g[1]['metric']} |")
-    import os
-
-    env = (f"Environment: torch {torch.__version__}, {args.threads} torch thread(s) on {os.cpu_count()} CPUs (load "
-           f"average {', '.join(f'{x:.1f}' for x in os.getloadavg())} at the end: other jobs shared the machine), fp32, "
-           f"{args.num} images per LFS setting.")
-    body = "\n".join(t) + "\n\n" + "\n".join(gt)
-    print(body + "\n\n" + env)
-    if args.markdown:
-        command = "python bench/bench_defect.py " + " ".join(argv if argv is not None else sys.argv[1:])
-        write_section(args.markdown, SECTION, "\n\n".join([NOTES, f"Command: `{command.strip()}`", body, env]))
-        print(f"updated {args.markdown}", file=sys.stderr)
+    env = environment(args.threads, f"fp32, {args.num} images per LFS setting")
+    publish(args.markdown, "bench_defect.py", argv, SECTION, NOTES, "\n".join(t) + "\n\n" + "\n".join(gt), env)
     return 0
 
 

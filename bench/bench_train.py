@@ -20,10 +20,9 @@ import json
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from markdown_section import write_section  # bench/ is on sys.path when a bench script runs
+from measure import environment, publish, time_updates  # bench/ is on sys.path when a bench script runs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -40,14 +39,6 @@ NOTES = (
     "timed updates alone (the peak is reset via `/proc/self/clear_refs` once the model is loaded): "
     "gradients, AdamW state and activations."
 )
-
-
-def _status(field: str) -> int:
-    """A ``VmRSS``/``VmHWM`` value of this process in bytes."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"{field} not in /proc/self/status")
 
 
 def make_data(root: Path, size: int, n: int = 4) -> Path:
@@ -70,28 +61,15 @@ def child(args) -> None:
     """Train one configuration and print a JSON line of measurements."""
     import torch
 
-    from inpaint_kit.train.config import LoraTrainConfig
-    from inpaint_kit.train.loop import LoraTrainer
+    from inpaint_kit.train.lora.config import LoraTrainConfig
+    from inpaint_kit.train.lora.trainer import LoraTrainer
 
     torch.set_num_threads(args.threads)
     cfg = LoraTrainConfig(data=args.data, model=args.model, output_dir=args.out, size=args.size, steps=args.steps + 1,
                           rank=args.rank, train=[args.mode], mask_source="random", save_every=10**6,
                           progress=False, gradient_checkpointing=args.gradient_checkpointing, lr=1e-4)
     trainer = LoraTrainer(cfg)
-    trainer.train_step()  # warm-up (allocator, first-call overheads), not timed
-    Path("/proc/self/clear_refs").write_text("5")  # reset the peak RSS to the current RSS
-    rss0 = _status("VmRSS")
-    wall, cpu = [], []
-    for _ in range(args.steps):
-        t0, c0 = time.perf_counter(), time.process_time()
-        trainer.train_step()
-        wall.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-    wall.sort()
-    median = wall[len(wall) // 2]
-    print(json.dumps({"steps_per_s": 1.0 / median, "s_per_step": median, "cpu_s_per_step": sum(cpu) / len(cpu),
-                      "peak_rss": _status("VmHWM"),
-                      "train_rss": _status("VmHWM") - rss0, "trainable": trainer.trainable_params,
+    print(json.dumps({**time_updates(trainer, args.steps), "trainable": trainer.trainable_params,
                       "unet_params": sum(p.numel() for n, p in trainer.unet.named_parameters() if "lora_" not in n)}))
 
 
@@ -146,19 +124,9 @@ def main(argv=None) -> int:
         lines.append(f"| {preset} | {size} | {mode} | {steps} | {r['trainable']:,} | "
                      f"{100 * r['trainable'] / r['unet_params']:.2f} | {r['steps_per_s']:.2f} | {r['s_per_step']:.3f} | "
                      f"{r['cpu_s_per_step']:.3f} | {r['peak_rss'] / mib:.0f} | {r['train_rss'] / mib:.0f} |")
-    import os
-
-    import torch
-
-    env = (f"Environment: torch {torch.__version__}, {args.threads} torch thread(s) on {os.cpu_count()} CPUs (load "
-           f"average {', '.join(f'{x:.1f}' for x in os.getloadavg())} at the end: other jobs shared the machine), fp32"
-           f"{', gradient checkpointing' if args.gradient_checkpointing else ''}, rank {args.rank}.")
-    table = "\n".join(lines)
-    print(table + "\n\n" + env)
-    if args.markdown:
-        command = "python bench/bench_train.py " + " ".join(argv if argv is not None else sys.argv[1:])
-        write_section(args.markdown, SECTION, "\n\n".join([NOTES, f"Command: `{command.strip()}`", table, env]))
-        print(f"updated {args.markdown}", file=sys.stderr)
+    env = environment(args.threads, f"fp32{', gradient checkpointing' if args.gradient_checkpointing else ''}, "
+                                    f"rank {args.rank}")
+    publish(args.markdown, "bench_train.py", argv, SECTION, NOTES, "\n".join(lines), env)
     return 0
 
 

@@ -3,7 +3,7 @@
     from inpaint_kit import InferConfig, load_engine, restore   # see inpaint_kit.api
 """
 
-__version__ = "0.1.0"
+from .version import __version__
 
 _API = ("InferConfig", "Restoration", "load_engine", "restore")
 __all__ = ["__version__", *_API]

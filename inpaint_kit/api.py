@@ -1,4 +1,5 @@
-"""The Python API: the CLI's inference in three names, on PIL images, arrays or file paths.
+"""The Python API: the CLI's inference (:class:`InferConfig`, :func:`load_engine`, :func:`restore` returning a
+:class:`Restoration`), on PIL images, arrays or file paths.
 
     from PIL import Image
     from inpaint_kit import InferConfig, load_engine, restore
@@ -15,6 +16,10 @@ builds this config and calls the same :func:`inpaint_kit.inpaint.inpaint_array`)
 CLI's conventions: any PIL mode (16-bit, palette, alpha, EXIF orientation applied), output at the
 input's exact size, pixels outside the mask unchanged. A mask is a PIL image, a grey ``uint8`` array
 (read with ``cfg.mask_mode``: black = repaint by default) or a ``bool`` array (True = repaint).
+
+An image given as a file path is read as an archive master (:func:`inpaint_kit.images.read_image`):
+``save`` and ``save_row`` then write rows at its depth, colour mode, profile and metadata, as ``infer``
+does (docs/archive.md); ``images`` stay the 8-bit sRGB view.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from PIL import Image
 from .engine import Engine
 from .errors import InpaintKitError
 from .geometry import cover_mask
-from .images import METADATA_KEY, load_image, load_mask_channels, mask_channels, rgb_array, save_png
+from .images import METADATA_KEY, load_image, load_mask_channels, mask_channels, read_image, rgb_array, save_png, write_image
 from .infotext import a1111
 from .inpaint import InferConfig, Job, inpaint_array, metadata, write_job
 from .masks import from_channels, to_repair
@@ -63,6 +68,10 @@ class Restoration:
         """Write row ``row`` as a PNG (atomically) with its parameters in the ``parameters`` (A1111
         infotext) and ``inpaint-kit`` (JSON) text chunks, as ``inpaint-kit infer --save_rows`` does."""
         meta = json.loads(self.images[row].info[METADATA_KEY])
+        master = self.job.master
+        if master is not None:  # read from a file: the row at its depth, mode and profile (.png or .tif by suffix)
+            stored = self.job.fills[row].stored(master, self.config.colour_management == "on")
+            return write_image(path, stored.apply(master.pixels), master.mode, master, None, meta, a1111(meta))
         return save_png(path, np.asarray(self.images[row]), meta, a1111(meta))
 
     def save(self, output_dir: str | Path, stem: str = "image") -> list[Path]:
@@ -78,13 +87,15 @@ def restore(image, mask, cfg: InferConfig | None = None, *, engine: Engine | Non
     ``restore(img, m, model="builtin", rows=1, seed=3)``). ``engine`` (from :func:`load_engine`) is
     loaded from the config when not given and the mask marks something."""
     cfg = _config(cfg, fields)
-    rgb = to_rgb(image)
+    master = read_image(image) if isinstance(image, (str, Path)) else None  # a file: rows replace it (docs/archive.md)
+    rgb = to_rgb(image) if master is None else _model_view(master, cfg)
     repair = to_mask(mask, cfg.mask_mode, rgb.shape[:2])
     if engine is None and repair.any():
         engine = cfg.load_engine()
     name = Path(image).name if isinstance(image, (str, Path)) else "image"
     job = inpaint_array(engine, cfg, rgb, repair, cfg.seeds(), name, progress)
     job.sources = {k: str(v) for k, v in (("image", image), ("mask", mask)) if isinstance(v, (str, Path))}
+    job.master = master
     meta = metadata(cfg, engine, job)
     images = []
     for i, (seed, result) in enumerate(zip(job.seeds, job.results)):
@@ -104,6 +115,12 @@ def _config(cfg: InferConfig | None, fields: dict) -> InferConfig:
     if unknown:
         raise TypeError(f"unknown InferConfig field(s): {', '.join(unknown)}")
     return replace(cfg, **fields).validate()
+
+
+def _model_view(master, cfg: InferConfig) -> np.ndarray:
+    from .colour import model_rgb
+
+    return model_rgb(master, cfg.colour_management == "on")
 
 
 def to_rgb(image) -> np.ndarray:

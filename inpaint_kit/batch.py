@@ -6,7 +6,8 @@ Resume rules (the same for ``infer`` and ``outpaint``, batch or single image):
 - an item's files are written rows first, collage last, so an existing collage means every file existed;
   resume still checks every expected file and completes an item with missing files (same seeds);
 - an existing output counts as done only when the ``request`` recorded in it (the settings that made it,
-  :func:`inpaint_kit.inpaint.request`) equals the current run's; otherwise the item is reported as
+  :func:`inpaint_kit.inpaint.request`) equals the current run's (:func:`~inpaint_kit.inpaint.same_request`);
+  otherwise the item is reported as
   "differs" (never silently skipped, never overwritten without ``--overwrite``);
 - the manifest holds exactly one line per item (the latest), rewritten atomically at the start and end
   of a run; lines are appended as items finish, so a killed run loses nothing.
@@ -24,7 +25,7 @@ from typing import Callable
 from . import progress as bars
 from .errors import InpaintKitError
 from .images import atomic_write, read_metadata
-from .inpaint import InferConfig, inpaint_file, job_paths, request, write_job
+from .inpaint import InferConfig, inpaint_file, job_paths, request, same_request, write_job
 from .pairing import pair
 from .shard import Shard, gather, wait_for_everyone
 
@@ -87,7 +88,7 @@ def output_state(collage: Path, want: dict, expected: Callable[[dict], list[Path
         meta = read_metadata(collage)
     except Exception:  # not a PNG of ours: never overwrite it silently
         return "differs", {}
-    if meta.get("request") != want:
+    if not same_request(meta.get("request"), want):
         return "differs", meta
     if not all(p.exists() for p in expected(meta)):
         return "partial", meta
@@ -207,7 +208,8 @@ def resume_single(cfg: InferConfig, output: Path, stem: str) -> tuple[bool, list
 
     if cfg.overwrite:
         return False, None
-    state, meta = output_state(output, request(cfg), lambda m: job_paths(cfg, output, stem, m.get("seeds", [])))
+    state, meta = output_state(output, request(cfg), lambda m: job_paths(cfg, output, stem, m.get("seeds", []),
+                                                                         m.get("row_format", "png")))
     if state == "differs":
         raise OutputError(f"{output} exists, {DIFFERS}")
     if state == "done":
@@ -243,4 +245,5 @@ def run_batch(cfg: InferConfig, imgs_dir, masks_dir, output_dir, engine=None, pr
     for group, names in report.clashes:
         log.warning("same stem in one folder: %s -> %s", ", ".join(map(str, group)), ", ".join(n.name for n in names))
     return run_items(items, output_dir, cfg.overwrite, work, progress, report, want=request(cfg),
-                     expected=lambda out, meta: job_paths(cfg, out, stems[out], meta.get("seeds", [])), shard=shard)
+                     expected=lambda out, meta: job_paths(cfg, out, stems[out], meta.get("seeds", []),
+                                                          meta.get("row_format", "png")), shard=shard)

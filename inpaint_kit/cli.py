@@ -1,6 +1,7 @@
-"""The ``inpaint-kit`` command line: one sub-command per module in :mod:`inpaint_kit.commands`.
+"""The ``inpaint-kit`` command line: one sub-command per module in :mod:`inpaint_kit.commands` (the ``train-*``
+commands are rows of one table, ``module:name`` below: :mod:`inpaint_kit.commands.training`).
 
-Each command module defines ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int`` and imports
+Each command defines ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int`` and imports
 torch/diffusers only inside ``run`` so that ``--help`` is instant. This is the only place where
 exceptions become exit codes: an :class:`InpaintKitError` prints one line, never a traceback.
 """
@@ -11,33 +12,47 @@ import argparse
 import importlib
 import logging
 import sys
+from types import SimpleNamespace
 
-from . import __version__
+from .version import __version__
 from .errors import InpaintKitError
 
 COMMANDS = {
     "infer": "inpaint_kit.commands.infer",
     "outpaint": "inpaint_kit.commands.outpaint",
     "tiny-model": "inpaint_kit.commands.tiny_model",
-    "train-lora": "inpaint_kit.commands.train_lora",
-    "train-ddpm": "inpaint_kit.commands.train_ddpm",
-    "train-controlnet": "inpaint_kit.commands.train_controlnet",
+    "train-lora": "inpaint_kit.commands.training:train-lora",
+    "train-ddpm": "inpaint_kit.commands.training:train-ddpm",
+    "train-controlnet": "inpaint_kit.commands.training:train-controlnet",
     "eval": "inpaint_kit.commands.evaluate",
     "ui": "inpaint_kit.commands.ui",
-    "train-defect": "inpaint_kit.commands.train_defect",
+    "train-defect": "inpaint_kit.commands.training:train-defect",
     "defect": "inpaint_kit.commands.defect",
+    "merge-inpaint": "inpaint_kit.commands.merge_inpaint",
+    "export": "inpaint_kit.commands.export",
     "detect": "inpaint_kit.commands.detect",
-    "train-detect": "inpaint_kit.commands.train_detect",
+    "train-detect": "inpaint_kit.commands.training:train-detect",
     "eval-detect": "inpaint_kit.commands.eval_detect",
 }
 
 
+def load_command(name: str):
+    """The command ``name``: its module, or for ``module:entry`` the entry of that module's ``command()`` table
+    (``HELP``, ``add_arguments``, ``run`` as attributes either way)."""
+    module_name, _, entry = COMMANDS[name].partition(":")
+    module = importlib.import_module(module_name)
+    if not entry:
+        return module
+    help_text, add_arguments, run = module.command(entry)
+    return SimpleNamespace(HELP=help_text, add_arguments=add_arguments, run=run)
+
+
 def _available():
-    for name, module_name in COMMANDS.items():
+    for name in COMMANDS:
         try:
-            yield name, importlib.import_module(module_name)
+            yield name, load_command(name)
         except ModuleNotFoundError as e:
-            if e.name != module_name:  # a real missing dependency, not a command not written yet
+            if e.name != COMMANDS[name].partition(":")[0]:  # a real missing dependency, not a command not written yet
                 raise
 
 
@@ -51,7 +66,7 @@ class Parser(argparse.ArgumentParser):
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The full parser (or, with ``only``, just one command's, for the ``scripts/`` front-ends)."""
     if only is not None:
-        module = importlib.import_module(COMMANDS[only])
+        module = load_command(only)
         parser = Parser(description=module.HELP, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         module.add_arguments(parser)
         parser.set_defaults(_run=module.run)

@@ -29,7 +29,7 @@ from .engine.options import DDPMOptions
 from .errors import InpaintKitError
 from .geometry import paste_back, resize_image, work_size
 from .images import atomic_write, load_image
-from .masks import MASK_KINDS, create_advanced_mask
+from .maskgen import GENERATORS, draw, kind_index
 from .pairing import scan
 
 
@@ -124,9 +124,10 @@ def make_filler(method: str, cfg: EvalConfig):
 # --- the run ------------------------------------------------------------------------------------
 
 def eval_masks(image: np.ndarray, index: int, kinds, seed: int) -> dict[str, np.ndarray]:
-    """The masks for image number ``index``: one per kind, from ``(seed, index, kind)`` only."""
+    """The masks for image number ``index``: one per kind (a generator of :mod:`inpaint_kit.maskgen`), from
+    ``(seed, index, kind)`` only."""
     h, w = image.shape[:2]
-    return {k: create_advanced_mask(k, h, w, np.random.default_rng([seed, index, MASK_KINDS.index(k)])) for k in kinds}
+    return {k: draw(k, h, w, np.random.default_rng([seed, index, kind_index(k)])) for k in kinds}
 
 
 def run_eval(cfg: EvalConfig, progress: bool = True) -> list[Score]:
@@ -135,9 +136,9 @@ def run_eval(cfg: EvalConfig, progress: bool = True) -> list[Score]:
 
     from .progress import interactive
 
-    bad = [k for k in cfg.mask_kinds if k not in MASK_KINDS]
+    bad = [k for k in cfg.mask_kinds if k not in GENERATORS]
     if bad:
-        raise InpaintKitError(f"--mask_kinds: unknown {', '.join(bad)}; choose from {', '.join(MASK_KINDS)}")
+        raise InpaintKitError(f"--mask_kinds: unknown {', '.join(bad)}; choose from {', '.join(GENERATORS)}")
     paths = scan(cfg.data)
     if not paths:
         raise InpaintKitError(f"{cfg.data}: no images found to evaluate on")

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from .masks import feather
+from .masks import cover_mask, feather  # noqa: F401  (cover_mask lives in masks; re-exported)
 
 
 def work_size(h: int, w: int, size: int, multiple: int = 8) -> tuple[int, int]:
@@ -40,30 +40,16 @@ def work_size(h: int, w: int, size: int, multiple: int = 8) -> tuple[int, int]:
 
 
 def resize_image(image: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
-    """Resize an RGB uint8 image to ``(H, W)`` with Lanczos (high quality both up and down)."""
+    """Resize an RGB image to ``(H, W)`` with Lanczos (high quality both up and down): ``uint8`` stays
+    ``uint8``; a float fill is resized per channel in 32-bit float (no 8-bit steps; values may overshoot
+    [0, 1] slightly, clipped where they are quantised)."""
     h, w = size_hw
     if image.shape[:2] == (h, w):
         return image
+    if image.dtype != np.uint8:
+        return np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(image[..., c], np.float32), "F")
+                                    .resize((w, h), Image.LANCZOS)) for c in range(image.shape[2])], axis=-1)
     return np.array(Image.fromarray(image, "RGB").resize((w, h), Image.LANCZOS))  # writable copy
-
-
-def cover_mask(mask: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
-    """Resize a bool mask so that a target pixel is True if ANY source pixel under it is (exact: an
-    integral image over each target pixel's source footprint). Downscaling never loses a thin crack;
-    upscaling gives a superset of nearest neighbour. Use this, never nearest neighbour, on repair masks."""
-    h, w = mask.shape
-    th, tw = size_hw
-    if (th, tw) == (h, w):
-        return mask.copy()
-    sat = np.zeros((h + 1, w + 1), np.int64)
-    sat[1:, 1:] = mask.cumsum(0).cumsum(1)
-    # source rows [r0, r1) under target row i: floor(i*h/th) .. ceil((i+1)*h/th), at least one row
-    r0 = (np.arange(th) * h) // th
-    r1 = np.maximum(-((-(np.arange(1, th + 1)) * h) // th), r0 + 1)
-    c0 = (np.arange(tw) * w) // tw
-    c1 = np.maximum(-((-(np.arange(1, tw + 1)) * w) // tw), c0 + 1)
-    count = sat[r1][:, c1] - sat[r0][:, c1] - sat[r1][:, c0] + sat[r0][:, c0]
-    return count > 0
 
 
 def block_mask(mask: np.ndarray, factor: int) -> np.ndarray:
@@ -292,22 +278,34 @@ def region_weights(region: Region, image_hw: tuple[int, int]) -> np.ndarray:
 
 
 def compose(original: np.ndarray, need: np.ndarray, regions: list[Region], results: list[np.ndarray]) -> np.ndarray:
-    """The original with every ``need`` pixel replaced by the regions' results there (each result is at its
-    region's working size), blended by :func:`region_weights` where regions overlap. Pixels no region
-    covers keep the original. Works on the ``need`` pixels only, so memory follows the damage."""
+    """The original (uint8) with every ``need`` pixel replaced by the regions' results there, quantised once
+    (:func:`compose_values`). Works on the ``need`` pixels only, so memory follows the damage."""
+    from .colour import quantise
+
     out = original.copy()
     ys, xs = np.nonzero(need)
-    acc = np.zeros((ys.size, 3), np.float32)
-    wsum = np.zeros(ys.size, np.float32)
+    out[ys, xs] = quantise(compose_values(original, ys, xs, regions, results), 8)
+    return out
+
+
+def compose_values(original: np.ndarray, ys: np.ndarray, xs: np.ndarray, regions: list[Region],
+                   results: list[np.ndarray]) -> np.ndarray:
+    """float32 ``(N, 3)`` in [0, 1] at pixels ``(ys, xs)``: the regions' results (each at its working size,
+    float in [0, 1] or uint8) blended by :func:`region_weights` where regions overlap; pixels no region
+    covers keep the original's value (``v / 255``)."""
+    acc = np.zeros((ys.size, 3), np.float64)
+    wsum = np.zeros(ys.size, np.float64)
     for region, result in zip(regions, results):
         t, l, b, r = region.box
         native = resize_image(result, region.shape)
         inside = (ys >= t) & (ys < b) & (xs >= l) & (xs < r)
         yy, xx = ys[inside] - t, xs[inside] - l
-        wt = region_weights(region, original.shape[:2])[yy, xx]
-        acc[inside] += wt[:, None] * native[yy, xx]
+        wt = region_weights(region, original.shape[:2])[yy, xx].astype(np.float64)
+        values = native[yy, xx].astype(np.float64)
+        acc[inside] += wt[:, None] * (values / 255.0 if native.dtype == np.uint8 else values)
         wsum[inside] += wt
-        # (a region's own pixels at weight w: w * v / w rounds back to v exactly)
+        # (float64: a region's own float32 values at weight w come back exactly, w * v / w == v)
+    out = original[ys, xs].astype(np.float32) / np.float32(255)
     covered = wsum > 0
-    out[ys[covered], xs[covered]] = np.clip(np.rint(acc[covered] / wsum[covered, None]), 0, 255).astype(np.uint8)
+    out[covered] = np.clip(acc[covered] / wsum[covered, None], 0.0, 1.0)
     return out

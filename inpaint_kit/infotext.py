@@ -7,7 +7,8 @@ readers (sd-parsers, sd-prompt-reader, civitai) understand. Our full parameters 
     Steps: 30, Sampler: DPM++ 2M, CFG scale: 5.0, Seed: 42, Size: 768x512, Model: stable-diffusion-2-inpainting, ...
 
 The last line is ``key: value`` pairs separated by ", "; a value holding ``,`` ``:`` or ``"`` is written as a
-JSON string, as A1111 does (``quote`` in its ``generation_parameters_copypaste``).
+JSON string, as A1111 does (``quote`` in its ``generation_parameters_copypaste``). The "Sampler" is the
+engine's own name for what it ran (:func:`inpaint_kit.engine.registry.sampler_name`).
 """
 
 from __future__ import annotations
@@ -15,20 +16,7 @@ from __future__ import annotations
 import json
 from pathlib import PurePath
 
-# diffusers scheduler class (what the SD engine records) -> the sampler name A1111 shows
-SAMPLER_NAMES = {
-    "DPMSolverMultistepScheduler": "DPM++ 2M",
-    "EulerAncestralDiscreteScheduler": "Euler a",
-    "EulerDiscreteScheduler": "Euler",
-    "DDIMScheduler": "DDIM",
-    "PNDMScheduler": "PLMS",
-    "UniPCMultistepScheduler": "UniPC",
-    "DDPMScheduler": "DDPM",
-    "LMSDiscreteScheduler": "LMS",
-    "HeunDiscreteScheduler": "Heun",
-}
-# from-scratch DDPM samplers (``sampler`` in the builtin engine's record)
-DDPM_SAMPLERS = {"ddpm": "DDPM", "ddim": "DDIM", "repaint": "RePaint"}
+from .engine import registry
 
 
 def quote(value) -> str:
@@ -47,22 +35,15 @@ def model_name(model: str) -> str:
     return name
 
 
-def sampler_name(meta: dict) -> str:
-    """The A1111 sampler name for a run's record (SD scheduler class, or the builtin DDPM's sampler)."""
-    if meta.get("engine") == "ddpm":
-        return DDPM_SAMPLERS.get(str(meta.get("sampler")), str(meta.get("sampler", "DDPM")))
-    cls = meta.get("scheduler_class")
-    return SAMPLER_NAMES.get(cls, cls or str(meta.get("scheduler", "default")))
-
-
 def a1111(meta: dict) -> str:
     """The infotext of one output PNG from its recorded parameters (see module docstring). ``Seed`` is the
     first row's seed (a collage lists all of them in ``Seeds``); ``Size`` is the working size the model saw."""
     seeds = meta.get("seeds") or []
+    spec = registry.get(meta.get("engine") or registry.DEFAULT_ENGINE)
     fields = {
         "Steps": meta.get("steps"),
-        "Sampler": sampler_name(meta),
-        "CFG scale": meta.get("guidance") if meta.get("engine") != "ddpm" else None,
+        "Sampler": registry.sampler_name(meta),  # the engine's name for what it ran (SD: the scheduler)
+        "CFG scale": meta.get("guidance") if spec is None or spec.prompts else None,
         "Seed": seeds[0] if seeds else None,
         "Size": "x".join(map(str, meta["work_size"])) if meta.get("work_size") else None,
         "Model": model_name(meta["model"]) if meta.get("model") else None,

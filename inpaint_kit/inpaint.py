@@ -1,6 +1,7 @@
 """One inpainting job, the same for every engine: load -> mask -> working canvas -> engine -> paste back
--> collage. :class:`InferConfig` is the single typed request that the CLI, the batch runner and the
-Python API all build.
+-> collage. :class:`InferConfig` is the single typed request that the CLI, the batch runner, the UI and
+the Python API all build; its engine options come from the engine registry
+(:mod:`inpaint_kit.engine.registry`).
 
     cfg = InferConfig(model="builtin", rows=3, seed=7).validate()
     job, engine = inpaint_file(cfg, "imgs/a.png", "masks/a.png")
@@ -11,30 +12,40 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import ClassVar
 from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from .collage import grid
-from .engine import DEFAULT_MODEL, Canvas, Engine, Sampling, call_seed, is_ddpm_model, load_engine
-from .engine.options import DDPMOptions, SDOptions, check_engine_flags
+from .version import __version__
+from .collage import bands, sheet_shape
+from .engine import DEFAULT_MODEL, Canvas, Engine, Sampling, call_seed, registry
 from .errors import UsageError
-from .geometry import AREAS, LARGE, Region, compose, crop_to_work, dilate_mask, paste_back, plan_area, resolve_area
-from .images import MAX_IMAGE_MEGAPIXELS, load_image, load_mask_channels, save_png
+from .fill import Fill
+from .geometry import AREAS, LARGE, Region, compose_values, crop_to_work, dilate_mask, plan_area, resolve_area
+from .images import (MAX_IMAGE_MEGAPIXELS, Master, extension, load_mask_channels, output_format, read_image,
+                     save_png_bands, write_image)
 from .infotext import a1111
-from .masks import MASK_MODES, from_channels
+from .masks import MASK_MODES, feather, from_channels
 
 MAX_WORK_MEGAPIXELS = 4.2  # default limit of a working canvas: 2048 x 2048
+OUTPUT_FORMATS = ("auto", "png", "tiff")
 
 log = logging.getLogger("inpaint_kit")
 
 
 @dataclass
-class InferConfig:
-    """Every parameter of an inference run. ``validate()`` raises on bad values, never rewrites them."""
+class InferConfig(registry.options_dataclass()):
+    """Every parameter of an inference run. ``validate()`` raises on bad values, never rewrites them.
+
+    Besides the fields below, every registered engine's options are fields (from the registry's
+    :func:`~inpaint_kit.engine.registry.options_dataclass`): SD's ``scheduler``, ``lora``, ``lora_scale``,
+    ``cache_dir``, ``controlnet``, ``controlnet_scale``; ``ddpm`` (a :class:`~inpaint_kit.engine.options.DDPMOptions`,
+    only for ``--model builtin`` or a trained DDPM folder); one field per other engine with options. Options
+    of an engine other than ``model``'s are an error (:func:`~inpaint_kit.engine.registry.check_config`)."""
 
     NOT_RECORDED: ClassVar[tuple[str, ...]] = ()  # fields a subclass's job does not use (kept out of metadata)
 
@@ -50,10 +61,6 @@ class InferConfig:
     collage_spacing_h: int = 20
     collage_spacing_v: int = 20
     mask_blur: int = 0
-    lora: str | None = None
-    lora_scale: float = 1.0
-    cache_dir: str | None = None
-    scheduler: str = "default"
     device: str | None = None
     dtype: str = "auto"
     save_rows: bool = False
@@ -62,13 +69,14 @@ class InferConfig:
     padding: int = 64  # crops: context pixels around the damage
     large_windows: str = "tile"  # crops: windows longer than size are tiled at native resolution, or scaled
     mask_dilate: int = 0  # grow the repair region by N pixels at the working scale (stained halos)
-    controlnet: str | None = None  # inpaint ControlNet (folder or hub id) for SD 1.5-family models
-    controlnet_scale: float = 1.0
-    # Only for the from-scratch DDPM engine (`--model builtin` or a trained DDPM folder).
-    ddpm: DDPMOptions = field(default_factory=DDPMOptions)
     # Limits checked before any model loads (not recorded: they never change a result).
     max_work_megapixels: float = MAX_WORK_MEGAPIXELS  # largest working canvas (--size squared bounds it)
     max_image_megapixels: float = MAX_IMAGE_MEGAPIXELS  # largest input image, checked before decoding
+    # Archive masters (docs/archive.md): rows as drop-in replacements of the input file.
+    output_format: str = "auto"  # rows: auto (TIFF -> TIFF, else PNG) | png | tiff
+    colour_management: str = "on"  # non-sRGB ICC profiles converted to sRGB for the model and back
+    record: bool = False  # the conservator's record: mask, fill layers, <stem>_record.json
+    mark_fills: bool = False  # a documentation copy of each row with every filled region outlined
 
     def validate(self) -> "InferConfig":
         checks = [
@@ -90,20 +98,23 @@ class InferConfig:
              f"--size {self.size}: a {self.size}x{self.size} working canvas is {self.size ** 2 / 1e6:.1f} MP, over the "
              f"{self.max_work_megapixels:g} MP limit; lower --size (crops mode keeps native resolution) or raise "
              f"--max_work_megapixels"),
-            (self.controlnet_scale >= 0, f"--controlnet_scale {self.controlnet_scale} must be >= 0"),
-            (self.controlnet is not None or self.controlnet_scale == 1.0,
-             "--controlnet_scale applies only with --controlnet; pass --controlnet or leave the scale out"),
+            (self.output_format in OUTPUT_FORMATS,
+             f"--output_format {self.output_format!r} must be one of {', '.join(OUTPUT_FORMATS)}"),
+            (self.colour_management in ("on", "off"), f"--colour_management {self.colour_management!r} must be on or off"),
         ]
         for ok, message in checks:
             if not ok:
                 raise UsageError(message)
-        check_engine_flags(self.model, self.sd_options(), self.ddpm,
-                           {"prompt": self.prompt, "negative_prompt": self.negative_prompt})
+        registry.check_config(self)  # engine options: their own checks, then none of another engine's
         return self
 
-    def sd_options(self) -> SDOptions:
-        return SDOptions(self.scheduler, self.lora, self.lora_scale, self.cache_dir, self.controlnet,
-                         self.controlnet_scale)
+    def engine_spec(self) -> registry.EngineSpec:
+        """The registered engine that ``model`` (with these options) selects."""
+        return registry.find(self.model, lambda spec: registry.spec_options(spec, self))
+
+    def engine_options(self):
+        """The options of :meth:`engine_spec`'s engine (None for an engine without options)."""
+        return registry.spec_options(self.engine_spec(), self)
 
     def seeds(self) -> list[int]:
         """Row i uses ``seed + i``; seed 0 draws random seeds (which are recorded in the outputs)."""
@@ -115,40 +126,92 @@ class InferConfig:
         return Sampling(self.prompt, self.negative_prompt, self.steps, self.guidance)
 
     def load_engine(self) -> Engine:
-        options = self.ddpm if is_ddpm_model(self.model) else self.sd_options()
-        return load_engine(self.model, device=self.device, dtype=self.dtype, options=options)
+        """Load the engine ``model`` selects, with its options from this config."""
+        return registry.load_engine(self.model, device=self.device, dtype=self.dtype, options=self.engine_options())
 
 
 @dataclass
 class Job:
-    """One image's inputs and results, at the user's size."""
+    """One image's inputs and results, at the user's size (display orientation)."""
 
     name: str
-    image: np.ndarray  # (H, W, 3) uint8
-    mask: np.ndarray  # (H, W) bool, True = repaint
+    image: np.ndarray  # (H, W, 3) uint8: the model's view (sRGB, EXIF orientation applied)
+    mask: np.ndarray  # (H, W) bool, True = repaint (as repaired: after --mask_dilate)
     seeds: list[int]
-    results: list[np.ndarray]  # one (H, W, 3) uint8 per seed
+    results: Sequence[np.ndarray]  # one (H, W, 3) uint8 per seed, in the model's space (collage, API)
     work_hw: tuple[int, int] | None  # the largest working size; None when the model was not called
     area: str | None = None  # the --area mode used (auto resolved)
     regions: list[Region] = field(default_factory=list)  # where the model worked
     sources: dict = field(default_factory=dict)  # input files as given ({"image": ..., "mask": ...})
+    fills: list[Fill] = field(default_factory=list)  # per row, the restored values (inpaint_kit.fill)
+    master: Master | None = None  # the input file at full depth: rows are written as its drop-in replacements
+
+    def row_master(self) -> Master | None:
+        """What each row is written as (depth, mode, profile, metadata; stored values outside the fill): the
+        input file itself here; an outpainted canvas extends it (:class:`inpaint_kit.outpaint.OutpaintJob`)."""
+        return self.master
+
+
+class ModelRows(Sequence):
+    """``Job.results`` built on demand from the model's view and the rows' fills, one at a time: a large
+    scan's rows never all sit in memory (the collage and the API read them in turn)."""
+
+    def __init__(self, image: np.ndarray, fills: list[Fill], keep: bool = True):
+        self.image, self.fills = image, fills
+        self.kept: dict[int, np.ndarray] | None = {} if keep else None  # keep=False: nothing held (collage)
+
+    def __len__(self) -> int:
+        return len(self.fills)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        i = range(len(self))[i]
+        if self.kept is None:
+            return self.fills[i].on_model(self.image)
+        if i not in self.kept:  # the same array every time (viewers compare by identity)
+            self.kept[i] = self.fills[i].on_model(self.image)
+        return self.kept[i]
 
 
 def load_pair(image_path: str | Path, mask_path: str | Path, mask_mode: str,
               max_megapixels: float = MAX_IMAGE_MEGAPIXELS) -> tuple[np.ndarray, np.ndarray]:
-    """Read an image and its mask file; the mask is binarized, converted by ``mask_mode`` (or read from
-    its alpha channel when only that is painted, :func:`masks.from_channels`) and, when the sizes differ,
-    resized to the image so that no marked pixel is lost (:func:`geometry.cover_mask`). The image itself
-    is never changed. Files over ``max_megapixels`` are refused before decoding."""
+    """``(image, mask)`` of :func:`read_pair` (the model's sRGB view and the repair mask)."""
+    _, image, mask = read_pair(image_path, mask_path, mask_mode, max_megapixels)
+    return image, mask
+
+
+def read_pair(image_path: str | Path, mask_path: str | Path, mask_mode: str,
+              max_megapixels: float = MAX_IMAGE_MEGAPIXELS,
+              colour_management: bool = True) -> tuple[Master, np.ndarray, np.ndarray]:
+    """Read an image file (at full depth, :func:`images.read_image`) and its mask file. Returns the
+    :class:`~inpaint_kit.images.Master`, the model's view of it (sRGB RGB uint8, display orientation,
+    :func:`colour.model_rgb`) and the mask: binarized, converted by ``mask_mode`` (or read from its alpha
+    channel when only that is painted, :func:`masks.from_channels`) and, when the sizes differ, resized to
+    the image so that no marked pixel is lost (:func:`geometry.cover_mask`). The image itself is never
+    changed. Files over ``max_megapixels`` are refused before decoding."""
     from .geometry import cover_mask
 
     max_pixels = int(max_megapixels * 1e6)
-    image = load_image(image_path, max_pixels)
+    master, image = read_source(image_path, max_megapixels, colour_management)
     mask = from_channels(*load_mask_channels(mask_path, max_pixels), mask_mode, name=str(mask_path))
     if mask.shape != image.shape[:2]:
         log.info("%s: mask %s resized to the image's %s", mask_path, mask.shape[::-1], image.shape[1::-1])
         mask = cover_mask(mask, image.shape[:2])
-    return image, mask
+    return master, image, mask
+
+
+def read_source(image_path: str | Path, max_megapixels: float = MAX_IMAGE_MEGAPIXELS,
+                colour_management: bool = True) -> tuple[Master, np.ndarray]:
+    """An image file at full depth (:func:`images.read_image`, its notes logged) and the model's view of it
+    (sRGB RGB uint8, display orientation, :func:`colour.model_rgb`). Files over ``max_megapixels`` are
+    refused before decoding."""
+    from .colour import model_rgb
+
+    master = read_image(image_path, int(max_megapixels * 1e6))
+    for note in master.notes:
+        log.warning("%s: %s", image_path, note)
+    return master, model_rgb(master, colour_management)
 
 
 def repair_mask(cfg: InferConfig, mask: np.ndarray) -> np.ndarray:
@@ -171,7 +234,9 @@ def inpaint_array(engine: Engine | None, cfg: InferConfig, image: np.ndarray, ma
     ``call_seed(s, k)``, so a row is the same alone or batched, in every area mode."""
     if not mask.any():
         log.warning("%s: the mask marks nothing to repair; writing the original unchanged", name)
-        return Job(name, image, mask, seeds, [image.copy() for _ in seeds], None)
+        none = np.zeros(0, np.intp)
+        fills = [Fill(none, none, np.zeros((0, 3), np.float32)) for _ in seeds]
+        return Job(name, image, mask, seeds, ModelRows(image, fills), None, fills=fills)
     mask = repair_mask(cfg, mask)
     area, regions = plan_area(mask, cfg.area, cfg.size, cfg.padding, engine.multiple, cfg.large_windows)
     crops = [crop_to_work(image, mask, r) for r in regions]
@@ -184,10 +249,13 @@ def inpaint_array(engine: Engine | None, cfg: InferConfig, image: np.ndarray, ma
         out = engine.fill([Canvas(*crops[k], call_seed(seeds[i], k)) for i, k in items], cfg.sampling(), progress)
         for (i, k), result in zip(items, out):
             filled[i][k] = result
-    need = dilate_mask(mask, cfg.mask_blur + 1) if cfg.mask_blur > 0 else mask  # the feather band too
-    results = [paste_back(image, compose(image, need, regions, row), mask, cfg.mask_blur) for row in filled]
+    alpha = feather(mask, cfg.mask_blur) if cfg.mask_blur > 0 else None  # (H, W) blend weights, 1 inside
+    ys, xs = np.nonzero(alpha > 0 if alpha is not None else mask)  # the pixels a fill changes (feather band too)
+    weights = alpha[ys, xs] if alpha is not None else None
+    # Only the fill's pixels are composed, as float32 (the engines' precision: quantised once, when written).
+    fills = [Fill(ys, xs, compose_values(image, ys, xs, regions, row), weights) for row in filled]
     largest = max((r.work_hw for r in regions), key=lambda hw: hw[0] * hw[1])
-    return Job(name, image, mask, seeds, results, largest, area, regions)
+    return Job(name, image, mask, seeds, ModelRows(image, fills), largest, area, regions, fills=fills)
 
 
 def inpaint_file(cfg: InferConfig, image_path, mask_path, engine: Engine | None = None,
@@ -195,18 +263,22 @@ def inpaint_file(cfg: InferConfig, image_path, mask_path, engine: Engine | None 
     """:func:`inpaint_array` on files. The inputs are read first, so a bad file fails before any model
     is loaded; the engine is loaded from ``cfg`` only if needed and not given. Returns the job and the
     engine (to reuse for the next file)."""
-    image, mask = load_pair(image_path, mask_path, cfg.mask_mode, cfg.max_image_megapixels)
+    master, image, mask = read_pair(image_path, mask_path, cfg.mask_mode, cfg.max_image_megapixels,
+                                    cfg.colour_management == "on")
+    output_format(master, cfg.output_format)  # a format the file cannot be written in fails before the model
     if engine is None and mask.any():
         engine = cfg.load_engine()
     job = inpaint_array(engine, cfg, image, mask, seeds or cfg.seeds(), Path(image_path).name, progress)
     job.sources = {"image": str(image_path), "mask": str(mask_path)}
+    job.master = master
     return job, engine
 
 
 # Fields that never change a result (limits, where to write, caches) or that the engine reports itself
 # (engine.describe() records what it used: model, scheduler, LoRA, DDPM options, dtype, device).
-NOT_A_SETTING = ("overwrite", "save_rows", "device", "cache_dir", "max_work_megapixels", "max_image_megapixels")
-ENGINE_FIELDS = ("scheduler", "lora", "lora_scale", "ddpm", "dtype")
+NOT_A_SETTING = ("overwrite", "save_rows", "device", "cache_dir", "max_work_megapixels", "max_image_megapixels",
+                 "record", "mark_fills")
+ENGINE_FIELDS = (*registry.config_fields(), "dtype")  # every engine's options (the registry's), and dtype
 
 
 def request(cfg: InferConfig) -> dict:
@@ -215,8 +287,20 @@ def request(cfg: InferConfig) -> dict:
     import json
 
     params = {k: v for k, v in asdict(cfg).items() if k not in (*NOT_A_SETTING, *cfg.NOT_RECORDED)}
-    params["ddpm"] = {k: v for k, v in params["ddpm"].items() if v != getattr(DDPMOptions(), k)}
+    for group in registry.option_groups():
+        if group.field is not None:  # options kept as one field (ddpm, ...): only the values given
+            params[group.field] = registry.given(getattr(cfg, group.field))
     return json.loads(json.dumps(params, sort_keys=True))
+
+
+def same_request(recorded: dict | None, wanted: dict) -> bool:
+    """Whether an output recorded as made with ``recorded`` settings was made with ``wanted`` ones. Keys with
+    no value (``None``, ``{}``) on either side are left out: an engine installed since (its options group
+    empty) or a setting that was not given does not make a finished output differ."""
+    def given(d: dict) -> dict:
+        return {k: v for k, v in d.items() if v is not None and v != {}}
+
+    return recorded is not None and given(recorded) == given(wanted)
 
 
 def metadata(cfg: InferConfig, engine: Engine | None, job: Job, **extra) -> dict:
@@ -226,10 +310,13 @@ def metadata(cfg: InferConfig, engine: Engine | None, job: Job, **extra) -> dict
     skip = (*NOT_A_SETTING, *ENGINE_FIELDS, "seed", *cfg.NOT_RECORDED)
     params = {k: v for k, v in asdict(cfg).items() if k not in skip}
     params["model"] = cfg.model
-    params.update(engine.describe() if engine is not None else {})
-    if params.get("engine") == "ddpm":  # no text conditioning: guidance and prompts were not used
-        for k in ("guidance", "prompt", "negative_prompt"):
-            params.pop(k, None)
+    if engine is not None:
+        params["engine"] = cfg.engine_spec().name  # the engine's own record below says it too
+        params.update(engine.describe())
+        spec = registry.get(params["engine"])
+        if spec is not None and not spec.prompts:  # no text conditioning: guidance and prompts were not used
+            for k in ("guidance", "prompt", "negative_prompt"):
+                params.pop(k, None)
     params.update(
         seeds=job.seeds,  # the seed of each row in this file (the only seed key: --seed 0 draws them)
         random_seeds=cfg.seed == 0,
@@ -238,6 +325,7 @@ def metadata(cfg: InferConfig, engine: Engine | None, job: Job, **extra) -> dict
         area_used=job.area,
         windows=[r.record() for r in job.regions],  # top, left, bottom, right, work h, work w
         inpaint_kit_version=__version__,
+        input=job.master.describe() if job.master is not None else None,
         **job.sources,
         **extra,
         request=request(cfg),
@@ -245,30 +333,112 @@ def metadata(cfg: InferConfig, engine: Engine | None, job: Job, **extra) -> dict
     return params
 
 
-def row_path(collage_path: Path, stem: str, row: int, seed: int) -> Path:
-    return collage_path.with_name(f"{stem}_row{row}_seed{seed}.png")
+def row_path(collage_path: Path, stem: str, row: int, seed: int, ext: str = ".png") -> Path:
+    return collage_path.with_name(f"{stem}_row{row}_seed{seed}{ext}")
 
 
-def job_paths(cfg: InferConfig, collage_path, stem: str, seeds) -> list[Path]:
-    """Every output of a job: the rows (with ``save_rows``) and the collage, in the order they are
-    written. The collage comes last, so an existing collage means the item's other files exist too."""
+def job_paths(cfg: InferConfig, collage_path, stem: str, seeds, row_format: str = "png") -> list[Path]:
+    """Every output of a job: the rows (with ``save_rows``, as ``row_format`` files), the record's files
+    (with ``record``: fill layers, mask, record), the marked copies (``mark_fills``) and the collage, which
+    is written last, so an existing collage means the item's other files were written too (resume reads
+    ``row_format`` from the collage's metadata)."""
+    from . import record
+
     collage_path = Path(collage_path)
-    rows = [row_path(collage_path, stem, i, s) for i, s in enumerate(seeds)] if cfg.save_rows else []
-    return [*rows, collage_path]
+    ext = extension(row_format)
+    seeds = list(enumerate(seeds))
+    paths = [row_path(collage_path, stem, i, s, ext) for i, s in seeds] if cfg.save_rows else []
+    if cfg.record:
+        paths += [record.layer_path(collage_path, stem, i, s, ext) for i, s in seeds]
+        paths += [record.mask_path(collage_path, stem), record.record_path(collage_path, stem)]
+    if cfg.mark_fills:
+        paths += [record.marked_path(collage_path, stem, i, s) for i, s in seeds]
+    return [*paths, collage_path]
 
 
 def write_job(job: Job, cfg: InferConfig, engine: Engine | None, collage_path, stem: str | None = None,
               **extra) -> tuple[list[Path], dict]:
-    """Write each row (with ``save_rows``) and then the collage, atomically, each PNG carrying its
-    parameters (plus ``extra`` ones). Returns the paths written and the parameters (for a manifest)."""
+    """Write each row (with ``save_rows``), the record (``record``), the marked copies (``mark_fills``)
+    and then the collage, atomically, each carrying its parameters (plus ``extra`` ones). A job read
+    from a file (``job.master``) gets rows that replace that file: its depth, colour mode, alpha, ICC
+    profile, resolution, EXIF (orientation included), XMP and text, in ``cfg.output_format``
+    (:func:`images.output_format`), every stored value outside the fill the input's. Returns the paths
+    written and the parameters (for a manifest; ``record`` points to the record)."""
+    from . import record
+
     collage_path = Path(collage_path)
     stem = stem or collage_path.stem.removesuffix("_collage")
-    meta = metadata(cfg, engine, job, **extra)
-    written = []
-    if cfg.save_rows:
-        for i, (seed, result) in enumerate(zip(job.seeds, job.results)):
-            row_meta = {**meta, "seeds": [seed], "row": i}
-            written.append(save_png(row_path(collage_path, stem, i, seed), result, row_meta, a1111(row_meta)))
-    sheet = grid(job.image, job.mask, job.results, cfg.collage_spacing_h, cfg.collage_spacing_v)
-    written.append(save_png(collage_path, sheet, meta, a1111(meta)))  # last: its presence means "done"
+    master = job.master
+    fmt = output_format(master, cfg.output_format)
+    if (cfg.record or cfg.mark_fills) and len(job.fills) != len(job.seeds):
+        raise UsageError("--record and --mark_fills apply to infer jobs (this job keeps no fills); leave them out")
+    if master is not None and master.format in ("jpeg", "webp") and cfg.save_rows:
+        log.info("%s: %s input: rows written as lossless %s (never a second lossy encoding)",
+                 job.name, master.format.upper(), fmt.upper())
+    meta = metadata(cfg, engine, job, row_format=fmt, colour_managed=_managed(master, cfg), **extra)
+    rows = _write_rows(job, cfg, collage_path, stem, fmt, meta)
+    written = [p for entry in rows for p in (entry.get("output"), entry.get("fill_layer")) if p]
+    if cfg.record:
+        mask_file = record.write_mask(record.mask_path(collage_path, stem), job.mask)
+        written.append(mask_file)
+    if cfg.mark_fills:
+        for entry, seed in zip(rows, job.seeds):
+            row = job.fills[entry["row"]].on_model(job.image)  # not kept: a large scan's rows come one at a time
+            entry["marked"] = record.write_marked(record.marked_path(collage_path, stem, entry["row"], seed),
+                                                  row, job.mask, meta)
+            written.append(entry["marked"])
+    if cfg.record:
+        written.append(record.write_record(record.record_path(collage_path, stem), job, cfg, engine, rows,
+                                           mask_file, meta))
+    # Written in bands, rows painted from their fills: a large scan's collage is never whole in memory.
+    tiles = [partial(f.paint_lines, job.image) for f in job.fills] if isinstance(job.results, ModelRows) else job.results
+    h, v = cfg.collage_spacing_h, cfg.collage_spacing_v
+    written.append(save_png_bands(collage_path, sheet_shape(job.image.shape[:2], len(tiles), h, v),
+                                  bands(job.image, job.mask, tiles, h, v), meta, a1111(meta)))  # last: means "done"
+    if cfg.record:  # for the manifest line (the files carry no path: the record names them by sha256)
+        meta = {**meta, "record": str(record.record_path(collage_path, stem))}
     return written, meta
+
+
+def _write_rows(job: Job, cfg: InferConfig, collage_path: Path, stem: str, fmt: str, meta: dict) -> list[dict]:
+    """Each row (``save_rows``) and its fill layer (``record``), one row at a time (a large master's rows
+    never sit in memory together). Returns ``{"row", "seed", "output", "fill_layer"}`` per row."""
+    from . import record
+
+    master = job.row_master()
+    mode = master.mode if master is not None else "RGB"
+    rows = []
+    for i, seed in enumerate(job.seeds):
+        row_meta = {**meta, "seeds": [seed], "row": i}
+        entry = {"row": i, "seed": seed}
+        stored = None
+        if master is not None and (cfg.save_rows or cfg.record):
+            stored = job.fills[i].stored(master, cfg.colour_management == "on")  # quantised once
+        if cfg.save_rows:
+            pixels = stored.apply(master.pixels) if stored is not None else job.results[i]
+            entry["output"] = write_image(row_path(collage_path, stem, i, seed, extension(fmt)), pixels, mode,
+                                          master, fmt, row_meta, a1111(row_meta))
+            del pixels
+        if cfg.record:
+            if stored is None:  # an array job (no file): its layer is the 8-bit sRGB row's fill
+                stored = _model_stored(job.fills[i], job.image)
+            layer = stored.layer((master.pixels if master is not None else job.image).shape[:2])
+            layer_mode = "CMYKA" if mode == "CMYK" else mode.removesuffix("A") + "A"
+            entry["fill_layer"] = write_image(record.layer_path(collage_path, stem, i, seed, extension(fmt)), layer,
+                                              layer_mode, master, fmt, {**row_meta, "fill_layer": True})
+            del layer
+        rows.append(entry)
+    return rows
+
+
+def _managed(master: Master | None, cfg: InferConfig) -> bool:
+    from .colour import managed
+
+    return master is not None and managed(master, cfg.colour_management == "on")
+
+
+def _model_stored(fill: Fill, image: np.ndarray):
+    """A fill as stored values of the model's own 8-bit sRGB view (jobs without a file)."""
+    from .fill import StoredFill
+
+    return StoredFill(fill.ys, fill.xs, fill.on_model(image)[fill.ys, fill.xs])

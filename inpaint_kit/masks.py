@@ -1,14 +1,24 @@
-"""Repair masks: conventions, resizing, feathering, and random mask generators.
+"""Repair masks: conventions, reading mask files, resizing and feathering. Random masks are drawn by
+the named generators of :mod:`inpaint_kit.maskgen`.
 
 A mask inside the package is a ``bool`` array ``(H, W)`` with **True = repaint**. Mask files follow
 ``--mask_mode``: ``black`` (black = repaint, the default) or ``white`` (white = repaint); grey levels
-binarize at 128 (>= 128 is white). This module is the one place where that conversion happens.
+binarize at 128 (>= 128 is white). This module is the one place where that conversion happens, and
+:func:`read_mask` is the one way a mask file is read (inference, training, DefectFill): alpha-aware, and
+resized to the image with :func:`cover_mask` (never nearest neighbour), so no marked pixel is lost.
 """
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import numpy as np
-from PIL import Image
+
+from .images import MAX_PIXELS, load_mask_channels
+from .maskgen import MASK_KINDS, create_advanced_mask  # noqa: F401  (re-exported: the generators' old home)
+
+log = logging.getLogger("inpaint_kit")
 
 MASK_MODES = ("black", "white")
 THRESHOLD = 128
@@ -33,21 +43,42 @@ def from_channels(grey: np.ndarray, alpha: np.ndarray | None, mask_mode: str = "
     everything" or "nothing"."""
     opaque = alpha >= THRESHOLD if alpha is not None else None
     if opaque is not None and opaque.any() and not opaque.all() and np.ptp(grey[opaque]) == 0:
-        import logging
-
-        logging.getLogger("inpaint_kit").info("%s: colour is uniform, alpha varies: opaque pixels are the "
+        log.info("%s: colour is uniform, alpha varies: opaque pixels are the "
                                               "repair region", name)
         return opaque
     return to_repair(grey, mask_mode)
 
 
-def resize_nearest(mask: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
-    """Resize a bool mask to ``(H, W)`` with nearest neighbour (no new grey levels)."""
-    h, w = size_hw
-    if mask.shape == (h, w):
-        return mask
-    im = Image.fromarray(mask.astype(np.uint8) * 255, "L").resize((w, h), Image.NEAREST)
-    return np.asarray(im) >= THRESHOLD
+def read_mask(path: str | Path, mask_mode: str = "black", size: tuple[int, int] | None = None,
+              max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Read a mask file as a bool repair mask ``(H, W)``: binarized by ``mask_mode``, or read from its alpha
+    channel when only that is painted (:func:`from_channels`), and, when ``size`` ``(H, W)`` is given and
+    differs, resized with :func:`cover_mask` so that no marked pixel is lost. Files over ``max_pixels``
+    are refused before decoding (:func:`inpaint_kit.images.load_mask_channels`)."""
+    mask = from_channels(*load_mask_channels(path, max_pixels), mask_mode, name=str(path))
+    if size is not None and mask.shape != tuple(size):
+        log.info("%s: mask %s resized to the image's %s", path, mask.shape[::-1], tuple(size)[::-1])
+        mask = cover_mask(mask, size)
+    return mask
+
+
+def cover_mask(mask: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
+    """Resize a bool mask so that a target pixel is True if ANY source pixel under it is (exact: an
+    integral image over each target pixel's source footprint). Downscaling never loses a thin crack;
+    upscaling gives a superset of nearest neighbour. Use this, never nearest neighbour, on repair masks."""
+    h, w = mask.shape
+    th, tw = size_hw
+    if (th, tw) == (h, w):
+        return mask.copy()
+    sat = np.zeros((h + 1, w + 1), np.int64)
+    sat[1:, 1:] = mask.cumsum(0).cumsum(1)
+    # source rows [r0, r1) under target row i: floor(i*h/th) .. ceil((i+1)*h/th), at least one row
+    r0 = (np.arange(th) * h) // th
+    r1 = np.maximum(-((-(np.arange(1, th + 1)) * h) // th), r0 + 1)
+    c0 = (np.arange(tw) * w) // tw
+    c1 = np.maximum(-((-(np.arange(1, tw + 1)) * w) // tw), c0 + 1)
+    count = sat[r1][:, c1] - sat[r0][:, c1] - sat[r1][:, c0] + sat[r0][:, c0]
+    return count > 0
 
 
 def feather(mask: np.ndarray, radius: int) -> np.ndarray:
@@ -64,117 +95,3 @@ def feather(mask: np.ndarray, radius: int) -> np.ndarray:
     dist = cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, 5)
     band = np.clip(1.0 - dist / float(radius + 1), 0.0, 1.0)
     return np.where(mask, 1.0, band).astype(np.float32)
-
-
-# --- Random mask generators -------------------------------------------------------------------
-# Used to train the from-scratch DDPM (fresh masks every step), the LoRA fine-tuning, and ``eval``.
-# Every generator is a pure function of ``(h, w, rng)``: the same seed gives the same mask.
-# Sizes are relative to the canvas, so a mask drawn at 256 px looks like the same mask at 64 px.
-
-MASK_KINDS = (
-    "random_rect",        # one axis-aligned rectangle, 10-50 % of each side
-    "center",             # the centred half-size square (RePaint / LaMa "center")
-    "irregular",          # free-form brush strokes of medium width (DeepFill v2 style)
-    "stripes",            # parallel scan lines 1-3 px wide (horizontal or vertical)
-    "thin",               # thin meandering strokes: cracks and scratches (LaMa "thin")
-    "thick",              # wide strokes covering large areas (LaMa "thick")
-    "every_second_line",  # every other row (RePaint "alternating lines")
-    "half",               # one half of the canvas: left, right, top or bottom (RePaint "half")
-    "expand",             # everything except a centred half-size window (RePaint "expand")
-)
-
-
-def _strokes(h: int, w: int, rng: np.random.Generator, n: tuple[int, int], width: tuple[float, float],
-             vertices: tuple[int, int], length: tuple[float, float]) -> np.ndarray:
-    """Random polyline brush strokes. ``width`` and ``length`` are fractions of the canvas's short side."""
-    import cv2
-
-    side = min(h, w)
-    canvas = np.zeros((h, w), np.uint8)
-    for _ in range(int(rng.integers(n[0], n[1] + 1))):
-        x, y = float(rng.uniform(0, w)), float(rng.uniform(0, h))
-        thickness = max(1, int(round(rng.uniform(*width) * side)))
-        angle = float(rng.uniform(0, 2 * np.pi))
-        for _ in range(int(rng.integers(vertices[0], vertices[1] + 1))):
-            angle += float(rng.normal(0, 0.6))  # meander, don't zig-zag
-            step = float(rng.uniform(*length)) * side
-            nx = float(np.clip(x + step * np.cos(angle), 0, w - 1))
-            ny = float(np.clip(y + step * np.sin(angle), 0, h - 1))
-            cv2.line(canvas, (int(x), int(y)), (int(nx), int(ny)), 1, thickness, lineType=cv2.LINE_8)
-            x, y = nx, ny
-    return canvas.astype(bool)
-
-
-def _random_rect(h, w, rng):
-    mh, mw = int(rng.uniform(0.1, 0.5) * h) or 1, int(rng.uniform(0.1, 0.5) * w) or 1
-    top, left = int(rng.integers(0, h - mh + 1)), int(rng.integers(0, w - mw + 1))
-    m = np.zeros((h, w), bool)
-    m[top : top + mh, left : left + mw] = True
-    return m
-
-
-def _center(h, w, rng):
-    m = np.zeros((h, w), bool)
-    m[h // 4 : h - h // 4, w // 4 : w - w // 4] = True
-    return m
-
-
-def _stripes(h, w, rng):
-    period = int(rng.integers(6, 17))
-    width = int(rng.integers(1, 4))
-    offset = int(rng.integers(0, period))
-    vertical = bool(rng.integers(0, 2))
-    n = w if vertical else h
-    on = ((np.arange(n) + offset) % period) < width
-    return np.broadcast_to(on[None, :] if vertical else on[:, None], (h, w)).copy()
-
-
-def _every_second_line(h, w, rng):
-    m = np.zeros((h, w), bool)
-    m[int(rng.integers(0, 2)) :: 2] = True
-    return m
-
-
-def _half(h, w, rng):
-    m = np.zeros((h, w), bool)
-    side = int(rng.integers(0, 4))
-    if side == 0:
-        m[:, : w // 2] = True
-    elif side == 1:
-        m[:, w // 2 :] = True
-    elif side == 2:
-        m[: h // 2] = True
-    else:
-        m[h // 2 :] = True
-    return m
-
-
-def _expand(h, w, rng):
-    return ~_center(h, w, rng)
-
-
-_GENERATORS = {
-    "random_rect": _random_rect,
-    "center": _center,
-    "irregular": lambda h, w, rng: _strokes(h, w, rng, (2, 5), (0.03, 0.08), (3, 8), (0.08, 0.25)),
-    "stripes": _stripes,
-    "thin": lambda h, w, rng: _strokes(h, w, rng, (2, 6), (0.006, 0.016), (4, 12), (0.05, 0.2)),
-    "thick": lambda h, w, rng: _strokes(h, w, rng, (1, 4), (0.08, 0.16), (2, 5), (0.1, 0.3)),
-    "every_second_line": _every_second_line,
-    "half": _half,
-    "expand": _expand,
-}
-
-
-def create_advanced_mask(kind: str, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
-    """Draw a random repair mask of ``kind`` (one of :data:`MASK_KINDS`): bool ``(h, w)``, True = repaint.
-
-    Deterministic for a given ``rng`` state; never empty. Pass ``np.random.default_rng(seed)``."""
-    if kind not in _GENERATORS:
-        raise ValueError(f"unknown mask kind {kind!r}; choose from {', '.join(MASK_KINDS)}")
-    if h < 2 or w < 2:
-        raise ValueError(f"mask size must be at least 2x2, got {h}x{w}")
-    mask = _GENERATORS[kind](h, w, rng)
-    if not mask.any():  # a stroke can in principle vanish on a tiny canvas: keep the promise
-        mask[h // 2, w // 2] = True
-    return mask

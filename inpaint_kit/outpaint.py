@@ -11,13 +11,20 @@ inpainting. Outpainting is inpainting on an extended canvas, so this module only
    pixels never change, strips meet smoothly and a colour cast does not pile up (:func:`blend_new`).
 
     cfg = OutpaintConfig(model="builtin", left=300, up=128, rows=2, seed=7).validate()
-    engine = cfg.load_engine()
-    job = outpaint_array(engine, cfg, load_image("imgs/mural.png"), cfg.seeds(), "mural.png")
-    write_job(job, cfg, engine, "outputs/mural_outpaint.png", stem="mural_outpaint", **job_metadata(job))
+    job, engine, written, meta = outpaint_file(cfg, "imgs/mural.png", "outputs/mural_outpaint.png")
+
+:func:`outpaint_file` is the whole job on one file (read, check, load the engine if needed, extend, write),
+the same for the ``outpaint`` command, its batch runner and the UI; :func:`outpaint_array` is the
+extension alone, on arrays.
 
 The collage row is ``original on the filled canvas | canvas with the new area white | result``,
 which is :func:`inpaint_kit.collage.grid` of the job's ``image`` (the filled canvas) and ``mask``
 (the new area).
+
+Archive masters (docs/archive.md) are extended as ``infer`` restores them: the model sees the image's sRGB
+view, every new pixel is fill, and each row (``save_rows``) is written at the source's depth, colour mode,
+profile and metadata, in ``output_format``, with the source's stored values at the offset bit for bit
+(:func:`extend_master`); ``record`` and ``mark_fills`` treat the new area as the filled region.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Sequence
+from typing import Callable, ClassVar, Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -34,11 +41,12 @@ from tqdm import tqdm
 from .progress import interactive
 
 from .batch import BatchReport, run_items
-from .engine import Engine, call_seed  # noqa: F401 (call_seed: part of this module's API)
+from .engine import Engine, call_seed, fill_rows, to_float, to_uint8  # noqa: F401 (call_seed: part of this module's API)
 from .errors import InpaintKitError
 from .geometry import resize_image, to_work
-from .images import load_image
-from .inpaint import InferConfig, Job, job_paths, request, write_job
+from .fill import Fill
+from .images import Master, output_format
+from .inpaint import InferConfig, Job, ModelRows, job_paths, read_source, request, write_job
 from .pairing import output_stems, scan
 
 log = logging.getLogger("inpaint_kit")
@@ -245,7 +253,8 @@ def blend_new(crop: np.ndarray, result: np.ndarray, new: np.ndarray, blur: int) 
     fading linearly over ``blur`` new pixels to the mean error of the window. So the feathering lives
     only on the new side, a model that returns the known pixels with a colour cast (an SD VAE does)
     still meets them without a step, and the cast does not pile up strip after strip. ``blur`` 0
-    pastes the model's pixels untouched."""
+    pastes the model's pixels untouched. ``crop`` and ``result`` are both ``uint8`` (the result rounded once)
+    or both float in [0, 1] (the engines' fills: no rounding here)."""
     out = crop.copy()
     if blur <= 0 or new.all():
         out[new] = result[new]
@@ -265,8 +274,11 @@ def blend_new(crop: np.ndarray, result: np.ndarray, new: np.ndarray, blur: int) 
     mean = residual[known].mean(axis=0)  # (3,) the window's colour cast
     fade = np.clip(1.0 - (dist - 1.0) / float(blur), 0.0, 1.0)[..., None]  # 1 next to the border, 0 beyond blur
     correction = mean + fade * (lut[labels] - mean)
-    shifted = np.clip(np.rint(result.astype(np.float32) + correction), 0, 255).astype(np.uint8)
-    out[new] = shifted[new]
+    shifted = result.astype(np.float32) + correction
+    if out.dtype == np.uint8:
+        out[new] = np.clip(np.rint(shifted[new]), 0, 255).astype(np.uint8)
+    else:
+        out[new] = np.clip(shifted[new], 0.0, 1.0)
     return out
 
 
@@ -290,17 +302,44 @@ class OutpaintJob(Job):
     offset: tuple[int, int] = (0, 0)  # (left, up) of the original on the canvas
     calls: list[Call] = field(default_factory=list)
 
+    def row_master(self) -> Master | None:
+        """The source file extended to the canvas (:func:`extend_master`): what each row is written as."""
+        if self.master is None:
+            return None
+        (h, w), (ch, cw), (left, up) = self.original.shape[:2], self.image.shape[:2], self.offset
+        return extend_master(self.master, left, cw - w - left, up, ch - h - up)
+
+
+def extend_master(master: Master, left: int = 0, right: int = 0, up: int = 0, down: int = 0) -> Master:
+    """``master`` on a canvas extended by the given pixels on each displayed side: its stored values at
+    offset ``(left, up)`` of the displayed canvas, bit for bit; the new area zero (every new pixel is then
+    filled) with opaque alpha; the same orientation (the canvas stored as the source is), profile,
+    resolution and metadata."""
+    from dataclasses import replace
+
+    from .orientation import unorient
+
+    shown = master.display()
+    h, w, c = shown.shape
+    canvas = np.zeros((h + up + down, w + left + right, c), master.pixels.dtype)
+    if master.mode.endswith("A"):
+        canvas[..., -1] = master.maxval  # generated pixels are opaque
+    canvas[up:up + h, left:left + w] = shown
+    return replace(master, pixels=np.ascontiguousarray(unorient(canvas, master.orientation)))
+
 
 def outpaint_array(engine: Engine, cfg: OutpaintConfig, image: np.ndarray, seeds: Sequence[int],
                    name: str = "image", progress: bool = True) -> OutpaintJob:
     """Extend ``image`` once per seed along ``cfg``'s plan. Results are exactly the canvas size, with
-    the original at ``(left, up)`` bit for bit."""
+    the original at ``(left, up)`` bit for bit; each row's new pixels are its fill (``job.fills``, float32 as
+    the engine made them: the model sees them rounded to 8 bits as context for the next strips, but the
+    fill is quantised once, when written)."""
     h, w = image.shape[:2]
     cfg.check_canvas(h, w, name)
     e = cfg.extension()
     canvas, new_area = extend_canvas(image, **e, fill=cfg.fill)
     plan = plan_windows(h, w, **e, max_step=cfg.max_step, overlap=cfg.overlap, span=cfg.size)
-    rows = [canvas.copy() for _ in seeds]
+    rows = [to_float(canvas) for _ in seeds]  # (H, W, 3) float32 in [0, 1] per row
     sampling, calls = cfg.sampling(), []
     for n, win in enumerate(tqdm(plan, desc=f"outpaint {name}", unit="call", disable=not (progress and interactive()), leave=False)):
         t, l, b, r = win.box
@@ -310,8 +349,11 @@ def outpaint_array(engine: Engine, cfg: OutpaintConfig, image: np.ndarray, seeds
             row[t:b, l:r] = res
         calls.append(Call(win, work_hw, batched))
     largest = max((c.work_hw for c in calls), key=lambda hw: hw[0] * hw[1], default=None)
-    return OutpaintJob(name, canvas, new_area, list(seeds), rows, largest, original=image,
-                       offset=(e["left"], e["up"]), calls=calls)
+    ys, xs = np.nonzero(new_area)  # every new pixel is fill
+    fills = [Fill(ys, xs, row[ys, xs]) for row in rows]
+    del rows
+    return OutpaintJob(name, canvas, new_area, list(seeds), ModelRows(canvas, fills), largest, fills=fills,
+                       original=image, offset=(e["left"], e["up"]), calls=calls)
 
 
 def _fill_window(engine: Engine, cfg: OutpaintConfig, sampling, win: Window, crops: list[np.ndarray],
@@ -320,11 +362,11 @@ def _fill_window(engine: Engine, cfg: OutpaintConfig, sampling, win: Window, cro
     its own crop once rows have diverged). Returns the blended crops, the working size and the rows
     served by the call."""
     mask = win.mask()
-    works = [to_work(c, mask, cfg.size, engine.multiple) for c in crops]
+    works = [to_work(to_uint8(c), mask, cfg.size, engine.multiple) for c in crops]  # the model sees 8 bits
     work_mask = works[0][1]  # the same window for every row, so the same mask
     shared = all(np.array_equal(crops[0], c) for c in crops[1:])  # first strip: one encoding for all
     image = works[0][0] if shared else [w for w, _ in works]
-    filled = engine.inpaint(image, work_mask, seeds, sampling, progress=False)
+    filled = fill_rows(engine, image, work_mask, seeds, sampling, progress=False)  # float32 fills
     results = [blend_new(c, resize_image(f, win.shape), mask, cfg.seam_blend) for c, f in zip(crops, filled)]
     return results, work_mask.shape, len(crops)
 
@@ -338,6 +380,29 @@ def job_metadata(job: OutpaintJob) -> dict:
         "calls": [[*c.window.box, *c.work_hw] for c in job.calls],  # top, left, bottom, right, work h, work w
         "passes": len({c.window.pass_index for c in job.calls}),
     }
+
+
+def outpaint_file(cfg: OutpaintConfig, image_path, output, engine: Engine | None = None, seeds=None,
+                  progress: bool = True, load_engine: Callable[[OutpaintConfig], Engine] | None = None,
+                  source: str | None = None) -> tuple[OutpaintJob, Engine, list[Path], dict]:
+    """The outpaint job on one file: read the image at full depth (:func:`inpaint_kit.inpaint.read_source`)
+    and check the extended canvas and the row format (a bad file, an oversized canvas or a format the file
+    cannot be written in fails before any model loads), load the engine unless given (``load_engine(cfg)``,
+    default ``cfg.load_engine()``), extend the image once per seed (``seeds``, default the config's) and
+    write the collage (and, with ``save_rows``, the rows as the source's drop-in extensions; ``record``,
+    ``mark_fills``) to ``output`` with the job's metadata, the image recorded as ``source`` (default its
+    path). Returns ``(job, engine, paths written, metadata)``."""
+    output = Path(output)
+    master, image = read_source(image_path, cfg.max_image_megapixels, cfg.colour_management == "on")
+    cfg.check_canvas(*image.shape[:2], name=str(image_path))  # before loading any model
+    output_format(master, cfg.output_format)
+    if engine is None:
+        engine = load_engine(cfg) if load_engine is not None else cfg.load_engine()
+    job = outpaint_array(engine, cfg, image, seeds or cfg.seeds(), Path(image_path).name, progress)
+    job.sources = {"image": source or str(image_path)}
+    job.master = master
+    written, meta = write_job(job, cfg, engine, output, stem=output.stem, **job_metadata(job))
+    return job, engine, written, meta
 
 
 def default_stem(image_path, cfg: OutpaintConfig) -> str:
@@ -369,14 +434,10 @@ def run_outpaint_batch(cfg: OutpaintConfig, imgs_dir, output_dir, engine: Engine
 
     def work(image_path: Path, out: Path, seeds):
         nonlocal engine
-        image = load_image(image_path, int(cfg.max_image_megapixels * 1e6))
-        cfg.check_canvas(*image.shape[:2], name=str(image_path))  # before loading any model
-        if engine is None:
-            engine = cfg.load_engine()
-        job = outpaint_array(engine, cfg, image, seeds or cfg.seeds(), image_path.name, progress)
-        job.sources = {"image": str(image_path)}
-        return write_job(job, cfg, engine, out, stem=out.stem, **job_metadata(job))
+        _, engine, written, meta = outpaint_file(cfg, image_path, out, engine, seeds, progress)
+        return written, meta
 
     report = BatchReport(clashes=[(group, [outs[i] for i in group]) for group in clashes])
     return run_items(items, output_dir, cfg.overwrite, work, progress, report, want=request(cfg),
-                     expected=lambda out, meta: job_paths(cfg, out, stems[out], meta.get("seeds", [])), shard=shard)
+                     expected=lambda out, meta: job_paths(cfg, out, stems[out], meta.get("seeds", []),
+                                                          meta.get("row_format", "png")), shard=shard)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from inpaint_kit.defect.data import write_fixture  # noqa: E402
+from inpaint_kit.train.defect.data import write_fixture  # noqa: E402
 
 
 def main(argv=None) -> int:

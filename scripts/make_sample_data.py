@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from inpaint_kit.images import load_image, save_png  # noqa: E402
-from inpaint_kit.masks import create_advanced_mask  # noqa: E402
+from inpaint_kit.maskgen import create_advanced_mask  # noqa: E402
 
 SAMPLES = {  # name -> (scikit-image file, long side, loss kind, seed)
     "chelsea": ("chelsea.png", 320, "irregular", 1),

@@ -40,8 +40,8 @@ def watch(roots: list[str], writes: list[str]) -> None:
 
 
 TRAINERS = {  # short names; any other trainer: "package.module:TrainerClass package.module:ConfigClass"
-    "lora": "inpaint_kit.train.loop:LoraTrainer inpaint_kit.train.config:LoraTrainConfig",
-    "ddpm": "inpaint_kit.ddpm.train:DdpmTrainer inpaint_kit.train.config:DdpmTrainConfig",
+    "lora": "inpaint_kit.train.lora.trainer:LoraTrainer inpaint_kit.train.lora.config:LoraTrainConfig",
+    "ddpm": "inpaint_kit.train.ddpm.trainer:DdpmTrainer inpaint_kit.train.ddpm.config:DdpmTrainConfig",
 }
 
 

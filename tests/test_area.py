@@ -91,7 +91,8 @@ def test_sd_engine_repaints_every_latent_cell_a_thin_crack_touches(tiny_model_di
 
 
 def test_lora_training_masks_keep_thin_damage_when_downscaled(tmp_path):
-    from inpaint_kit.train.data import Sample, load_sample
+    from inpaint_kit.train.lora.data import load_sample
+    from inpaint_kit.train.samples import Sample
 
     from PIL import Image
 

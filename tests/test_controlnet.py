@@ -88,10 +88,19 @@ def test_infer_controlnet_writes_an_exact_collage_with_metadata(models, tmp_path
 
 
 def test_nine_channel_inpainting_model_takes_the_controlnet_too(models, tiny_model_dir):
+    """The ControlNet steers a 9-channel inpainting UNet too: a ControlNet with non-zero output convolutions
+    changes the fill, and at scale 0 the result is exactly that of a fresh (zero-convolution) ControlNet,
+    i.e. of the inpainting model alone. Fails if the engine ignores the ControlNet or its scale."""
     image, mask = _canvas()
     engine = load_controlnet_engine(str(tiny_model_dir), str(models["random"]), device="cpu")
-    out = engine.inpaint(image, mask, [2], SAMPLING, progress=False)[0]
-    assert out.shape == image.shape and engine.describe()["unet_in_channels"] == 9
+    steered = engine.inpaint(image, mask, [2], SAMPLING, progress=False)[0]
+    assert steered.shape == image.shape and engine.describe()["unet_in_channels"] == 9
+    engine.scale = 0.0  # residuals multiplied by 0
+    off = engine.inpaint(image, mask, [2], SAMPLING, progress=False)[0]
+    fresh = load_controlnet_engine(str(tiny_model_dir), str(models["zero"]), device="cpu")
+    alone = fresh.inpaint(image, mask, [2], SAMPLING, progress=False)[0]
+    assert np.array_equal(off, alone)
+    assert np.abs(steered[mask].astype(int) - alone[mask].astype(int)).max() > 0
 
 
 def test_controlnet_for_another_base_is_one_line(models, tmp_path, capsys):
@@ -150,3 +159,18 @@ def test_batch_with_crops_and_a_bad_item(models, tmp_path, capsys):
     row = load_image(out / "a_row1_seed6.png")
     assert row.shape == image.shape and np.array_equal(row[~mask], image[~mask])
     assert not np.array_equal(row[mask], image[mask])
+
+
+def test_outpaint_takes_the_controlnet_too(models, tmp_path):
+    """Engine flags come from the registry, so outpaint loads the ControlNet engine as infer does."""
+    image, _ = _canvas(48, 64)
+    save_png(tmp_path / "a.png", image)
+    out = tmp_path / "a_outpaint.png"
+    rc = main(["outpaint", "--model", str(models["base"]), "--controlnet", str(models["random"]), "--image",
+               str(tmp_path / "a.png"), "--right", "16", "--size", "64", "--steps", "2", "--rows", "1", "--seed", "2",
+               "--output", str(out), "--device", "cpu", "--save_rows"])
+    assert rc == 0
+    meta = read_metadata(out)
+    assert meta["engine"] == "controlnet" and meta["controlnet"] == str(models["random"])
+    row = load_image(tmp_path / "a_outpaint_row0_seed2.png")
+    assert row.shape == (48, 80, 3) and np.array_equal(row[:, :64], image)

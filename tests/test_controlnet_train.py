@@ -13,9 +13,9 @@ import torch
 from inpaint_kit.cli import main
 from inpaint_kit.errors import InpaintKitError
 from inpaint_kit.images import save_png
-from inpaint_kit.train import controlnet_data
-from inpaint_kit.train.controlnet import ControlNetTrainer, controlnet_loss, new_controlnet, train
-from inpaint_kit.train.controlnet_config import ControlNetTrainConfig
+from inpaint_kit.train.controlnet import data as controlnet_data
+from inpaint_kit.train.controlnet.trainer import ControlNetTrainer, controlnet_loss, new_controlnet, train
+from inpaint_kit.train.controlnet.config import ControlNetTrainConfig
 
 
 @pytest.fixture(scope="module")

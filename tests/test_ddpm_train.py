@@ -14,10 +14,11 @@ from safetensors.torch import load_file
 
 from inpaint_kit.cli import build_parser, main
 from inpaint_kit.ddpm.schedule import make_schedule
-from inpaint_kit.ddpm.train import DdpmTrainer, WindowSampler, loss_fn, sample_timesteps, train
+from inpaint_kit.train.ddpm.data import WindowSampler
+from inpaint_kit.train.ddpm.trainer import DdpmTrainer, loss_fn, sample_timesteps, train
 from inpaint_kit.ddpm.unet import PRESETS, load_model, read_config
 from inpaint_kit.errors import InpaintKitError
-from inpaint_kit.train.config import DDPM_PRESETS, DdpmTrainConfig
+from inpaint_kit.train.ddpm.config import DDPM_PRESETS, DdpmTrainConfig
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from inpaint_kit.cli import main
-from inpaint_kit.defect import data
-from inpaint_kit.defect.config import DefectTrainConfig
+from inpaint_kit.train.defect import data
+from inpaint_kit.train.defect.config import DefectTrainConfig
 from inpaint_kit.errors import InpaintKitError
 
 
@@ -120,3 +120,36 @@ def test_config_prompts_and_token_variants():
                      ({"attn_res": 99, "size": 64}, "--attn_res 99"), ({"object_class": ""}, "--object_class")]:
         with pytest.raises(InpaintKitError, match=msg):
             DefectTrainConfig(**{**base, **bad}).validate()
+
+
+def test_reference_masks_painted_in_the_alpha_channel_are_read(mvtec, tmp_path):
+    """A reference mask painted on a transparent layer (black strokes, alpha = the defect) is the defect, as
+    at inference (masks.read_mask); read as grey alone it would hold no white pixel and be refused."""
+    _, refs = data.find_references(mvtec, "bottle", "crack")
+    rgba = np.zeros((64, 64, 4), np.uint8)
+    rgba[20:30, 10:50, 3] = 255
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "alpha_mask.png")
+    _, mask = data.load_reference(data.Reference(refs[0].image, tmp_path / "alpha_mask.png"), 32)
+    expected = np.zeros((32, 32), bool)
+    expected[10:15, 5:25] = True
+    assert np.array_equal(mask, expected)
+
+
+def test_lora_flags_are_spelled_as_in_train_lora_and_old_spellings_still_work(capsys):
+    from inpaint_kit.cli import build_parser
+    from inpaint_kit.commands.training import config_from_args
+
+    parser = build_parser()
+    base = ["train-defect", "--data", "d", "--object_class", "bottle", "--defect_type", "crack", "--output_dir", "o"]
+    for flags in (["--rank", "4", "--alpha", "2"], ["--lora_rank", "4", "--lora_alpha", "2"]):
+        cfg = config_from_args(DefectTrainConfig, parser.parse_args(base + flags))
+        assert (cfg.lora_rank, cfg.lora_alpha, cfg.alpha) == (4, 2.0, 2.0)
+    for command in ("train-defect", "train-lora"):
+        with pytest.raises(SystemExit):
+            parser.parse_args([command, "--help"])
+        shown = capsys.readouterr().out
+        assert "--rank RANK" in shown and "--alpha ALPHA" in shown and "--lora_rank" not in shown
+    with pytest.raises(InpaintKitError, match="--rank 0: must be at least 1"):
+        DefectTrainConfig(data="d", object_class="bottle", defect_type="crack", output_dir="o", lora_rank=0).validate()
+    cfg = DefectTrainConfig(data="d", object_class="bottle", defect_type="crack", output_dir="o")
+    assert cfg.flag_text("lora_rank", 8) == "--rank 8"  # how a resumed run names it

@@ -8,9 +8,10 @@ import pytest
 from PIL import Image
 
 from inpaint_kit.cli import main
-from inpaint_kit.defect import data, generate
-from inpaint_kit.defect.config import DefectTrainConfig
-from inpaint_kit.defect.trainer import train_defect
+from inpaint_kit.defect import generate
+from inpaint_kit.train.defect import data
+from inpaint_kit.train.defect.config import DefectTrainConfig
+from inpaint_kit.train.defect.trainer import train as train_defect
 from inpaint_kit.images import load_image, read_metadata
 
 
@@ -178,3 +179,80 @@ def test_resume_reports_items_made_with_other_settings(run, tmp_path, capsys):
     assert cli(run, out, "--num", "1", "--seed", "1") == 0
     assert cli(run, out, "--num", "1", "--seed", "1", "--steps", "3") == 1  # another setting: never taken as done
     assert "differs: pass --overwrite" in capsys.readouterr().err
+
+
+def test_area_crops_paints_a_large_image_at_native_resolution_inside_the_mask_only(run, tmp_path):
+    """defect paints through infer's job (inpaint_array): --area crops works on an image larger than --size,
+    in a window at native resolution around the mask, and changes only pixels inside the mask."""
+    ds, lora = run
+    rng = np.random.default_rng(3)
+    big = rng.integers(0, 256, (150, 200, 3), dtype=np.uint8)  # larger than the run's --size (64)
+    Image.fromarray(big).save(tmp_path / "big.png")
+    m = np.zeros((150, 200), np.uint8)
+    m[60:80, 120:150] = 255  # white = defect
+    Image.fromarray(m).save(tmp_path / "big_mask.png")
+    mask = m == 255
+    out = tmp_path / "c.png"
+    assert main(["defect", "--lora", str(lora), "--image", str(tmp_path / "big.png"), "--mask",
+                 str(tmp_path / "big_mask.png"), "--rows", "1", "--output", str(out), "--steps", "2", "--seed", "4",
+                 "--area", "crops", "--padding", "8", "--no_progress"]) == 0
+    row = load_image(tmp_path / "c_row0.png")
+    assert row.shape == big.shape
+    assert np.array_equal(row[~mask], big[~mask]) and not np.array_equal(row[mask], big[mask])
+    meta = read_metadata(tmp_path / "c_row0.png")
+    assert meta["area_used"] == "crops"
+    (t, l, b, r, wh, ww), = meta["windows"]  # one window around the defect, at native resolution
+    assert (b - t, r - l) == (wh, ww) and max(wh, ww) <= 64 and t <= 60 and b >= 80 and l <= 120 and r >= 150
+    # the default paints the whole image scaled to --size, as the LoRA learned it
+    assert main(["defect", "--lora", str(lora), "--image", str(tmp_path / "big.png"), "--mask",
+                 str(tmp_path / "big_mask.png"), "--rows", "1", "--output", str(tmp_path / "f.png"), "--steps", "2",
+                 "--seed", "4", "--no_progress"]) == 0
+    full = read_metadata(tmp_path / "f_row0.png")
+    assert full["area_used"] == "full" and full["windows"] == [[0, 0, 150, 200, 48, 64]]
+    assert main(["defect", "--lora", str(lora), "--image", "x.png", "--mask", "y.png", "--padding", "-1"]) == 2
+
+
+def test_good_images_keep_their_depth_profile_and_format(run, tmp_path, capsys):
+    """A 16-bit TIFF with a profile gives 16-bit TIFF rows with that profile (single mode); a 16-bit grey PNG
+    gives a 16-bit grey dataset item (the MVTec layout's PNG); the painted defect is quantised once into the
+    good image's depth, every other stored value is the good image's."""
+    import imagecodecs
+    import tifffile
+
+    ds, lora = run
+    rng = np.random.default_rng(5)
+    good = load_image(data.good_images(ds, "bottle")[0]).astype(np.uint16) * 257 + rng.integers(0, 257, (64, 64, 3))
+    good = good.astype(np.uint16)
+    wide = imagecodecs.cms_profile("adobergb")
+    tifffile.imwrite(tmp_path / "g.tif", good, photometric="rgb", iccprofile=wide, compression="zlib",
+                     resolution=(300, 300), resolutionunit="INCH", metadata=None)
+    m = np.zeros((64, 64), np.uint8)
+    m[20:40, 24:44] = 255
+    Image.fromarray(m).save(tmp_path / "m.png")
+    mask = m == 255
+    assert main(["defect", "--lora", str(lora), "--image", str(tmp_path / "g.tif"), "--mask", str(tmp_path / "m.png"),
+                 "--rows", "1", "--output", str(tmp_path / "c.png"), "--steps", "2", "--seed", "4", "--no_progress"]) == 0
+    with tifffile.TiffFile(tmp_path / "c_row0.tif") as tf:
+        row, icc = tf.pages.first.asarray(), tf.pages.first.tags[34675].value
+    assert row.dtype == np.uint16 and icc == wide and np.array_equal(row[~mask], good[~mask])
+    assert not np.array_equal(row[mask], good[mask])
+    assert read_metadata(tmp_path / "c_row0.tif")["colour_managed"] is True
+
+    goods = tmp_path / "goods"
+    goods.mkdir()
+    grey = np.ascontiguousarray(good[..., 1])
+    (goods / "000.png").write_bytes(imagecodecs.png_encode(grey))
+    out = tmp_path / "out"
+    assert main(["defect", "--lora", str(lora), "--good_dir", str(goods), "--num", "1", "--output_dir", str(out),
+                 "--steps", "2", "--seed", "2", "--no_progress"]) == 0
+    item = imagecodecs.png_decode((out / "bottle/test/crack/000.png").read_bytes())
+    defect = np.asarray(Image.open(out / "bottle/ground_truth/crack/000_mask.png")) >= 128
+    assert item.dtype == np.uint16 and item.shape == (64, 64) and defect.any()
+    assert np.array_equal(item[~defect], grey[~defect]) and not np.array_equal(item[defect], grey[defect])
+    assert read_metadata(out / "bottle/test/crack/000.png")["input"]["bits"] == 16
+    capsys.readouterr()
+    for extra, message in ((["--output_format", "tiff"], "the MVTec layout is"), (["--record"], "--record is infer's")):
+        assert main(["defect", "--lora", str(lora), "--good_dir", str(goods), "--num", "1", "--output_dir",
+                     str(tmp_path / "x"), *extra]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1

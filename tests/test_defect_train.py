@@ -8,9 +8,10 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from inpaint_kit.defect import attention, data
-from inpaint_kit.defect.config import DefectTrainConfig
-from inpaint_kit.defect.trainer import DefectTrainer, defect_loss, object_loss, train_defect
+from inpaint_kit.train.defect import attention, data
+from inpaint_kit.train.defect.config import DefectTrainConfig
+from inpaint_kit.train.defect.trainer import DefectTrainer, defect_loss, object_loss
+from inpaint_kit.train.defect.trainer import train as train_defect
 
 
 @pytest.fixture(scope="module")

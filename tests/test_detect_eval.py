@@ -25,7 +25,7 @@ def test_eval_detect_reports_every_set_for_every_model(tmp_path, capsys):
     net.config.extra = {"hold_out": "kind:hair"}
     model = save_detector(tmp_path / "det", net)
     out = tmp_path / "counts.json"
-    code = main(["eval-detect", "--model", "classical", str(model), "--images", str(photos), "--kinds", "scratch,hair",
+    code = main(["eval-detect", "--model", "classical", str(model), "--data", str(photos), "--kinds", "scratch,hair",
                  "--per_kind", "1", "--clean", "1", "--scales", "1", "2", "--pairs", str(_pairs(tmp_path)),
                  "--real_clean", str(photos), "--json", str(out), "--device", "cpu"])
     assert code == 0

@@ -293,7 +293,7 @@ def single_files(tiny_model_dir, tmp_path_factory):
 
     from inpaint_kit.presets import build_pipeline, write_tiny_model
 
-    from ldm_checkpoint import ldm_state_dict  # tests/ is on sys.path (pytest rootdir-less import mode)
+    from inpaint_kit.ldm_layout import ldm_state_dict
 
     root = tmp_path_factory.mktemp("single")
     state = ldm_state_dict(build_pipeline("tiny", seed=0))

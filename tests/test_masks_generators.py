@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from inpaint_kit.masks import MASK_KINDS, create_advanced_mask
+from inpaint_kit.maskgen import MASK_KINDS, create_advanced_mask
 
 # Expected fraction of the canvas to repaint, per kind, at 256 x 256 (checked over several seeds).
 COVERAGE = {

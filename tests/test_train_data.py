@@ -5,7 +5,8 @@ import pytest
 from PIL import Image
 
 from inpaint_kit.errors import InpaintKitError
-from inpaint_kit.train.data import collate, draw_index, find_samples, load_sample
+from inpaint_kit.train.lora.data import collate, load_sample
+from inpaint_kit.train.samples import draw_index, find_samples
 
 
 def make_data(root, n=3, hw=(40, 48), masks="masks", with_masks=True):
@@ -114,3 +115,34 @@ def test_random_source_needs_no_masks(tmp_path):
     samples = find_samples(root, "random", size=64)
     assert len(samples) == 3 and all(s.mask is None for s in samples)
     assert load_sample(samples[0], 64, "random", 0, 1)["damage"].sum() == 0
+
+
+def alpha_mask(path, hw, box, colour=255):
+    """A mask painted only in the alpha channel (strokes on a transparent layer): uniform colour, alpha 255
+    on ``box`` (rows, cols slices) and 0 elsewhere."""
+    rgba = np.zeros((*hw, 4), np.uint8)
+    rgba[..., :3] = colour
+    rgba[box + (3,)] = 255
+    Image.fromarray(rgba, "RGBA").save(path)
+
+
+def test_training_readers_take_masks_painted_in_the_alpha_channel(tmp_path):
+    """Training reads a mask file as infer does (masks.read_mask): strokes painted on a transparent layer
+    are the hole, whatever --mask_mode (read as grey alone, this white layer would mark nothing)."""
+    from inpaint_kit.train.controlnet import data as controlnet_data
+    from inpaint_kit.train.controlnet.config import ControlNetTrainConfig
+
+    root = make_data(tmp_path / "a", hw=(32, 32))
+    for i in range(3):
+        alpha_mask(root / "masks" / f"im{i}.png", (32, 32), (slice(4, 12), slice(8, 20)))
+    expected = np.zeros((32, 32), bool)
+    expected[4:12, 8:20] = True
+    sample = find_samples(root, "pairs", size=32)[0]
+    hole = load_sample(sample, 32, "pairs", draw=0, seed=1)["mask"][0].astype(bool)
+    assert np.array_equal(hole, expected) or np.array_equal(hole, expected[:, ::-1])
+    damage = load_sample(sample, 32, "random", draw=1, seed=1)["damage"][0].astype(bool)
+    assert np.array_equal(damage, expected) or np.array_equal(damage, expected[:, ::-1])
+    cfg = ControlNetTrainConfig(data=str(root), output_dir=str(tmp_path / "o"), size=32, mask_source="pairs")
+    item = controlnet_data.load_item(controlnet_data.find_items(cfg)[0], cfg, 0)
+    hole = item["mask"][0].astype(bool)
+    assert np.array_equal(hole, expected) or np.array_equal(hole, expected[:, ::-1])

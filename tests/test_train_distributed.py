@@ -22,9 +22,10 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from inpaint_kit.ddpm.train import DdpmTrainer
-from inpaint_kit.train.config import DdpmTrainConfig, LoraTrainConfig
-from inpaint_kit.train.loop import LoraTrainer
+from inpaint_kit.train.ddpm.trainer import DdpmTrainer
+from inpaint_kit.train.ddpm.config import DdpmTrainConfig
+from inpaint_kit.train.lora.config import LoraTrainConfig
+from inpaint_kit.train.lora.trainer import LoraTrainer
 from inpaint_kit.train.trainer import trainable_state_dict
 
 HERE = Path(__file__).resolve().parent

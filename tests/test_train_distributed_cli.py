@@ -29,6 +29,7 @@ def check_run(out: Path, done: subprocess.CompletedProcess, steps: int) -> dict:
     record = json.loads((out / "training_config.json").read_text())
     assert record["processes"] == 2 and record["global_batch"] == 2 and record["step"] == steps
     assert not list(out.rglob("*.tmp")) and not list(out.glob(".*"))  # no half-written or stray files
+    assert done.stdout.count(f"trained {steps} steps") == 1, done.stdout  # one closing summary, not one per process
     return record
 
 
@@ -46,7 +47,7 @@ def test_train_controlnet_on_two_processes(tmp_path):
 
 @pytest.mark.distributed
 def test_train_defect_on_two_processes(tmp_path, tiny_model_dir):
-    from inpaint_kit.defect.data import write_fixture
+    from inpaint_kit.train.defect.data import write_fixture
 
     data = write_fixture(tmp_path / "mvtec")
     out = tmp_path / "defect"

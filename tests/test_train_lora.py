@@ -13,8 +13,8 @@ from PIL import Image
 
 from inpaint_kit.cli import main
 from inpaint_kit.errors import InpaintKitError
-from inpaint_kit.train.config import LoraTrainConfig
-from inpaint_kit.train.loop import LoraTrainer, train
+from inpaint_kit.train.lora.config import LoraTrainConfig
+from inpaint_kit.train.lora.trainer import LoraTrainer, train
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -110,7 +110,6 @@ def test_lora_loads_in_plain_diffusers_and_changes_result(lora_run, tiny_model_d
 
 
 def test_infer_cli_lora_changes_result_and_scale_zero_reproduces_base(lora_run, tiny_model_dir, tmp_path):
-    pytest.importorskip("inpaint_kit.engine.sd")
     result, _ = lora_run
     rng = np.random.default_rng(2)
     Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(tmp_path / "img.png")
@@ -136,7 +135,7 @@ def test_attn_partial_training_changes_only_attention_and_loads(data_root, tiny_
     from diffusers import UNet2DConditionModel
     from safetensors.torch import load_file
 
-    from inpaint_kit.train.lora import UNET_TARGETS
+    from inpaint_kit.train.adapters import UNET_TARGETS
 
     trainer = LoraTrainer(config(data_root, tiny_model_dir, tmp_path / "attn", train=["attn"], steps=1, lr=1e-3))
     before = snapshot(trainer.unet, trainer.vae, trainer.text_encoder)
@@ -252,7 +251,7 @@ def test_lora_that_does_not_fit_the_model(lora_run, tiny_model_dir, tmp_path):
     from diffusers import UNet2DConditionModel
     from safetensors.torch import load_file, save_file
 
-    from inpaint_kit.train.lora import check_fits
+    from inpaint_kit.train.adapters import check_fits
 
     result, _ = lora_run
     unet = UNet2DConditionModel.from_pretrained(str(tiny_model_dir), subfolder="unet", local_files_only=True)
@@ -275,7 +274,6 @@ def test_lora_that_does_not_fit_the_model(lora_run, tiny_model_dir, tmp_path):
 
 
 def test_infer_with_lora_of_other_shapes_is_one_line_error(lora_run, tiny_model_dir, tmp_path, capsys):
-    pytest.importorskip("inpaint_kit.engine.sd")
     from safetensors.torch import load_file, save_file
 
     result, _ = lora_run
@@ -337,9 +335,39 @@ def test_validate_every_needs_image_and_mask(data_root, tiny_model_dir, tmp_path
 
 
 def test_bf16_and_gradient_checkpointing_run_on_cpu_fp16_refused(data_root, tiny_model_dir, tmp_path):
-    r = train(config(data_root, tiny_model_dir, tmp_path / "bf", steps=1, mixed_precision="bf16",
-                     gradient_checkpointing=True))
-    assert np.isfinite(r.losses[0])
+    """bf16 mixed precision (with gradient checkpointing) trains, and stays within a stated distance of the
+    same run in fp32: frozen weights in bf16 and the LoRA in fp32 (starting from fp32's exact values); the
+    loss on the run's own draws falls by over 2 % and the LoRA weights move; every update's loss is within
+    2 % of fp32's, the final loss within 1 %, and the weight update within 40 % of fp32's (relative L2
+    distance; measured 20-26 %: Adam's sign-like steps amplify rounding) pointing the same way (cosine
+    > 0.9; measured 0.97)."""
+    steps, runs = 4, {}
+    for precision in ("no", "bf16"):
+        trainer = LoraTrainer(config(data_root, tiny_model_dir, tmp_path / precision, steps=steps,
+                                     mixed_precision=precision, gradient_checkpointing=True))
+
+        def own_draws_loss():  # the mean loss over the micro-batches the run trains on (fixed draws)
+            with torch.no_grad(), trainer.acc.autocast():
+                return float(np.mean([float(trainer.micro_loss(m)) for m in range(steps)]))
+
+        lora = lambda: {n: p.detach().clone() for n, p in trainer.unet.named_parameters() if p.requires_grad}  # noqa: E731
+        start, before = lora(), own_draws_loss()
+        result = trainer.run()
+        runs[precision] = dict(start=start, end=lora(), before=before, after=own_draws_loss(),
+                               losses=np.array(result.losses), frozen=trainer.unet.conv_in.weight.dtype)
+    fp32, bf16 = runs["no"], runs["bf16"]
+    assert bf16["frozen"] == torch.bfloat16 and fp32["frozen"] == torch.float32
+    assert all(p.dtype == torch.float32 for p in bf16["end"].values())
+    assert all(torch.equal(bf16["start"][n], fp32["start"][n]) for n in fp32["start"])
+    for run in (fp32, bf16):  # it trains: the loss falls and the weights move
+        assert run["after"] < 0.98 * run["before"], (run["before"], run["after"])
+        assert all(not torch.equal(run["start"][n], run["end"][n]) for n in run["start"])
+    assert np.all(np.abs(bf16["losses"] - fp32["losses"]) <= 0.02 * fp32["losses"]), (bf16["losses"], fp32["losses"])
+    assert abs(bf16["after"] - fp32["after"]) <= 0.01 * fp32["after"]
+    update = {k: torch.cat([(r["end"][n] - r["start"][n]).flatten() for n in sorted(r["start"])])
+              for k, r in (("no", fp32), ("bf16", bf16))}
+    assert (update["bf16"] - update["no"]).norm() <= 0.4 * update["no"].norm()
+    assert torch.nn.functional.cosine_similarity(update["bf16"], update["no"], dim=0) > 0.9
     if not torch.cuda.is_available():
         with pytest.raises(InpaintKitError, match="fp16 needs a GPU"):
             LoraTrainer(config(data_root, tiny_model_dir, tmp_path / "fp", mixed_precision="fp16"))

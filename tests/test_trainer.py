@@ -16,7 +16,8 @@ import torch
 
 from inpaint_kit.cli import build_parser, main
 from inpaint_kit.errors import InpaintKitError
-from inpaint_kit.train.config import LoraTrainConfig, TrainerConfig, option, redefault
+from inpaint_kit.train.config import TrainerConfig, option, redefault
+from inpaint_kit.train.lora.config import LoraTrainConfig
 from inpaint_kit.train.trainer import Trainer, trainable_state_dict
 
 

@@ -5,6 +5,7 @@ loads."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -257,8 +258,67 @@ def test_results_view_shows_original_then_candidates_and_compares_the_clicked_on
     status, gallery, slider, collage, downloads, state = show(run)
     assert "2 candidate(s), 56x40, seeds 3, 4" in status
     assert [caption for _, caption in gallery] == ["original", "seed 3", "seed 4"]
-    assert [Path(p).name for p in downloads] == ["mural_row0_seed3.png", "mural_row1_seed4.png", "mural_collage.png"]
+    assert [Path(p).name for p in downloads] == [  # the rows, the conservator's record, the collage
+        "mural_row0_seed3.png", "mural_row1_seed4.png", "mural_fill_row0_seed3.png", "mural_fill_row1_seed4.png",
+        "mural_mask.png", "mural_record.json", "mural_collage.png"]
     assert collage == str(run.collage) and slider[1] is run.results[0]
     before, after = select(state, SimpleNamespace(index=2))  # click "seed 4"
     assert np.array_equal(before, _photo()) and after is run.results[1]
     assert select(state, SimpleNamespace(index=0))[1] is run.results[0]  # the original: compare with the first
+
+
+def test_a_16bit_tiff_upload_gives_16bit_tiff_rows_and_the_record_in_the_downloads(tmp_path, files):
+    """An archive master uploaded to the page comes back as drop-in replacements (16-bit TIFF, its profile),
+    restored and outpainted, with the conservator's record among the files; a JPEG upload gives PNG rows and
+    the page says why."""
+    import json
+
+    import imagecodecs
+    import tifffile
+
+    from inpaint_kit.record import sha256
+
+    wide = imagecodecs.cms_profile("adobergb")
+    rng = np.random.default_rng(1)
+    px = (_photo().astype(np.uint16) * 257 + rng.integers(0, 257, (40, 56, 3))).astype(np.uint16)
+    upload = tmp_path / "master.tif"
+    tifffile.imwrite(upload, px, photometric="rgb", compression="lzw", iccprofile=wide, resolution=(600, 600),
+                     resolutionunit="INCH", metadata=None)
+    t, l, b, r = BOX
+    inside = np.zeros((40, 56), bool)
+    inside[t:b, l:r] = True
+    cache = handlers.EngineCache()
+    run = handlers.restore(cache, tmp_path / "ui", str(upload), str(files / "mask_black.png"), progress=False,
+                           model="builtin", **FAST, **PAGE)
+    assert [p.name for p in run.rows] == ["master_row0_seed3.tif", "master_row1_seed4.tif"]
+    for path in run.rows:
+        with tifffile.TiffFile(path) as tf:
+            row, icc = tf.pages.first.asarray(), tf.pages.first.tags[34675].value
+        assert row.dtype == np.uint16 and icc == wide and np.array_equal(row[~inside], px[~inside])
+    assert sorted(p.name for p in run.record) == ["master_fill_row0_seed3.tif", "master_fill_row1_seed4.tif",
+                                                  "master_mask.png", "master_record.json"]
+    rec = json.loads((run.folder / "master_record.json").read_text())
+    assert rec["input"]["sha256"] == sha256(upload) and rec["input"]["source"] == "master.tif"
+    assert rec["mask"]["given"] == {"source": "mask_black.png"}
+    assert "rows: 16-bit RGB TIFF, as the upload" in run.summary()
+
+    out = handlers.outpaint(cache, tmp_path / "ui", str(upload), progress=False, left=0, right=16, up=0, down=0,
+                            model="builtin", prompt="", negative_prompt="", guidance=5.0, lora="", lora_scale=1.0,
+                            scheduler="default", **FAST)
+    assert [p.name for p in out.rows] == ["master_outpaint_row0_seed3.tif", "master_outpaint_row1_seed4.tif"]
+    extended = tifffile.imread(out.rows[0])
+    assert extended.dtype == np.uint16 and extended.shape == (40, 72, 3) and np.array_equal(extended[:, :56], px)
+    assert "master_outpaint_record.json" in [p.name for p in out.record]
+
+    Image.fromarray(_photo()).save(tmp_path / "snap.jpg", quality=90)
+    jpeg = handlers.restore(cache, tmp_path / "ui", str(tmp_path / "snap.jpg"), str(files / "mask_black.png"),
+                            progress=False, model="builtin", **FAST, **PAGE)
+    assert [p.suffix for p in jpeg.rows] == [".png", ".png"]
+    assert "rows: 8-bit RGB PNG (lossless: a JPEG upload is never encoded lossily again)" in jpeg.summary()
+    if importlib.util.find_spec("gradio") is None:
+        return
+    from inpaint_kit.ui.app import show
+
+    _, gallery, _, _, downloads, _ = show(run)
+    assert [Path(p).name for p in downloads][:2] == ["master_row0_seed3.tif", "master_row1_seed4.tif"]
+    assert all(isinstance(item, np.ndarray) for item, _ in gallery)  # TIFF rows shown as their 8-bit view

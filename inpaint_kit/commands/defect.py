@@ -12,6 +12,7 @@ HELP = "Paint a learned defect (train-defect output) into good images: synthetic
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..defect.generate import MASK_SHAPES
+    from ..masks import MASK_MODES
 
     run = p.add_argument_group("the learned defect")
     run.add_argument("--lora", required=True, help="a train-defect output folder (lora_unet.safetensors + training_config.json)")
@@ -41,8 +42,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     single.add_argument("--rows", type=int, default=4, help="candidates in the collage")
 
     s = p.add_argument_group("sampling")
-    s.add_argument("--mask_mode", choices=("black", "white"), default="white",
-                   help="which colour marks the defect in given masks (white, as in diffusers and MVTec)")
+    s.add_argument("--mask_mode", choices=MASK_MODES, default="white",
+                   help="which colour marks the defect in given masks; white by default, unlike other commands: "
+                        "MVTec AD's convention, which train-defect's data and this command's output use")
     s.add_argument("--prompt", default=None, help="default: the run's 'A <object> with <token>'")
     s.add_argument("--negative_prompt", default="", help="negative prompt")
     s.add_argument("--steps", type=int, default=50, help="denoising steps")
@@ -54,6 +56,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     flags.add_device(s, dtype=True)
     flags.add_progress(s)
     flags.add_shard(s)
+    flags.add_area_arguments(p, default="full", why=" (default full here: the LoRA learned the defect on whole "
+                                                    "images scaled to --size; crops paints large images at native "
+                                                    "resolution)")
+    flags.add_archive_arguments(p, record=False, note="; dataset mode: PNG always (the MVTec layout's NNN.png), "
+                                                      "with the good image's depth, mode, profile and dpi")
+    # Infer's record does not fit a dataset: a one-line error saying why (run()), not an unknown flag.
+    for name in ("--record", "--mark_fills"):
+        p.add_argument(name, action="store_true", help=argparse.SUPPRESS)
 
 
 def _check_mode(args) -> str:
@@ -86,12 +96,18 @@ def run(args: argparse.Namespace) -> int:
     if not args.verbose:
         for name in ("accelerate", "diffusers", "transformers"):
             logging.getLogger(name).setLevel(logging.ERROR)
+    if args.record or args.mark_fills:
+        raise InpaintKitError(f"--{'record' if args.record else 'mark_fills'} is infer's and outpaint's record of a "
+                              "restoration; defect's record is its manifest.jsonl and each image's metadata (good "
+                              "image, mask, seeds, LFS), and MVTec folders hold only images and masks")
     mode = _check_mode(args)
     cfg = GenerateConfig(lora=args.lora, output_dir=args.output_dir, good_dir=args.good_dir, data=args.data,
                          masks_dir=args.masks_dir, mask_mode=args.mask_mode, mask_shapes=args.mask_shapes,
                          mask_scale=tuple(args.mask_scale), on_foreground=args.on_foreground, num=args.num, model=args.model, size=args.size,
                          prompt=args.prompt, negative_prompt=args.negative_prompt, steps=args.steps,
-                         guidance=args.guidance, lfs=args.lfs, seed=args.seed, overwrite=args.overwrite,
+                         guidance=args.guidance, lfs=args.lfs, seed=args.seed, area=args.area, padding=args.padding,
+                         large_windows=args.large_windows, output_format=args.output_format,
+                         colour_management=args.colour_management, overwrite=args.overwrite,
                          device=args.device, dtype=args.dtype, progress=args.progress)
     if mode == "single":
         if args.shard:
@@ -102,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
         path = paint_single(cfg, args.image, args.mask, args.rows, out)
         print(f"wrote {path}")
         return 0
-    from .infer import print_report
+    from .flags import print_report
     from ..shard import current, device_for
 
     shard = current(args.shard, cfg.device)

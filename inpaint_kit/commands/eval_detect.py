@@ -18,8 +18,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--model", nargs="+", default=["builtin", "classical"],
                    help="detectors to compare: builtin, classical and/or train-detect output folders")
-    p.add_argument("--images", required=True,
-                   help="folder of clean held-out photographs (never trained on): synthetic damage is drawn on them")
+    p.add_argument("--data", help="folder of clean held-out photographs (never trained on): synthetic damage is "
+                                  "drawn on them (required)")
+    flags.alias(p, "--images", dest="data")
+    flags.require(p, "data")
     p.add_argument("--per_kind", type=int, default=2, help="damaged versions of every photo per damage kind")
     p.add_argument("--kinds", default=",".join(KINDS), help="comma-separated damage kinds")
     p.add_argument("--scales", type=float, nargs="+", default=[1.0],
@@ -53,9 +55,9 @@ def run(args: argparse.Namespace) -> int:
         raise InpaintKitError(f"--kinds {args.kinds}: unknown {', '.join(bad) or '(none)'}; choose from {', '.join(KINDS)}")
     if args.per_kind < 0 or args.clean < 0 or any(s <= 0 for s in args.scales):
         raise InpaintKitError("--per_kind and --clean must be >= 0 and --scales positive")
-    photos = {p.name: load_image(p) for p in scan(args.images)}
+    photos = {p.name: load_image(p) for p in scan(args.data)}
     if not photos:
-        raise InpaintKitError(f"--images {args.images}: no images found")
+        raise InpaintKitError(f"--data {args.data}: no images found")
     detectors = [load_detector(m, args.device, args.threshold) for m in args.model]  # one-line errors first
     base = DamageSettings()
     results = {}

@@ -7,13 +7,13 @@ HELP = "score methods (builtin, telea, ns, model paths) by PSNR / SSIM / gradien
 
 def add_arguments(p) -> None:
     from .flags import add_device, add_progress, alias, require
-    from .infer import add_ddpm_start_arguments
+    from .flags import add_ddpm_start_arguments
 
     p.add_argument("--data", help="folder of ground-truth photos (searched recursively; required)")
     alias(p, "--images", dest="data")
     require(p, "data")
     p.add_argument("--mask_kinds", default="thin,thick,center,stripes,irregular",
-                   help="comma-separated mask generators (see inpaint_kit.masks.MASK_KINDS)")
+                   help="comma-separated mask generators (inpaint_kit.maskgen: thin, thick, craquelure, ...)")
     p.add_argument("--methods", default="builtin,telea,ns",
                    help="comma-separated: builtin, telea, ns, or paths to train-ddpm / SD inpainting models")
     p.add_argument("--seed", type=int, default=0, help="masks and diffusion noise are drawn from this seed")
@@ -21,13 +21,14 @@ def add_arguments(p) -> None:
     p.add_argument("--steps", type=int, default=20, help="sampling steps for diffusion methods")
     ddpm = p.add_argument_group("DDPM models only")
     add_ddpm_start_arguments(ddpm)
-    ddpm.add_argument("--jump_length", type=int, default=10, help="RePaint only")
-    ddpm.add_argument("--jump_n_sample", type=int, default=10, help="RePaint only")
+    # as infer's: None = the model's default (10 each for RePaint)
+    ddpm.add_argument("--jump_length", type=int, default=None, help="RePaint jump length")
+    ddpm.add_argument("--jump_n_sample", type=int, default=None, help="RePaint resamplings per jump")
     add_device(p)
     p.add_argument("--output", default=None,
                    help="also write the scores to this file: the markdown table if it ends in .md, else JSON "
                         "(config and raw scores)")
-    alias(p, "--out", dest="output")
+    alias(p, "--out", dest="output")  # eval's old spelling, which has always named this file (elsewhere: --output_dir)
     add_progress(p)
 
 

@@ -6,12 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from .flags import add_output_dir, alias
-from .infer import add_ddpm_arguments, add_model_arguments, add_output_arguments, preflight, print_report, sharded
+from ..outpaint import DIRECTIONS, FILLS, OutpaintConfig  # light (numpy, PIL, tqdm): defaults stated once
+from .flags import (add_archive_arguments, add_engine_arguments, add_model_arguments, add_output_arguments,
+                    add_output_dir, alias, config_from_args as build, preflight, print_report, sharded)
 
 HELP = "Extend an image (--image) or a tree (--batch_imgs_dir) left/right/up/down with a diffusion model, in chunks."
-
-from ..outpaint import DIRECTIONS, FILLS, OutpaintConfig  # light (numpy, PIL, tqdm): defaults stated once
 
 O = OutpaintConfig(left=1)  # every extension flag's default comes from here
 
@@ -46,7 +45,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                       "default --output goes)")
 
     add_output_arguments(p)
-    add_ddpm_arguments(p)
+    add_archive_arguments(p)
+    add_engine_arguments(p)
 
 
 def sides_from_args(args: argparse.Namespace) -> dict:
@@ -68,9 +68,6 @@ def sides_from_args(args: argparse.Namespace) -> dict:
 
 def config_from_args(args: argparse.Namespace):
     """The one place argparse values become an :class:`~inpaint_kit.outpaint.OutpaintConfig`."""
-    from ..outpaint import OutpaintConfig
-    from .infer import config_from_args as build
-
     return build(args, OutpaintConfig, **sides_from_args(args))
 
 
@@ -87,23 +84,16 @@ def run(args: argparse.Namespace) -> int:
 
 def run_single(cfg, args) -> int:
     from ..batch import resume_single
-    from ..images import load_image
-    from ..inpaint import write_job
-    from ..outpaint import default_stem, job_metadata, outpaint_array
+    from ..outpaint import default_stem, outpaint_file
 
     output = Path(args.output) if args.output else Path(args.output_dir) / f"{default_stem(args.image, cfg)}.png"
-    stem = output.stem
     preflight(cfg, output=output)
-    skip, seeds = resume_single(cfg, output, stem)
+    skip, seeds = resume_single(cfg, output, output.stem)
     if skip:
         print(f"{output} exists with the same settings; skipped (pass --overwrite to redo it)", file=sys.stderr)
         return 0
-    image = load_image(args.image, int(cfg.max_image_megapixels * 1e6))
-    cfg.check_canvas(*image.shape[:2], name=args.image)  # refuse before loading a model
-    engine = cfg.load_engine()
-    job = outpaint_array(engine, cfg, image, seeds or cfg.seeds(), Path(args.image).name, progress=args.progress)
-    job.sources = {"image": str(args.image)}
-    for path in write_job(job, cfg, engine, output, stem=stem, **job_metadata(job))[0]:
+    job, _, written, _ = outpaint_file(cfg, args.image, output, seeds=seeds, progress=args.progress)
+    for path in written:
         print(path)
     h, w = job.image.shape[:2]
     print(f"canvas {w}x{h} in {len(job.calls)} model calls; seeds: {' '.join(map(str, job.seeds))}", file=sys.stderr)

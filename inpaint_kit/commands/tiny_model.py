@@ -13,14 +13,14 @@ HELP = (
 def add_arguments(parser) -> None:
     from ..presets import PRESETS  # light module: no torch at import time
 
-    from .flags import add_output_dir
+    from .flags import add_output_dir, add_overwrite
 
     add_output_dir(parser, None, "folder to create (diffusers layout, safetensors)", required=True)
     parser.add_argument("--preset", choices=PRESETS, default="tiny",
                         help="architecture: tiny (test-size), small (benchmarks), sd15 / sd2 (the real SD1.5 / "
                              "SD2 inpainting architectures, ~3.5 GB of fp32 weights)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random weights")
-    parser.add_argument("--overwrite", action="store_true", help="replace --output_dir if it exists")
+    add_overwrite(parser, "--output_dir (and --controlnet DIR) if it exists")
     parser.add_argument("--base", action="store_true",
                         help="a plain SD pipeline with a 4-channel UNet (an SD 1.5-style base model, for ControlNet "
                              "inpainting) instead of an inpainting one")

@@ -1,5 +1,9 @@
-"""The command line of every trainer, built from its config dataclass (:mod:`inpaint_kit.train.config`):
-one flag per field, with the field's default, help, choices and old spellings, so nothing is restated.
+"""Every ``train-*`` command, built from one table (:data:`TRAIN_COMMANDS`: help line, config class, trainer
+class). A command's flags come from its config dataclass (:mod:`inpaint_kit.train.config`): one flag per
+field, with the field's default, help, choices and old spellings, so nothing is restated; running it builds
+the config, runs the trainer (which prints its messages and closing summary on the main process only) and
+returns 0. A new trainer is one row here plus its ``"train-<name>": "inpaint_kit.commands.training:train-<name>"``
+line in :data:`inpaint_kit.cli.COMMANDS`.
 
 Shared flags come from :mod:`inpaint_kit.commands.flags` (``--output_dir``, ``--resume [PATH]``,
 ``--overwrite``, ``--device``/``--threads``, ``--no_progress``/``--verbose``). Every other flag has no
@@ -13,8 +17,70 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
+from dataclasses import dataclass
 
 from . import flags
+
+
+@dataclass(frozen=True)
+class TrainCommand:
+    """One ``train-*`` sub-command: its ``--help`` line, and its config and trainer classes as
+    ``module:Class`` paths (the config module has no torch, so ``--help`` stays instant; the trainer's
+    module is imported when the command runs)."""
+
+    help: str
+    config: str
+    trainer: str
+
+
+TRAIN_COMMANDS = {
+    "train-lora": TrainCommand(
+        "Fine-tune an SD inpainting model on your images: UNet attention LoRA (default) or --train attn.",
+        "inpaint_kit.train.lora.config:LoraTrainConfig", "inpaint_kit.train.lora.trainer:LoraTrainer"),
+    "train-ddpm": TrainCommand(
+        "train the from-scratch DDPM inpainter on any folder of images (CPU-friendly; several processes with "
+        "torchrun)",
+        "inpaint_kit.train.ddpm.config:DdpmTrainConfig", "inpaint_kit.train.ddpm.trainer:DdpmTrainer"),
+    "train-controlnet": TrainCommand(
+        "Train an inpainting ControlNet (control_v11p_sd15_inpaint convention) over a frozen SD 1.5-family "
+        "model, on a folder of images, imgs/ + masks/ pairs, or COCO (--data + --ann_file).",
+        "inpaint_kit.train.controlnet.config:ControlNetTrainConfig",
+        "inpaint_kit.train.controlnet.trainer:ControlNetTrainer"),
+    "train-defect": TrainCommand(
+        "DefectFill: learn one defect type of an object from a few MVTec-layout examples (LoRA).",
+        "inpaint_kit.train.defect.config:DefectTrainConfig", "inpaint_kit.train.defect.trainer:DefectTrainer"),
+    "train-detect": TrainCommand(
+        "train the damage detector (a small U-Net) on clean photos with synthetic damage (+ optional labelled "
+        "pairs)",
+        "inpaint_kit.train.detect.config:DetectTrainConfig", "inpaint_kit.train.detect.trainer:DetectTrainer"),
+}
+
+
+def load_class(path: str):
+    """The class named by a ``module:Class`` path."""
+    module, name = path.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def command(name: str):
+    """``(HELP, add_arguments(parser), run(args))`` of the ``train-*`` command ``name``: what a command
+    module of :mod:`inpaint_kit.cli` defines."""
+    entry = TRAIN_COMMANDS[name]
+
+    def add(parser: argparse.ArgumentParser) -> None:
+        add_arguments(parser, load_class(entry.config))
+
+    def run(args: argparse.Namespace) -> int:
+        import logging
+
+        if not args.verbose:  # accelerate's per-checkpoint INFO lines break the progress bar
+            logging.getLogger("accelerate").setLevel(logging.WARNING)
+        trainer = load_class(entry.trainer)(config_from_args(load_class(entry.config), args))
+        trainer.run()  # prints the closing summary, on the main process only
+        return 0
+
+    return entry.help, add, run
 
 
 def _shown(value) -> str:
@@ -36,6 +102,8 @@ def _add_field(group, f: dataclasses.Field, default) -> None:
         for key in ("choices", "nargs", "metavar"):
             if md.get(key) is not None:
                 kw[key] = md[key]
+        if md.get("flag") and "metavar" not in kw and "choices" not in kw:
+            kw["metavar"] = md["flag"].lstrip("-").upper()  # --rank RANK, not the field's name
     group.add_argument(md.get("flag") or f"--{f.name}", **kw)
     for old in md.get("aliases", ()):
         flags.alias(group, old, dest=f.name, **{k: v for k, v in kw.items() if k in ("type", "nargs", "action", "choices")})

@@ -14,7 +14,7 @@ log = logging.getLogger("inpaint_kit")
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("server")
-    g.add_argument("--model", default="builtin",
+    g.add_argument("--model", default="builtin",  # not infer's hub model: the page must start offline
                    help="model loaded at start and selected in the page (others can be picked or typed there)")
     g.add_argument("--host", default="127.0.0.1",
                    help="address to listen on. 127.0.0.1 = this machine only. 0.0.0.0 lets anyone who can reach "
@@ -22,7 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--port", type=int, default=7860, help="port to listen on")
     flags.add_output_dir(g, default="outputs/ui", help="every run writes its PNGs into a new sub-folder here")
     g.add_argument("--weights_dir", default="weights", help="folder whose models and LoRAs the page offers")
-    g.add_argument("--cache_dir", default=None, help="Hugging Face cache folder for hub ids")
+    flags.add_engine_arguments(p, only=("cache_dir",), into=g)
     flags.add_device(g, dtype=True)
 
 

@@ -28,7 +28,7 @@ def export_builtin(run_folder: str | Path, dst: str | Path = BUILTIN_DIR, dtype=
                    inference: dict | None = BUILTIN_INFERENCE) -> Path:
     """Copy a training run's EMA model into ``dst`` as ``dtype`` weights, checking it loads back.
     ``inference`` becomes the model's sampling defaults (``config.json`` ``extra.inference``)."""
-    from ..engine.ddpm import model_defaults
+    from ..engine.options import model_defaults
     from .unet import load_model, save_model
 
     net = load_model(run_folder)

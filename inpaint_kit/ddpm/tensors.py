@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..images import load_grey, save_png
 from ..images import load_image as _load_rgb
-from ..masks import to_repair
+from ..images import save_png
+from ..masks import read_mask
 
 
 def image_to_tensor(image: np.ndarray) -> torch.Tensor:
@@ -26,6 +26,15 @@ def tensor_to_image(x: torch.Tensor) -> np.ndarray:
     if x.dim() == 4:
         x = x[0]
     arr = ((x.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return np.ascontiguousarray(arr.permute(1, 2, 0).numpy())
+
+
+def tensor_to_float(x: torch.Tensor) -> np.ndarray:
+    """float (3, H, W) or (1, 3, H, W) in [-1, 1] -> RGB float32 (H, W, 3) in [0, 1] (clipped, not rounded:
+    the engine's fill at full precision; :func:`tensor_to_image` quantised once gives the same 8 bits)."""
+    if x.dim() == 4:
+        x = x[0]
+    arr = (x.detach().float().cpu().clamp(-1, 1) + 1) / 2  # exact halving: * 255 rounds as * 127.5 did
     return np.ascontiguousarray(arr.permute(1, 2, 0).numpy())
 
 
@@ -49,7 +58,7 @@ def load_image(path: str | Path) -> torch.Tensor:
 def load_mask(path: str | Path, mask_mode: str = "black", soften: float = 0.0) -> torch.Tensor:
     """Read a mask file as float (1, 1, H, W), 1 = repaint (``mask_mode`` as in the CLI), optionally
     softened at the edge with a Gaussian of ``soften`` pixels (``--mask_soften``)."""
-    m = soften_mask(to_repair(load_grey(path), mask_mode), soften)
+    m = soften_mask(read_mask(path, mask_mode), soften)
     return torch.from_numpy(m)[None, None]
 
 

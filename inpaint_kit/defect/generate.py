@@ -7,10 +7,21 @@ Dataset mode writes N synthetic defective images with their masks in the MVTec A
     <output_dir>/manifest.jsonl                             one line per item: source, mask, seeds, LFS
 
 Item ``i`` takes good image ``i mod n`` (sorted) and either the mask of that image's stem in ``--masks_dir``
-or a generated shape (``--mask_shapes``, side a ``--mask_scale`` fraction of the image's short side, drawn
-from ``(seed, i)``). The mask is filled at the working size (``--size``, from the run) with the prompt
-``A <object> with <token>``; candidate ``k`` of item ``i`` has its own seed (``candidate_seed``). Pixels
-outside the mask are the good image's, bit for bit.
+(read as every mask file is: :func:`inpaint_kit.masks.read_mask`) or a generated shape (``--mask_shapes``:
+the ``ellipse``, ``stroke``, ``box`` or, for ``random``, ``spot`` generator of :mod:`inpaint_kit.maskgen`,
+side a ``--mask_scale`` fraction of the image's short side, drawn from ``(seed, i)``). The mask is filled at the working size (``--size``, from the run) with the prompt
+``A <object> with <token>``; candidate ``k`` of item ``i`` has its own seed (``candidate_seed``). Painting is
+``infer``'s own job (:func:`inpaint_kit.inpaint.inpaint_array`): ``--area full`` (the default here: the LoRA
+learned the defect on whole images scaled to ``--size``) or ``crops`` (windows around the mask at native
+resolution, ``--padding`` / ``--large_windows`` as in ``infer``; for images much larger than ``--size``).
+Pixels outside the mask are the good image's, bit for bit, at its own depth.
+
+Archive masters (docs/archive.md): a good image is read at full depth; the model sees its sRGB view
+(``--colour_management``) and the painted defect is quantised once into the good image's own depth, colour
+mode and profile. Dataset items are PNG (the MVTec layout's ``NNN.png``: 8/16-bit grey or RGB(A), with the
+good image's ICC profile, resolution and text; written upright, as their masks are); single-mode rows
+follow ``--output_format`` as ``infer``'s do. ``infer``'s ``--record`` / ``--mark_fills`` do not apply:
+the manifest and each image's metadata are the dataset's record.
 
 Low-Fidelity Selection (``--lfs K``, DefectFill): K candidates per item; the one whose masked region differs
 most from the defect-free input is kept. The paper measures this with LPIPS; LPIPS needs the ``lpips``
@@ -32,12 +43,14 @@ import numpy as np
 
 from ..batch import BatchReport
 from ..errors import InpaintKitError
-from ..geometry import cover_mask, paste_back, to_work
-from ..images import atomic_write, load_grey, load_image, save_png
-from ..masks import to_repair
+from ..geometry import AREAS, LARGE
+from ..images import atomic_write, extension, output_format, save_png, write_image
+from ..maskgen import draw
+from ..masks import read_mask
 from ..pairing import pair, scan
 
-MASK_SHAPES = ("random", "ellipse", "stroke", "box")
+SHAPE_GENERATORS = {"random": "spot", "ellipse": "ellipse", "stroke": "stroke", "box": "box"}  # --mask_shapes
+MASK_SHAPES = tuple(SHAPE_GENERATORS)
 METRICS = ("lpips", "dssim")
 
 
@@ -63,6 +76,11 @@ class GenerateConfig:
     guidance: float = 7.5
     lfs: int = 1
     seed: int = 0
+    area: str = "full"  # where the model works (inpaint_kit.geometry); full: the scale the LoRA learned
+    padding: int = 64  # crops: context pixels around the defect
+    large_windows: str = "tile"  # crops: windows longer than size tiled at native resolution, or scaled
+    output_format: str = "auto"  # single-mode rows: auto | png | tiff (dataset items: PNG, the MVTec layout)
+    colour_management: str = "on"  # non-sRGB profiles: the model sees sRGB, the defect goes back to the profile
     overwrite: bool = False
     device: str | None = None
     dtype: str = "auto"
@@ -85,6 +103,7 @@ class GenerateConfig:
                 raise InpaintKitError(f"--{name} {getattr(self, name)}: must be at least 1")
         if self.num is not None and self.num < 1:
             raise InpaintKitError(f"--num {self.num}: must be at least 1")
+        self.check_area()
         if self.good_dir is None:
             if self.data is None:
                 raise InpaintKitError("give --good_dir (defect-free images) or --data (a dataset root with "
@@ -96,7 +115,40 @@ class GenerateConfig:
             raise InpaintKitError("--on_foreground places generated masks; it does not apply with --masks_dir")
         if self.masks_dir is None and self.num is None:
             raise InpaintKitError("--num N is needed with generated masks (--mask_shapes): how many images to make")
+        self.check_output(dataset=True)
         return self
+
+    def check_area(self) -> None:
+        """One-line errors for ``--area``, ``--padding`` and ``--large_windows``."""
+        if self.area not in AREAS:
+            raise InpaintKitError(f"--area {self.area!r} must be one of {', '.join(AREAS)}")
+        if self.large_windows not in LARGE:
+            raise InpaintKitError(f"--large_windows {self.large_windows!r} must be one of {', '.join(LARGE)}")
+        if self.padding < 0:
+            raise InpaintKitError(f"--padding {self.padding} must be >= 0 (context pixels around the defect)")
+
+    def check_output(self, dataset: bool) -> None:
+        """One-line errors for ``--output_format`` and ``--colour_management`` (dataset items are PNG)."""
+        from ..inpaint import OUTPUT_FORMATS
+
+        if self.output_format not in OUTPUT_FORMATS:
+            raise InpaintKitError(f"--output_format {self.output_format!r} must be one of {', '.join(OUTPUT_FORMATS)}")
+        if dataset and self.output_format == "tiff":
+            raise InpaintKitError("--output_format tiff: the MVTec layout is <object>/test/<defect>/NNN.png; dataset "
+                                  "items are PNG with the good image's depth, profile and dpi (single mode writes TIFF)")
+        if self.colour_management not in ("on", "off"):
+            raise InpaintKitError(f"--colour_management {self.colour_management!r} must be on or off")
+
+    def infer_config(self):
+        """The :class:`~inpaint_kit.inpaint.InferConfig` of the painting job (what ``inpaint_array`` reads:
+        working size, sampling, where the model works). The engine is loaded by :func:`load`, not from it."""
+        from ..inpaint import InferConfig
+
+        return InferConfig(model=self.model, size=self.size, steps=self.steps, guidance=self.guidance,
+                           prompt=self.prompt, negative_prompt=self.negative_prompt, seed=self.seed,
+                           area=self.area, padding=self.padding, large_windows=self.large_windows,
+                           output_format=self.output_format, colour_management=self.colour_management,
+                           device=self.device, dtype=self.dtype)
 
 
 def read_run(lora: str | Path) -> dict:
@@ -132,33 +184,12 @@ def foreground(image: np.ndarray) -> np.ndarray:
 
 def shape_mask(shape: str, h: int, w: int, rng: np.random.Generator, scale=(0.1, 0.3),
                center: tuple[int, int] | None = None) -> np.ndarray:
-    """A bool defect mask ``(h, w)`` of ``shape`` (ellipse, stroke, box; random picks one), its extent a
-    ``scale`` fraction of the short side, centred at ``center`` (y, x) or at random in the middle 60 % of
-    the image (where the object usually is)."""
-    import cv2
-
-    if shape == "random":
-        shape = ("ellipse", "stroke", "box")[int(rng.integers(3))]
-    side = min(h, w)
-    out = np.zeros((h, w), np.uint8)
-    cy, cx = (int(rng.uniform(0.2, 0.8) * h), int(rng.uniform(0.2, 0.8) * w)) if center is None else center
-    extent = max(2, int(round(side * rng.uniform(*scale))))
-    if shape == "ellipse":
-        axes = (max(1, extent // 2), max(1, int(extent * rng.uniform(0.25, 0.6))))
-        cv2.ellipse(out, (cx, cy), axes, float(rng.uniform(0, 180)), 0, 360, 1, -1)
-    elif shape == "stroke":
-        pts, angle = [(cx, cy)], rng.uniform(0, 2 * np.pi)
-        for _ in range(int(rng.integers(1, 4))):
-            angle += rng.uniform(-0.8, 0.8)
-            step = extent / 2
-            pts.append((int(pts[-1][0] + step * np.cos(angle)), int(pts[-1][1] + step * np.sin(angle))))
-        cv2.polylines(out, [np.array(pts, np.int32)], False, 1, max(1, side // 48))
-    elif shape == "box":
-        bh, bw = extent, max(1, int(extent * rng.uniform(0.3, 1.0)))
-        out[max(0, cy - bh // 2):cy + (bh + 1) // 2, max(0, cx - bw // 2):cx + (bw + 1) // 2] = 1
-    else:
+    """A bool defect mask ``(h, w)`` of ``--mask_shapes`` ``shape`` (ellipse, stroke, box; random picks one),
+    its extent a ``scale`` fraction of the short side, centred at ``center`` (y, x) or at random in the
+    middle 60 % of the image (where the object usually is)."""
+    if shape not in SHAPE_GENERATORS:
         raise InpaintKitError(f"--mask_shapes {shape}: choose from {', '.join(MASK_SHAPES)}")
-    return out.astype(bool)
+    return draw(SHAPE_GENERATORS[shape], h, w, rng, scale=scale, center=center)
 
 
 # --- Low-Fidelity Selection -----------------------------------------------------------------------
@@ -251,9 +282,7 @@ def item_mask(cfg: GenerateConfig, item: Item, image: np.ndarray) -> np.ndarray:
     (with ``on_foreground``: centred on an object pixel and clipped to the object)."""
     hw = image.shape[:2]
     if item.mask is not None:
-        mask = to_repair(load_grey(item.mask), cfg.mask_mode)
-        if mask.shape != hw:
-            mask = cover_mask(mask, hw)
+        mask = read_mask(item.mask, cfg.mask_mode, hw)
     else:
         rng = np.random.default_rng([cfg.seed, item.index, 5])
         if cfg.on_foreground:
@@ -271,14 +300,44 @@ def item_mask(cfg: GenerateConfig, item: Item, image: np.ndarray) -> np.ndarray:
 
 
 def paint(engine, cfg: GenerateConfig, image: np.ndarray, mask: np.ndarray, seeds: list[int], distance: Distance):
-    """Fill ``mask`` of ``image`` once per seed; returns the full-size candidates and their LFS distances."""
-    from ..engine import Canvas, Sampling
+    """Fill ``mask`` of ``image`` once per seed through ``infer``'s job (:func:`inpaint_kit.inpaint.inpaint_array`,
+    ``cfg.area``); returns the job (its ``results`` are the full-size candidates) and their LFS distances."""
+    from ..inpaint import inpaint_array
 
-    work_image, work_mask = to_work(image, mask, cfg.size, engine.multiple)
-    sampling = Sampling(prompt=cfg.prompt, negative_prompt=cfg.negative_prompt, steps=cfg.steps, guidance=cfg.guidance)
-    results = engine.fill([Canvas(work_image, work_mask, s) for s in seeds], sampling, progress=False)
-    candidates = [paste_back(image, r, mask) for r in results]
-    return candidates, [distance(image, c, mask) for c in candidates]
+    job = inpaint_array(engine, cfg.infer_config(), image, mask, seeds, progress=False)
+    return job, [distance(image, c, mask) for c in job.results]
+
+
+def area_record(job) -> dict:
+    """Where the model worked, for an item's metadata (as ``infer`` records it)."""
+    return {"area_used": job.area, "windows": [r.record() for r in job.regions]}
+
+
+def read_good(cfg: GenerateConfig, path: Path):
+    """``(master, model view)`` of a good image (:func:`inpaint_kit.inpaint.read_source`)."""
+    from ..inpaint import read_source
+
+    return read_source(path, colour_management=cfg.colour_management == "on")
+
+
+def dataset_master(master, path: Path):
+    """The good image as a dataset item is written: PNG-able (CMYK is a one-line error) and upright (EXIF
+    orientation applied, so that any loader pairs it with its upright mask)."""
+    if master.mode == "CMYK":
+        raise InpaintKitError(f"{path}: CMYK; the MVTec layout is PNG, which cannot hold CMYK: convert the good "
+                              "image to RGB, or paint it in single mode (--image) with --output_format tiff")
+    return master.upright()
+
+
+def write_row(path: Path, job, row: int, master, cfg: GenerateConfig, fmt: str, meta: dict) -> Path:
+    """Row ``row`` of ``job`` as ``master``'s drop-in: its stored values with the fill quantised once into its
+    depth, mode and profile (:meth:`inpaint_kit.fill.Fill.stored`), in ``fmt``."""
+    from ..colour import managed
+
+    cm = cfg.colour_management == "on"
+    stored = job.fills[row].stored(master, cm)
+    meta = {**meta, "input": master.describe(), "row_format": fmt, "colour_managed": managed(master, cm)}
+    return write_image(path, stored.apply(master.pixels), master.mode, master, fmt, meta)
 
 
 def load(cfg: GenerateConfig):
@@ -313,28 +372,29 @@ def generate(cfg: GenerateConfig, engine=None, shard=None) -> Report:
     out_root = Path(cfg.output_dir)
 
     def work(item: Item, out: Path):
-        image = load_image(item.good)
+        master, image = read_good(cfg, item.good)
+        target = dataset_master(master, item.good)
         mask = item_mask(cfg, item, image)
         if state["engine"] is None:
             state["engine"] = load(cfg)
         if state["distance"] is None:
             state["distance"] = Distance()
         seeds = [candidate_seed(cfg.seed, item.index, k) for k in range(cfg.lfs)]
-        candidates, distances = paint(state["engine"], cfg, image, mask, seeds, state["distance"])
+        job, distances = paint(state["engine"], cfg, image, mask, seeds, state["distance"])
         best = select(distances)
         meta = {"good_image": str(item.good), "mask_source": str(item.mask) if item.mask else cfg.mask_shapes,
                 "on_foreground": cfg.on_foreground,
                 "seed": seeds[best], "candidate_seeds": seeds, "lfs": cfg.lfs, "lfs_metric": state["distance"].name,
                 "lfs_distances": [round(d, 6) for d in distances], "chosen": best, "prompt": cfg.prompt,
                 "negative_prompt": cfg.negative_prompt, "steps": cfg.steps, "guidance": cfg.guidance,
-                "size": cfg.size, "lora": str(cfg.lora), "model": cfg.model,
+                "size": cfg.size, **area_record(job), "lora": str(cfg.lora), "model": cfg.model,
                 "object_class": cfg.run["object_class"], "defect_type": cfg.run["defect_type"], "request": want}
         _, mask_path = output_paths(cfg, item.index)
         from PIL import Image
 
         # mask first, image last: an existing image means a finished item (resume skips it)
         atomic_write(mask_path, lambda p: Image.fromarray(mask.astype(np.uint8) * 255, "L").save(p, format="PNG"))
-        save_png(out, candidates[best], meta)
+        write_row(out, job, best, target, cfg, "png", meta)
         return [out, mask_path], meta
 
     from ..batch import run_items
@@ -360,17 +420,23 @@ def paint_single(cfg: GenerateConfig, image_path: str, mask_path: str, rows: int
     cfg.run = read_run(cfg.lora)
     cfg.model, cfg.size = cfg.model or cfg.run["base_model"], cfg.size or cfg.run["config"]["size"]
     cfg.prompt = cfg.prompt if cfg.prompt is not None else cfg.run["object_prompt"]
+    cfg.check_area()
+    cfg.check_output(dataset=False)
     if not cfg.seed:
         cfg.seed = int(np.random.SeedSequence().generate_state(1)[0] % (2**31 - 1)) + 1
-    image = load_image(image_path)
+    master, image = read_good(cfg, Path(image_path))
+    fmt = output_format(master, cfg.output_format)  # a format the file cannot be written in fails before the model
     mask = item_mask(cfg, Item(0, Path(image_path), Path(mask_path)), image)
     engine = engine or load(cfg)
     seeds = [candidate_seed(cfg.seed, 0, k) for k in range(rows)]
     distance = Distance()
-    candidates, distances = paint(engine, cfg, image, mask, seeds, distance)
+    job, distances = paint(engine, cfg, image, mask, seeds, distance)
+    candidates = list(job.results)
     out = Path(output)
     meta = {"seeds": seeds, "lfs_metric": distance.name, "lfs_distances": [round(d, 6) for d in distances],
-            "prompt": cfg.prompt, "lora": str(cfg.lora), "model": cfg.model, "steps": cfg.steps}
-    for k, c in enumerate(candidates):
-        save_png(out.with_name(f"{out.stem}_row{k}.png"), c, {**meta, "seed": seeds[k]})
+            "prompt": cfg.prompt, "lora": str(cfg.lora), "model": cfg.model, "steps": cfg.steps,
+            "size": cfg.size, **area_record(job)}
+    for k in range(len(candidates)):  # each row as the good image's drop-in (depth, mode, profile, format)
+        path = out.with_name(f"{out.stem}_row{k}{extension(fmt)}")
+        write_row(path, job, k, master, cfg, fmt, {**meta, "seed": seeds[k]})
     return save_png(out, grid(image, mask, candidates), meta)

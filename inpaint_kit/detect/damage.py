@@ -29,6 +29,7 @@ import numpy as np
 
 from . import negatives, shapes
 from .negatives import luminance
+from .shapes import composite  # noqa: F401 (part of this module's interface)
 
 KINDS = ("crack_dark", "crack_bright", "scratch", "dust", "hair", "foxing", "flaking", "tear", "craquelure")
 TONES = ("colour", "grey", "sepia")
@@ -377,22 +378,6 @@ def craquelure(ctx, rng):
 
 DRAW = {"crack_dark": crack_dark, "crack_bright": crack_bright, "scratch": scratch, "dust": dust, "hair": hair,
         "foxing": foxing, "flaking": flaking, "tear": tear, "craquelure": craquelure}
-
-
-def composite(img: np.ndarray, layers) -> np.ndarray:
-    """Lay damage ``layers`` over ``img`` (float RGB ``(H, W, 3)``): ``img * (1 - a) + fill * a`` each,
-    computed only inside the bounding box of the layer's coverage (most damage is small)."""
-    img = np.array(img, np.float32, copy=True)
-    for cov, fill in layers:
-        rows, cols = np.flatnonzero(cov.any(axis=1)), np.flatnonzero(cov.any(axis=0))
-        if not len(rows):
-            continue
-        box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
-        a = cov[box][..., None]
-        f = np.asarray(fill, np.float32)
-        f = f[box] if f.ndim == 3 else f
-        img[box] = img[box] * (1 - a) + f * a
-    return img
 
 
 # --- the print and the scan -----------------------------------------------------------------------------

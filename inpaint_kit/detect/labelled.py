@@ -14,9 +14,8 @@ from ..errors import InpaintKitError
 def load_pairs(folder: str | Path, mask_mode: str = "black", flag: str = "--pairs") -> list[tuple[np.ndarray, np.ndarray]]:
     """``[(image RGB uint8 (H, W, 3), damage bool (H, W))]`` of ``folder``/imgs + ``folder``/masks; a mask
     of another size is resized to its image without losing a marked pixel."""
-    from ..geometry import cover_mask
-    from ..images import load_image, load_mask_channels
-    from ..masks import from_channels
+    from ..images import load_image
+    from ..masks import read_mask
     from ..pairing import pair
 
     root = Path(folder)
@@ -28,8 +27,6 @@ def load_pairs(folder: str | Path, mask_mode: str = "black", flag: str = "--pair
     items = []
     for img_path, mask_path, _ in found.pairs:
         img = load_image(img_path)
-        mask = from_channels(*load_mask_channels(mask_path), mask_mode, name=str(mask_path))
-        if mask.shape != img.shape[:2]:
-            mask = cover_mask(mask, img.shape[:2])
+        mask = read_mask(mask_path, mask_mode, size=img.shape[:2])
         items.append((img, mask))
     return items

@@ -136,9 +136,7 @@ def _local_colour(img: np.ndarray, pts: np.ndarray, rng: np.random.Generator, co
 
 def _paint(img: np.ndarray, cover: np.ndarray, colour) -> np.ndarray:
     """``img * (1 - cover) + colour * cover``, computed only inside the cover's bounding box."""
-    from .damage import composite
-
-    return composite(img, [(cover, colour)])
+    return shapes.composite(img, [(cover, colour)])
 
 
 def hair(img, rng, scale=1.0):

@@ -5,6 +5,7 @@ Pure numpy (+ OpenCV for rasterising): every function takes a ``numpy.random.Gen
 points ``(N, 2)`` as float ``(x, y)`` pixel coordinates, or a coverage map ``float32 (H, W)`` in [0, 1].
 Nothing here knows about colours or photographs (that is :mod:`inpaint_kit.detect.damage`), so a mask
 generator (e.g. the inpainting training masks) can draw the same shapes by thresholding a coverage map.
+:func:`composite` lays coverage maps over an image with given fills (damage and hard negatives alike).
 
 Anti-aliasing: shapes are rasterised on a canvas ``SUPERSAMPLE`` times larger and area-averaged down,
 so a 0.5-px scratch becomes a 1-px line of coverage 0.5, and edges are soft as on a scan.
@@ -260,3 +261,19 @@ class Coverage:
 
         small = cv2.resize(self.canvas, (self.w, self.h), interpolation=cv2.INTER_AREA)
         return small.astype(np.float32) / 255.0
+
+
+def composite(img: np.ndarray, layers) -> np.ndarray:
+    """Lay damage ``layers`` over ``img`` (float RGB ``(H, W, 3)``): ``img * (1 - a) + fill * a`` each,
+    computed only inside the bounding box of the layer's coverage (most damage is small)."""
+    img = np.array(img, np.float32, copy=True)
+    for cov, fill in layers:
+        rows, cols = np.flatnonzero(cov.any(axis=1)), np.flatnonzero(cov.any(axis=0))
+        if not len(rows):
+            continue
+        box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+        a = cov[box][..., None]
+        f = np.asarray(fill, np.float32)
+        f = f[box] if f.ndim == 3 else f
+        img[box] = img[box] * (1 - a) + f * a
+    return img

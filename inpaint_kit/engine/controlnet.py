@@ -7,7 +7,9 @@ ControlNets written by ``inpaint-kit train-controlnet`` use the same convention 
 :data:`CONDITIONING` in their ``training_config.json``), so published and home-trained ones load through
 the same ``--controlnet`` flag.
 
-:class:`ControlNetEngine` keeps every promise of the SD engine (:mod:`inpaint_kit.engine.sd`):
+:class:`ControlNetEngine` is the SD engine's :class:`~inpaint_kit.engine.sd.PipelineEngine` (batching loop,
+counters, provenance, skip-guidance test, loading sequence) with what a ControlNet call adds, so it keeps
+every promise of the SD engine (:mod:`inpaint_kit.engine.sd`):
 
 * **Row guarantee.** Row i's initial latents come from ``Generator('cpu').manual_seed(seed_i)``; the VAE
   encodings the pipeline makes (the image for a 4-channel UNet's known-region blending, the masked image for
@@ -31,9 +33,11 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import InpaintKitError
+from ..errors import InpaintKitError, UsageError
 from ..geometry import block_mask
-from . import Canvas, RowsMixin, Sampling, check_items, resolve_device_dtype
+from .base import Canvas, Sampling, one_line
+from .options import SDOptions
+from .sd import PipelineEngine, load_with
 
 # The conditioning convention, recorded in training_config.json by train-controlnet.
 CONDITIONING = "control_v11p_sd15_inpaint"  # RGB in [0, 1], repaint pixels = -1, 3 channels
@@ -52,11 +56,6 @@ def control_image(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
 # loading
 
 
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0][:300] if text else type(e).__name__
-
-
 def load_controlnet(source: str, torch_dtype=None, cache_dir: str | None = None):
     """A ``ControlNetModel`` from a diffusers folder (``config.json`` + weights, e.g. a ``train-controlnet``
     output folder) or a hub id (cache first, then download); every failure is one line."""
@@ -71,7 +70,7 @@ def load_controlnet(source: str, torch_dtype=None, cache_dir: str | None = None)
         try:
             return ControlNetModel.from_pretrained(path, local_files_only=True, **kwargs)
         except Exception as e:  # noqa: BLE001 - config/shape errors of many types: one line
-            raise InpaintKitError(f"--controlnet {path}: cannot be loaded as a ControlNet ({_one_line(e)})") from e
+            raise InpaintKitError(f"--controlnet {path}: cannot be loaded as a ControlNet ({one_line(e)})") from e
     if path.exists() or source.startswith((".", "/", "~")) or source.count("/") != 1:
         raise InpaintKitError(f"--controlnet {source}: no such folder (and not a hub id like "
                               "lllyasviel/control_v11p_sd15_inpaint)")
@@ -86,7 +85,7 @@ def load_controlnet(source: str, torch_dtype=None, cache_dir: str | None = None)
         return ControlNetModel.from_pretrained(source, **kwargs)
     except Exception as e:  # noqa: BLE001
         raise InpaintKitError(f"--controlnet {source}: not in the Hugging Face cache and not downloadable "
-                              f"({_one_line(e)}); pass a local ControlNet folder") from e
+                              f"({one_line(e)}); pass a local ControlNet folder") from e
 
 
 def check_fits(controlnet, unet, vae, source: str) -> None:
@@ -143,65 +142,32 @@ def build_controlnet_pipeline(pipe, controlnet):
 # the engine
 
 
-class ControlNetEngine(RowsMixin):
+class ControlNetEngine(PipelineEngine):
     """A loaded ControlNet inpainting pipeline implementing :class:`inpaint_kit.engine.Engine`."""
 
-    multiple = 8
-    max_batch_latents = 4 * 96 * 96  # as the SD engine: more items are split over several calls
+    name = "controlnet"
 
     def __init__(self, pipe, model: str, controlnet: str, scale: float, device: str, dtype: str,
                  scheduler: str = "default", lora: str | None = None, lora_scale: float = 1.0):
-        self.pipe = pipe
-        self.model, self.controlnet, self.scale = model, controlnet, float(scale)
-        self.device, self.dtype, self.scheduler = device, dtype, scheduler
-        self.lora, self.lora_scale = lora, lora_scale
-        self.skip_noop_cfg = True
-        self.unet_evaluations = 0
-        self.last_info: dict = {}
-        self.hook = pipe.unet.register_forward_pre_hook(self._count)  # .remove() when the pipe outlives us
+        super().__init__(pipe, model, device, dtype, scheduler, lora, lora_scale)
+        self.controlnet, self.scale = controlnet, float(scale)
 
-    def _count(self, module, args):
-        self.unet_evaluations += 1
+    @classmethod
+    def check_unet(cls, model: str, in_channels: int) -> None:
+        if in_channels not in (4, 9):
+            raise InpaintKitError(f"--model {model}: its UNet takes {in_channels} input channels; ControlNet "
+                                  "inpainting needs an SD 1.5-family model (4 channels, or 9 for inpainting)")
 
-    def describe(self) -> dict:
-        """Provenance for output metadata: the SD engine's keys plus the ControlNet and its scale."""
-        info = {
-            "model": self.model,
-            "controlnet": self.controlnet,
-            "controlnet_scale": self.scale,
-            "controlnet_conditioning": CONDITIONING,
-            "unet_in_channels": int(self.pipe.unet.config.in_channels),
-            "scheduler": self.scheduler,
-            "scheduler_class": type(self.pipe.scheduler).__name__,
-            "lora": self.lora,
-            "lora_scale": self.lora_scale if self.lora else None,
-            "dtype": self.dtype,
-            "device": self.device,
-        }
-        if "cfg_skipped" in self.last_info:
-            info["cfg_skipped"] = self.last_info["cfg_skipped"]
-        return info
-
-    def initial_latents(self, seeds: Sequence[int], h: int, w: int):
-        from .sd import seeded_latents
-
-        return seeded_latents(self.pipe, self.device, seeds, h, w)
-
-    def fill(self, items: Sequence[Canvas], sampling: Sampling, progress: bool = True) -> list[np.ndarray]:
-        """Fill every item's mask, as many items per pipeline call as ``max_batch_latents`` allows."""
-        h, w = check_items(items, self.multiple)
-        f = self.pipe.vae_scale_factor
-        per_call = max(1, self.max_batch_latents // ((h // f) * (w // f)))
-        out = []
-        for i in range(0, len(items), per_call):
-            out += self._call(items[i : i + per_call], sampling, progress)
-        return out
+    def extra_info(self) -> dict:
+        """The ControlNet, its scale and conditioning, and the base UNet's input channels."""
+        return {"controlnet": self.controlnet, "controlnet_scale": self.scale, "controlnet_conditioning": CONDITIONING,
+                "unet_in_channels": int(self.pipe.unet.config.in_channels)}
 
     def _call(self, items: Sequence[Canvas], sampling: Sampling, progress: bool) -> list[np.ndarray]:
+        """One pipeline call for ``items``: each row brings its own prompt slot, mask, control image and noise."""
         import torch
         from PIL import Image
 
-        h, w = items[0].image.shape[:2]
         n = len(items)
         blocks = {id(it.mask): block_mask(it.mask, self.pipe.vae_scale_factor) for it in items}
         shared = len({(id(it.image), id(it.mask)) for it in items}) == 1  # rows of one canvas: pass it once
@@ -209,11 +175,8 @@ class ControlNetEngine(RowsMixin):
         images = [Image.fromarray(it.image) for it in firsts]
         masks = [Image.fromarray(blocks[id(it.mask)].astype(np.uint8) * 255) for it in firsts]
         control = torch.from_numpy(np.stack([control_image(it.image, blocks[id(it.mask)]) for it in firsts]))
-        latents, generators = self.initial_latents([it.seed for it in items], h, w)
-        cfg_skipped = (self.skip_noop_cfg and not sampling.prompt and not sampling.negative_prompt
-                       and sampling.guidance > 1.0)
-        self.pipe.set_progress_bar_config(disable=not progress, leave=False)
-        out = self.pipe(
+        return self._run(
+            sampling, items, progress,
             # one prompt slot per row (num_images_per_prompt=1): the pipeline then pairs row i with
             # control image i instead of repeating every control image for every row
             prompt=[sampling.prompt] * n,
@@ -221,60 +184,44 @@ class ControlNetEngine(RowsMixin):
             image=images[0] if shared else images,
             mask_image=masks[0] if shared else masks,
             control_image=control,
-            height=h,
-            width=w,
-            strength=1.0,
-            num_inference_steps=sampling.steps,
-            guidance_scale=1.0 if cfg_skipped else sampling.guidance,
             controlnet_conditioning_scale=self.scale,
             num_images_per_prompt=1,
-            generator=generators,
-            latents=latents,
-            output_type="np",
-        ).images  # (n, h, w, 3) float in [0, 1]
-        self.last_info = {"cfg_skipped": cfg_skipped}
-        return [np.clip(np.round(row * 255), 0, 255).astype(np.uint8) for row in out]
+        )
 
 
-def load_controlnet_engine(
-    model: str,
-    controlnet: str,
-    *,
-    scale: float = 1.0,
-    device: str | None = None,
-    dtype: str = "auto",
-    scheduler: str = "default",
-    lora: str | None = None,
-    lora_scale: float = 1.0,
-    cache_dir: str | None = None,
-) -> ControlNetEngine:
-    """Load ``model`` (hub id, diffusers folder or single checkpoint; 4- or 9-channel UNet) with the
-    inpaint ControlNet ``controlnet`` (folder or hub id) as a :class:`ControlNetEngine`."""
-    from .sd import SCHEDULERS, _resolve_lora, apply_lora, apply_partial, build_scheduler, load_pipeline
+def load(model: str, *, device: str | None = None, dtype: str = "auto",
+         options: SDOptions | None = None) -> ControlNetEngine:
+    """Load ``model`` (hub id, diffusers folder or single checkpoint; 4- or 9-channel UNet) with the inpaint
+    ControlNet ``options.controlnet`` (folder or hub id) as a :class:`ControlNetEngine` (the registry's
+    loader; the SD engine's loading sequence, :func:`~inpaint_kit.engine.sd.load_with`). The ControlNet is
+    loaded and, for a local base folder, checked against it before the base model loads."""
+    o = options or SDOptions()
+    if not o.controlnet:
+        raise UsageError("the ControlNet engine needs --controlnet (a ControlNet folder or hub id)")
+    if not o.controlnet_scale >= 0:
+        raise InpaintKitError(f"--controlnet_scale {o.controlnet_scale}: must be >= 0 (0 = the base model alone)")
 
-    if scheduler not in SCHEDULERS:
-        raise ValueError(f"unknown scheduler {scheduler!r}; choose one of {', '.join(SCHEDULERS)}")
-    if not scale >= 0:
-        raise InpaintKitError(f"--controlnet_scale {scale}: must be >= 0 (0 = the base model alone)")
-    device, dtype_name, torch_dtype = resolve_device_dtype(device, dtype)
-    lora_kind = _resolve_lora(lora) if lora else None
-    net = load_controlnet(controlnet, torch_dtype=torch_dtype, cache_dir=cache_dir)  # small: checked first
-    configs = _folder_configs(model)
-    if configs is not None:  # a local folder: refuse a foreign ControlNet before the base model loads
-        check_fits(net, *configs, controlnet)
-    pipe = load_pipeline(model, torch_dtype=torch_dtype, cache_dir=cache_dir)
-    if pipe.unet.config.in_channels not in (4, 9):
-        raise InpaintKitError(f"--model {model}: its UNet takes {pipe.unet.config.in_channels} input channels; "
-                              "ControlNet inpainting needs an SD 1.5-family model (4 channels, or 9 for inpainting)")
-    check_fits(net, pipe.unet, pipe.vae, controlnet)
-    if scheduler != "default":
-        pipe.scheduler = build_scheduler(scheduler, pipe.scheduler.config)
-    pipe.to(device)
-    if lora_kind is not None:
-        kind, path = lora_kind
-        apply_partial(pipe.unet, path, lora_scale) if kind == "partial" else apply_lora(pipe, path, lora_scale)
+    def controlnet_first(torch_dtype):
+        net = load_controlnet(o.controlnet, torch_dtype=torch_dtype, cache_dir=o.cache_dir)  # small: checked first
+        configs = _folder_configs(model)
+        if configs is not None:  # a local folder: refuse a foreign ControlNet before the base model loads
+            check_fits(net, *configs, o.controlnet)
+        return net
+
+    pipe, device, dtype_name, net = load_with(ControlNetEngine, model, o, device, dtype, controlnet_first,
+                                              lambda pipe, net: check_fits(net, pipe.unet, pipe.vae, o.controlnet))
     cn_pipe = build_controlnet_pipeline(pipe, net.to(device))
-    return ControlNetEngine(cn_pipe, model, controlnet, scale, device, dtype_name, scheduler, lora, lora_scale)
+    return ControlNetEngine(cn_pipe, model, o.controlnet, o.controlnet_scale, device, dtype_name, o.scheduler,
+                            o.lora, o.lora_scale)
+
+
+def load_controlnet_engine(model: str, controlnet: str, *, scale: float = 1.0, device: str | None = None,
+                           dtype: str = "auto", scheduler: str = "default", lora: str | None = None,
+                           lora_scale: float = 1.0, cache_dir: str | None = None) -> ControlNetEngine:
+    """:func:`load` with the options as keywords."""
+    options = SDOptions(scheduler=scheduler, lora=lora, lora_scale=lora_scale, cache_dir=cache_dir,
+                        controlnet=controlnet, controlnet_scale=scale)
+    return load(model, device=device, dtype=dtype, options=options)
 
 
 def write_random_controlnet(out_dir: str | Path, model: str, seed: int = 0, zero: bool = True) -> Path:

@@ -31,20 +31,18 @@ import numpy as np
 import torch
 
 from ..classical import cv2_inpaint
-from . import DTYPES, Canvas, RowsMixin, Sampling, check_items, resolve_device_dtype
+from .base import DTYPES, Canvas, RowsMixin, Sampling, check_items, resolve_device_dtype, to_float, to_uint8
 from ..errors import InpaintKitError
-from .options import DDPMOptions
+from .options import INITS, DDPMOptions, model_defaults
 from ..geometry import cover_mask, mask_bbox, resize_image
 from ..images import save_png
 from ..ddpm.builtin import resolve_model
 from ..ddpm.sampling import SAMPLERS, get_sampler
 from ..ddpm.schedule import make_schedule, to_eps
-from ..ddpm.tensors import image_to_tensor, soften_mask, tensor_to_image
+from ..ddpm.tensors import image_to_tensor, soften_mask, tensor_to_float
 from ..ddpm.unet import load_model
 
 DTYPE_ALIASES = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}  # also accepted here
-INITS = ("noise", "telea", "ns")
-FALLBACK_DEFAULTS = {"sampler": "ddpm", "init": "noise", "strength": 0.3}  # for models that name none
 
 
 @dataclass(frozen=True)
@@ -128,14 +126,15 @@ class DDPMEngine(RowsMixin):
 
     @torch.no_grad()
     def fill(self, items: Sequence[Canvas], sampling: Sampling = Sampling(), progress: bool = True) -> list[np.ndarray]:
-        """Fill every item's mask; returns RGB uint8 arrays of the items' size (known pixels unchanged).
+        """Fill every item's mask; returns RGB float32 arrays in [0, 1] of the items' size (known pixels
+        ``v / 255`` of the item's image).
         All items advance through the chain together: at every step, the windows of every item go through
         the network in shared batches. Each item's noise comes from its own seed only."""
         try:
             check_items(items, 1)
         except ValueError as e:
             raise InpaintKitError(f"{e}; resize the mask to the image") from None
-        results = [it.image.copy() for it in items]
+        results = [to_float(it.image) for it in items]
         todo = [i for i, it in enumerate(items) if it.mask.any()]
         gens = {i: torch.Generator().manual_seed(int(items[i].seed)) for i in todo}  # coarse pass included
         starts: dict[int, tuple[np.ndarray | None, float]] = {}
@@ -189,7 +188,7 @@ class DDPMEngine(RowsMixin):
             coarse = self._fill_batch([p[1] for p in plan], [p[2] for p in plan], [gens[p[0]] for p in plan],
                                       [items[p[0]].seed for p in plan], steps, progress, None, 1.0, save=False)
             for (i, _, _), c in zip(plan, coarse):
-                out[i] = resize_image(c, items[i].mask.shape)
+                out[i] = resize_image(to_uint8(c), items[i].mask.shape)  # a start, noised again: 8 bits as before
         return out
 
     def _fill_batch(self, images, masks, gens, seeds, steps, progress, inits: list[np.ndarray] | None,
@@ -272,10 +271,10 @@ class DDPMEngine(RowsMixin):
         the image's pixels are kept, except the soft blend band with ``mask_soften``; ``mask=None``
         pastes the whole canvas (the raw canvas, for intermediates)."""
         h, w = image.shape[:2]
-        region = tensor_to_image(x)[:h, :w]
+        region = tensor_to_float(x)[:h, :w]  # (h, w, 3) float32 in [0, 1]
         if mask is None or self.mask_soften:
             return np.ascontiguousarray(region)
-        return np.where(mask[..., None], region, image)
+        return np.where(mask[..., None], region, to_float(image))
 
     def _save_intermediate(self, image, x, seed, i, n) -> None:
         """Save the canvas x_t (known region noised to the same level) every ``intermediate_every`` steps."""
@@ -285,7 +284,7 @@ class DDPMEngine(RowsMixin):
         if (i + 1) % every and i + 1 != n:
             return
         save_png(self.save_intermediates / f"seed{seed}_step{i + 1:04d}of{n:04d}.png",
-                 self._paste(image, x, None), {"seed": int(seed), "step": i + 1, "of": n})
+                 to_uint8(self._paste(image, x, None)), {"seed": int(seed), "step": i + 1, "of": n})
 
 
 def load_ddpm_engine(model: str = "builtin", *, device: str | None = None, dtype: str = "auto",
@@ -339,14 +338,3 @@ def load_ddpm_engine(model: str = "builtin", *, device: str | None = None, dtype
     return DDPMEngine(net, str(model), dev, dt, sampler, jump_length, jump_n_sample, mask_soften,
                       o.save_intermediates, o.intermediate_every, ov, o.max_batch, o.coarse_factor_max,
                       o.refine_strength, init, float(strength))
-
-
-def model_defaults(config, folder) -> dict:
-    """The sampling defaults a model folder names in ``config.json`` ``extra.inference``, checked, over
-    :data:`FALLBACK_DEFAULTS`."""
-    named = config.extra.get("inference", {}) if isinstance(config.extra, dict) else {}
-    d = {**FALLBACK_DEFAULTS, **{k: v for k, v in named.items() if k in FALLBACK_DEFAULTS}}
-    if d["sampler"] not in SAMPLERS or d["init"] not in INITS or not 0 < float(d["strength"]) <= 1:
-        raise InpaintKitError(f"{folder}/config.json: bad extra.inference {named}; sampler in {', '.join(SAMPLERS)}, "
-                              f"init in {', '.join(INITS)}, 0 < strength <= 1")
-    return d

@@ -15,6 +15,10 @@ What it adds to a plain ``pipe(...)`` call, and why:
 * **Work counted.** ``unet_evaluations`` (UNet forward calls) and ``unet_rows`` (rows through the UNet,
   i.e. batch size x calls) accumulate over the engine's life, for the benchmark.
 
+All of this lives in :class:`PipelineEngine` and :func:`load_with`, which the ControlNet engine
+(:mod:`inpaint_kit.engine.controlnet`) builds on; :class:`SDEngine` adds only what an inpainting
+(9-channel) UNet is given. LoRA files are found, checked and applied by :mod:`inpaint_kit.engine.lora`.
+
 Model sources (``load_sd_engine(model)``):
   - a local diffusers folder (with ``model_index.json``): loaded offline;
   - a single ``.safetensors`` / ``.ckpt`` checkpoint (A1111 style). diffusers needs the model's configs
@@ -27,7 +31,6 @@ Model sources (``load_sd_engine(model)``):
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 from dataclasses import replace
@@ -38,14 +41,13 @@ import numpy as np
 
 from ..errors import InpaintKitError
 from ..geometry import block_mask
-from .options import SDOptions
 from ..progress import interactive
-from . import DTYPES, Canvas, RowsMixin, Sampling, check_items, resolve_device_dtype  # noqa: F401 (DTYPES re-exported)
+from . import lora as loras
+from .base import DTYPES, Canvas, RowsMixin, Sampling, check_items, one_line, resolve_device_dtype  # noqa: F401 (DTYPES re-exported)
+from .options import SCHEDULERS, SDOptions
 
-log = logging.getLogger("inpaint_kit")
-
-# name -> (diffusers class, config overrides). Built from the model's own scheduler config, so the
-# noise schedule (betas, timestep spacing, prediction type) stays the model's.
+# --scheduler name (options.SCHEDULERS, without "default") -> (diffusers class, config overrides). Built from
+# the model's own scheduler config, so the noise schedule (betas, timestep spacing, prediction type) stays the model's.
 _SCHEDULER_SPECS = {
     "ddim": ("DDIMScheduler", {}),
     "dpmpp_2m": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "solver_order": 2}),
@@ -55,21 +57,12 @@ _SCHEDULER_SPECS = {
     "pndm": ("PNDMScheduler", {"skip_prk_steps": True}),
     "ddpm": ("DDPMScheduler", {}),
 }
-SCHEDULERS = ("default", *_SCHEDULER_SPECS)
 CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt")
-LORA_NAMES = ("lora_unet.safetensors", "pytorch_lora_weights.safetensors")  # diffusers LoRA format
-PARTIAL_NAME = "unet_partial_tuned.safetensors"  # plain UNet state dict (inpaint_kit.train.lora.save_partial)
-ADAPTER = "inpaint_kit"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
 # ----------------------------------------------------------------------------------------------------
 # loading
-
-
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0][:300] if text else type(e).__name__
 
 
 def _single_file_config(path: Path) -> Path | None:
@@ -94,7 +87,7 @@ def _load_single_file(path: Path, torch_dtype, cache_dir):
         where = f"with config folder {config}" if config else (
             f"(no config folder found: put the model's diffusers folder at {path.with_suffix('')}/ or "
             f"{path.parent / 'config'}/)")
-        raise InpaintKitError(f"cannot load checkpoint {path} {where}: {_one_line(e)}") from e
+        raise InpaintKitError(f"cannot load checkpoint {path} {where}: {one_line(e)}") from e
 
 
 def _load_hub(model: str, torch_dtype, cache_dir):
@@ -140,7 +133,7 @@ def load_pipeline(model: str, torch_dtype=None, cache_dir: str | None = None):
             return StableDiffusionInpaintPipeline.from_pretrained(
                 path, local_files_only=True, dtype=torch_dtype, safety_checker=None, requires_safety_checker=False)
         except Exception as e:
-            raise InpaintKitError(f"cannot load diffusers folder {path}: {_one_line(e)}") from e
+            raise InpaintKitError(f"cannot load diffusers folder {path}: {one_line(e)}") from e
     if path.is_file():
         if path.suffix.lower() not in CHECKPOINT_SUFFIXES:
             raise InpaintKitError(f"{path} is not a model file (expected .safetensors or .ckpt); --model takes {kinds}")
@@ -161,92 +154,13 @@ def build_scheduler(name: str, config):
 
 
 # ----------------------------------------------------------------------------------------------------
-# LoRA and partial fine-tunes
-
-
-def _resolve_lora(lora: str) -> tuple[str, Path]:
-    """(kind, file) for ``--lora``: kind 'lora' (diffusers LoRA) or 'partial' (plain UNet state dict).
-
-    A folder must hold ``lora_unet.safetensors`` (or diffusers' ``pytorch_lora_weights.safetensors``) or
-    ``unet_partial_tuned.safetensors``; a file is classified by its keys (LoRA keys contain ``lora``)."""
-    path = Path(lora).expanduser()
-    if path.is_dir():
-        for name in (*LORA_NAMES, PARTIAL_NAME):
-            if (path / name).is_file():
-                return ("partial" if name == PARTIAL_NAME else "lora"), path / name
-        raise InpaintKitError(f"{path} holds no {', '.join((*LORA_NAMES, PARTIAL_NAME))}; pass the training output folder or one of these files")
-    if not path.is_file():
-        raise InpaintKitError(f"{path}: no such LoRA file or folder")
-    if path.suffix.lower() != ".safetensors":
-        raise InpaintKitError(f"{path}: LoRA / fine-tune weights must be a .safetensors file")
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            keys, meta = list(f.keys()), f.metadata() or {}
-    except Exception as e:
-        raise InpaintKitError(f"{path}: not a readable safetensors file ({_one_line(e)})") from e
-    if meta.get("inpaint_kit") == "inpaint-kit-unet-partial" or not any("lora" in k for k in keys):
-        return "partial", path
-    return "lora", path
-
-
-def apply_partial(unet, path: Path, scale: float) -> int:
-    """Load a partial fine-tune over ``unet``: each weight becomes ``lerp(base, tuned, scale)`` (scale 0
-    is the base exactly, 1 the tuned weights exactly). Every key must exist in the UNet with the same
-    shape, else a one-line error naming the file. Returns the number of tensors changed."""
-    import torch
-    from safetensors.torch import load_file
-
-    tuned = load_file(str(path))
-    base = unet.state_dict()
-    for key, value in tuned.items():
-        if key not in base:
-            raise InpaintKitError(f"{path}: weight {key} does not exist in this model's UNet; it was trained for a different base model")
-        if tuple(value.shape) != tuple(base[key].shape):
-            raise InpaintKitError(f"{path}: {key} has shape {tuple(value.shape)} but the model's UNet expects "
-                                  f"{tuple(base[key].shape)}; it was trained for a different base model")
-    with torch.no_grad():
-        for key, value in tuned.items():
-            target = base[key]  # state_dict tensors share storage with the parameters
-            mixed = torch.lerp(target.float(), value.to(target.device).float(), float(scale))
-            target.copy_(mixed.to(target.dtype))
-    return len(tuned)
-
-
-def apply_lora(pipe, path: Path, scale: float) -> None:
-    """Load a diffusers-format LoRA into ``pipe`` as adapter ``inpaint_kit`` weighted by ``scale``."""
-    if _has_diffusers_lora_keys(path):
-        from ..train.lora import check_fits  # same shape rules as the trainer that wrote the file
-
-        check_fits(pipe.unet, path)
-    try:
-        pipe.load_lora_weights(str(path.parent), weight_name=path.name, adapter_name=ADAPTER)
-    except Exception as e:  # shape mismatches surface as RuntimeError/ValueError with long texts
-        raise InpaintKitError(f"{path}: LoRA does not fit this model ({_one_line(e)})") from e
-    if ADAPTER not in pipe.get_list_adapters().get("unet", []):
-        raise InpaintKitError(f"{path}: no LoRA weight matches a layer of this model's UNet; it was trained for a different base model")
-    pipe.set_adapters([ADAPTER], adapter_weights=[float(scale)])
-
-
-def _has_diffusers_lora_keys(path: Path) -> bool:
-    """True for the key styles ``check_fits`` understands (peft ``lora_A/B`` and diffusers ``lora.down/up``);
-    other styles (e.g. kohya's ``lora_unet_*``) are left to diffusers' own converters."""
-    from safetensors import safe_open
-
-    markers = (".lora_A.", ".lora_B.", ".lora.down.", ".lora.up.")
-    with safe_open(str(path), framework="pt") as f:
-        return any(m in k for k in f.keys() for m in markers)
-
-
-# ----------------------------------------------------------------------------------------------------
 # the engine
 
 
 def seeded_latents(pipe, device, seeds: Sequence[int], h: int, w: int):
     """Per-item noise (n, 4, h/8, w/8), item i from ``Generator('cpu').manual_seed(seeds[i])``, and
-    the generators (advanced past that draw) for schedulers that add noise at each step. Shared by the
-    SD and ControlNet engines: the noise a row starts from never depends on the other rows."""
+    the generators (advanced past that draw) for schedulers that add noise at each step: the noise a row
+    starts from never depends on the other rows."""
     import torch
 
     f = pipe.vae_scale_factor
@@ -256,9 +170,14 @@ def seeded_latents(pipe, device, seeds: Sequence[int], h: int, w: int):
     return latents.to(device, pipe.unet.dtype), generators
 
 
-class SDEngine(RowsMixin):
-    """A loaded SD inpainting pipeline implementing :class:`inpaint_kit.engine.Engine`."""
+class PipelineEngine(RowsMixin):
+    """What every engine on a diffusers SD pipeline shares (:class:`SDEngine`, and the ControlNet engine of
+    :mod:`inpaint_kit.engine.controlnet`): the UNet check, the work counters, ``describe``, the batching
+    loop of :meth:`fill`, the skip-guidance test and the pipeline call's output. A subclass says which
+    UNets it takes (:meth:`check_unet`), what else it records (:meth:`extra_info`) and how one batch is
+    passed to its pipeline (:meth:`_call`)."""
 
+    name = "sd"  # the registry name recorded as "engine"
     multiple = 8
     # Latent pixels (items x h/8 x w/8) per pipeline call: four 768x768 rows, the memory a default
     # collage has always needed. More items are split over several calls (results do not change).
@@ -266,9 +185,7 @@ class SDEngine(RowsMixin):
 
     def __init__(self, pipe, model: str, device: str, dtype: str, scheduler: str = "default",
                  lora: str | None = None, lora_scale: float = 1.0):
-        if pipe.unet.config.in_channels != 9:
-            raise InpaintKitError(f"{model} is not an inpainting model (its UNet takes {pipe.unet.config.in_channels} "
-                                  "input channels, inpainting models take 9); use an inpainting checkpoint")
+        self.check_unet(model, int(pipe.unet.config.in_channels))
         self.pipe = pipe
         self.model, self.device, self.dtype = model, device, dtype
         self.scheduler, self.lora, self.lora_scale = scheduler, lora, lora_scale
@@ -279,7 +196,13 @@ class SDEngine(RowsMixin):
         # Run guidance 1.0 when both prompts are empty (CFG is then a no-op); False forces the doubled
         # batch, as a plain pipeline call does (tests and the benchmark compare the two).
         self.skip_noop_cfg = True
-        pipe.unet.register_forward_pre_hook(self._count, with_kwargs=True)
+        # .remove() it when the pipeline outlives the engine (the ControlNet trainer's validation)
+        self.hook = pipe.unet.register_forward_pre_hook(self._count, with_kwargs=True)
+
+    @classmethod
+    def check_unet(cls, model: str, in_channels: int) -> None:
+        """One-line error unless this engine can drive a UNet of ``in_channels`` inputs."""
+        raise NotImplementedError
 
     def _count(self, module, args, kwargs):
         sample = args[0] if args else kwargs["sample"]
@@ -287,10 +210,16 @@ class SDEngine(RowsMixin):
         self.unet_rows += int(sample.shape[0])
         self.unet_latent_pixels += int(sample.shape[0] * sample.shape[-2] * sample.shape[-1])
 
+    def extra_info(self) -> dict:
+        """What this engine records beside the SD engine's provenance."""
+        return {}
+
     def describe(self) -> dict:
         """Provenance for output metadata (``cfg_skipped`` once a call has run)."""
         info = {
+            "engine": self.name,
             "model": self.model,
+            **self.extra_info(),
             "scheduler": self.scheduler,
             "scheduler_class": type(self.pipe.scheduler).__name__,
             "lora": self.lora,
@@ -300,19 +229,11 @@ class SDEngine(RowsMixin):
         }
         if "cfg_skipped" in self.last_info:
             info["cfg_skipped"] = self.last_info["cfg_skipped"]
+        from ..recipe import read_recipe  # how a merged / LoRA-fused model was made (merge-inpaint, export)
+
+        if (recipe := read_recipe(self.model)) is not None:
+            info["recipe"] = recipe
         return info
-
-    def masked_image_latents(self, image: np.ndarray, mask: np.ndarray):
-        """VAE latents (1, 4, h/8, w/8) of the image with the repair region set to 0 (mid grey in
-        [-1, 1], as the pipeline does), encoded deterministically with the latent distribution's mode."""
-        import torch
-
-        vae = self.pipe.vae
-        x = torch.tensor(image).permute(2, 0, 1)[None].float() / 127.5 - 1.0  # (1, 3, h, w) in [-1, 1] (copy: input may be read-only)
-        x = x * torch.from_numpy(~mask)[None, None].float()
-        with torch.no_grad():
-            z = vae.encode(x.to(self.device, vae.dtype)).latent_dist.mode()
-        return z * vae.config.scaling_factor
 
     def initial_latents(self, seeds: Sequence[int], h: int, w: int):
         return seeded_latents(self.pipe, self.device, seeds, h, w)
@@ -330,11 +251,59 @@ class SDEngine(RowsMixin):
         return out
 
     def _call(self, items: Sequence[Canvas], sampling: Sampling, progress: bool) -> list[np.ndarray]:
+        """One pipeline call for ``items`` (all of one size), through :meth:`_run`."""
+        raise NotImplementedError
+
+    def _run(self, sampling: Sampling, items: Sequence[Canvas], progress: bool, **call) -> list[np.ndarray]:
+        """Call the pipeline with what every SD-family call shares (size, steps, guidance, each row's own
+        noise and generator; guidance 1.0 when both prompts are empty) plus ``call``; one float32 array in
+        [0, 1] per item (the VAE decode as the pipeline post-processes it, never rounded to 8 bits here)."""
+        h, w = items[0].image.shape[:2]
+        latents, generators = self.initial_latents([it.seed for it in items], h, w)
+        cfg_skipped = (self.skip_noop_cfg and not sampling.prompt and not sampling.negative_prompt
+                       and sampling.guidance > 1.0)
+        self.pipe.set_progress_bar_config(disable=not (progress and interactive()), leave=False, desc="steps")
+        out = self.pipe(
+            **call,
+            height=h,
+            width=w,
+            strength=1.0,
+            num_inference_steps=sampling.steps,
+            guidance_scale=1.0 if cfg_skipped else sampling.guidance,
+            generator=generators,
+            latents=latents,
+            output_type="np",
+        ).images  # (n, h, w, 3) float in [0, 1]
+        self.last_info = {"cfg_skipped": cfg_skipped}
+        return [np.array(row, np.float32) for row in out]  # own copies (not views of the batch)
+
+
+class SDEngine(PipelineEngine):
+    """A loaded SD inpainting pipeline (9-channel UNet) implementing :class:`inpaint_kit.engine.Engine`."""
+
+    @classmethod
+    def check_unet(cls, model: str, in_channels: int) -> None:
+        if in_channels != 9:
+            raise InpaintKitError(f"{model} is not an inpainting model (its UNet takes {in_channels} "
+                                  "input channels, inpainting models take 9); use an inpainting checkpoint")
+
+    def masked_image_latents(self, image: np.ndarray, mask: np.ndarray):
+        """VAE latents (1, 4, h/8, w/8) of the image with the repair region set to 0 (mid grey in
+        [-1, 1], as the pipeline does), encoded deterministically with the latent distribution's mode."""
+        import torch
+
+        vae = self.pipe.vae
+        x = torch.tensor(image).permute(2, 0, 1)[None].float() / 127.5 - 1.0  # (1, 3, h, w) in [-1, 1] (copy: input may be read-only)
+        x = x * torch.from_numpy(~mask)[None, None].float()
+        with torch.no_grad():
+            z = vae.encode(x.to(self.device, vae.dtype)).latent_dist.mode()
+        return z * vae.config.scaling_factor
+
+    def _call(self, items: Sequence[Canvas], sampling: Sampling, progress: bool) -> list[np.ndarray]:
         """One pipeline call for ``items``: each brings its own noise, mask and masked-image latents."""
         import torch
         from PIL import Image
 
-        h, w = items[0].image.shape[:2]
         f = self.pipe.vae_scale_factor
         # 1. The pipeline shrinks the mask to latent cells with nearest neighbour, which would drop thin
         #    cracks; a mask grown to whole cells shrinks exactly, so every cell touched by damage is
@@ -349,28 +318,38 @@ class SDEngine(RowsMixin):
             latents_of.append(encoded[key])
         shared = len(encoded) == 1  # one encoding and one mask for all: the pipeline repeats them
         masks = [Image.fromarray(blocks[id(it.mask)].astype(np.uint8) * 255) for it in (items[:1] if shared else items)]
-        latents, generators = self.initial_latents([it.seed for it in items], h, w)
-        cfg_skipped = (self.skip_noop_cfg and not sampling.prompt and not sampling.negative_prompt
-                       and sampling.guidance > 1.0)
-        self.pipe.set_progress_bar_config(disable=not (progress and interactive()), leave=False, desc="steps")
-        out = self.pipe(
+        return self._run(
+            sampling, items, progress,
             prompt=sampling.prompt,
             negative_prompt=sampling.negative_prompt or None,
             image=Image.fromarray(items[0].image),  # unused at strength 1 with our own latents (9-channel UNet)
             mask_image=masks[0] if shared else masks,
             masked_image_latents=latents_of[0] if shared else torch.cat(latents_of),
-            height=h,
-            width=w,
-            strength=1.0,
-            num_inference_steps=sampling.steps,
-            guidance_scale=1.0 if cfg_skipped else sampling.guidance,
             num_images_per_prompt=len(items),
-            generator=generators,
-            latents=latents,
-            output_type="np",
-        ).images  # (n, h, w, 3) float in [0, 1]
-        self.last_info = {"cfg_skipped": cfg_skipped}
-        return [np.clip(np.round(row * 255), 0, 255).astype(np.uint8) for row in out]
+        )
+
+
+def load_with(engine_cls, model: str, options: SDOptions, device: str | None, dtype: str,
+              before_base=lambda torch_dtype: None, check=lambda pipe, extra: None):
+    """The loading sequence of every SD-family engine: check the options, resolve device and dtype, find
+    the LoRA file, ``before_base(torch_dtype)`` (e.g. load and check a ControlNet: small things first), load
+    the base pipeline, ``check(pipe, extra)`` (``extra``: what ``before_base`` returned), move it to the
+    device, set the scheduler and apply the LoRA. Every failure before the slow base load is one line.
+    Returns ``(pipe, device, dtype name, extra)``."""
+    if options.scheduler not in SCHEDULERS:
+        raise ValueError(f"unknown scheduler {options.scheduler!r}; choose one of {', '.join(SCHEDULERS)}")
+    device, dtype_name, torch_dtype = resolve_device_dtype(device, dtype)
+    lora = loras.resolve_lora(options.lora) if options.lora else None  # bad --lora fails before the slow load
+    extra = before_base(torch_dtype)
+    pipe = load_pipeline(model, torch_dtype=torch_dtype, cache_dir=options.cache_dir)
+    engine_cls.check_unet(model, int(pipe.unet.config.in_channels))
+    check(pipe, extra)
+    pipe.to(device)
+    if options.scheduler != "default":
+        pipe.scheduler = build_scheduler(options.scheduler, pipe.scheduler.config)
+    if lora is not None:
+        loras.apply(pipe, lora, options.lora_scale)
+    return pipe, device, dtype_name, extra
 
 
 def load_sd_engine(model: str, *, device: str | None = None, dtype: str = "auto",
@@ -379,20 +358,8 @@ def load_sd_engine(model: str, *, device: str | None = None, dtype: str = "auto"
     with :class:`~inpaint_kit.engine.options.SDOptions` (``fields`` replace single ones): ``scheduler``
     (one of :data:`SCHEDULERS`) and an optional LoRA / partial fine-tune."""
     o = replace(options or SDOptions(), **fields)
-    scheduler, lora, lora_scale, cache_dir = o.scheduler, o.lora, o.lora_scale, o.cache_dir
-    if scheduler not in SCHEDULERS:
-        raise ValueError(f"unknown scheduler {scheduler!r}; choose one of {', '.join(SCHEDULERS)}")
-    device, dtype_name, torch_dtype = resolve_device_dtype(device, dtype)
-    lora_kind = _resolve_lora(lora) if lora else None  # bad --lora fails before the slow model load
-    pipe = load_pipeline(model, torch_dtype=torch_dtype, cache_dir=cache_dir)
-    pipe.to(device)
-    if scheduler != "default":
-        pipe.scheduler = build_scheduler(scheduler, pipe.scheduler.config)
-    if lora_kind is not None:
-        kind, path = lora_kind
-        if kind == "partial":
-            n = apply_partial(pipe.unet, path, lora_scale)
-            log.info("loaded %d fine-tuned UNet tensors from %s (scale %s)", n, path, lora_scale)
-        else:
-            apply_lora(pipe, path, lora_scale)
-    return SDEngine(pipe, model, device, dtype_name, scheduler, lora, lora_scale)
+    if o.controlnet:
+        raise InpaintKitError(f"--controlnet {o.controlnet}: the SD engine takes no ControlNet; load it with "
+                              "inpaint_kit.engine.load_engine (or engine.controlnet.load)")
+    pipe, device, dtype_name, _ = load_with(SDEngine, model, o, device, dtype)
+    return SDEngine(pipe, model, device, dtype_name, o.scheduler, o.lora, o.lora_scale)

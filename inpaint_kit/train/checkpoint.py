@@ -130,7 +130,7 @@ def prepare_output_dir(output_dir: str | Path, names, overwrite: bool) -> list[P
 
 def clean_stale(output_dir: str | Path) -> list[Path]:
     """Remove what killed saves leave behind: ``checkpoints/.tmp_step_*`` folders, the ``.lora.*`` folders of
-    :func:`inpaint_kit.train.lora.save_lora` and the ``.<name>.<pid>.tmp`` files of
+    :func:`inpaint_kit.train.adapters.save_lora` and the ``.<name>.<pid>.tmp`` files of
     :func:`inpaint_kit.images.atomic_write` (anywhere in the run folder). Returns the removed paths."""
     out = Path(output_dir)
     stale = list((out / CHECKPOINTS).glob(TMP_PREFIX + "*")) + list(out.glob(".lora.*"))

@@ -1,9 +1,10 @@
-"""The configs of training runs: :class:`TrainerConfig` (what every trainer shares) and
-:class:`LoraTrainConfig` (``inpaint-kit train-lora``). No torch here: the CLI builds its flags from these.
+""":class:`TrainerConfig`, the settings every trainer shares, and :func:`option` / :func:`redefault`, with
+which every trainer's config (``inpaint_kit.train.<trainer>.config``) declares its own. No torch here: the
+CLI builds its flags from these.
 
-Each field is declared once with :func:`option`: its default, help text, choices, flag group, old flag
-spellings, and what ``--resume`` does with it. :mod:`inpaint_kit.commands.training` turns the fields into
-argparse flags, so defaults and choice lists are never restated. A trainer's config subclasses
+Each field is declared once with :func:`option`: its default, help text, choices, flag group, flag name
+and old flag spellings, and what ``--resume`` does with it. :mod:`inpaint_kit.commands.training` turns the
+fields into argparse flags, so defaults and choice lists are never restated. A trainer's config subclasses
 :class:`TrainerConfig`, adds its own fields and changes shared defaults with :func:`redefault`.
 
 On ``--resume`` a field is one of (``option(resume=...)``):
@@ -20,18 +21,14 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from ..engine import DEFAULT_MODEL
 from ..errors import InpaintKitError
 from .checkpoint import CONFIG_NAME  # noqa: F401  (training_config.json; re-exported)
 
-TRAIN_MODES = ("lora", "attn", "text_encoder")
+MASK_MODES = ("black", "white")  # = inpaint_kit.masks.MASK_MODES
 MASK_SOURCES = ("pairs", "random", "mixed")
 MIXED_PRECISIONS = ("no", "fp16", "bf16")
 LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial")
 RESUME_KINDS = ("fixed", "change", "fresh")
-
-LORA_WEIGHTS = "lora_unet.safetensors"  # diffusers LoRA format (pipe.load_lora_weights)
-PARTIAL_WEIGHTS = "unet_partial_tuned.safetensors"  # plain UNet state dict of the tuned attention weights
 
 # Flag groups of ``--help``, in this order (a trainer's own groups go before the last one).
 GROUP_ORDER = DATA, TRAINS, OPTIMISATION, CHECKPOINTS, DEVICE = (
@@ -66,13 +63,15 @@ def redefault(base: type, name: str, default, **changes):
     return field(default=default, metadata=meta)
 
 
-def flag_text(name: str, value) -> str:
-    """How a field's value reads on the command line (``--train lora text_encoder``, ``--prediction v``)."""
+def flag_text(name: str, value, flag: str | None = None) -> str:
+    """How a field's value reads on the command line (``--train lora text_encoder``, ``--prediction v``);
+    ``flag``: the field's flag when it is not ``--<name>`` (:meth:`TrainerConfig.flag_of`)."""
     if isinstance(value, bool):
         return f"--{name} {'on' if value else 'off'}"
+    flag = flag or f"--{name}"
     if isinstance(value, (list, tuple)):
-        return f"--{name} {' '.join(str(v) for v in value)}"
-    return f"--{name} {value}"
+        return f"{flag} {' '.join(str(v) for v in value)}"
+    return f"{flag} {value}"
 
 
 @dataclass
@@ -114,6 +113,15 @@ class TrainerConfig:
     threads: int | None = option(None, type=int, group=DEVICE, resume="fresh", help="torch CPU threads")
     progress: bool = option(True, group=DEVICE, resume="fresh", help="progress bar")
 
+    @classmethod
+    def flag_of(cls, name: str) -> str:
+        """The command-line flag of field ``name`` (``--<name>`` unless the field declares another)."""
+        return cls.__dataclass_fields__[name].metadata.get("flag") or f"--{name}"
+
+    def flag_text(self, name: str, value) -> str:
+        """How field ``name`` with ``value`` reads on this config's command line."""
+        return flag_text(name, value, None if isinstance(value, bool) else self.flag_of(name))
+
     def validate(self):
         """Check every shared value; subclasses extend this (call ``super().validate()`` first)."""
         for f in dataclasses.fields(self):
@@ -123,7 +131,7 @@ class TrainerConfig:
             values = value if isinstance(value, (list, tuple)) else [value]
             bad = [v for v in values if v not in allowed]
             if bad or not values:
-                raise InpaintKitError(f"{flag_text(f.name, value)}: choose from {', '.join(map(str, allowed))}")
+                raise InpaintKitError(f"{self.flag_text(f.name, value)}: choose from {', '.join(map(str, allowed))}")
         if not self.data:
             raise InpaintKitError(f"--data is required: {self.__dataclass_fields__['data'].metadata['help']}")
         if not self.output_dir:
@@ -183,185 +191,3 @@ class TrainerConfig:
         """Continue the run in ``output_dir`` from its newest checkpoint with its own settings, changing only
         ``changes`` (e.g. ``steps=20000``): the Python form of ``--resume``."""
         return cls.from_options({"output_dir": output_dir, "resume": "latest", **changes})
-
-
-@dataclass
-class LoraTrainConfig(TrainerConfig):
-    """A LoRA / partial fine-tuning run of an SD inpainting model (``inpaint-kit train-lora``)."""
-
-    data: str = redefault(TrainerConfig, "data", "",
-                          help="folder with imgs/ and masks/ (black = repair) or masks_inverted/ (white = repair), "
-                               "paired by stem")
-    output_dir: str = redefault(TrainerConfig, "output_dir", "weights/lora")
-    model: str = option(DEFAULT_MODEL, group=DATA, help="base SD inpainting model: hub id, diffusers folder or single file")
-    size: int = option(512, group=DATA, help="training crop side in pixels (multiple of 8)")
-    mask_mode: str = option("black", group=DATA, choices=("black", "white"), help="which colour marks repair in masks/")
-    mask_source: str = option("mixed", group=DATA, choices=MASK_SOURCES,
-                              help="pairs: given masks are the holes; random: generated holes, given masks = damage "
-                                   "excluded from the loss; mixed: alternate")
-    damage_aware: bool = option(True, group=DATA, flag="--no_damage_aware",
-                                help="with random masks, do NOT exclude the given masks' damage from the loss")
-    mask_loss_weight: float = option(1.0, group=DATA, help="loss weight inside the hole (outside is 1)")
-    prompt: str = option("", group=DATA, help="caption for images without a <stem>.txt beside them")
-    # lora: UNet attention LoRA; attn: UNet attention projections trained directly (partial UNet);
-    # text_encoder: add a LoRA on the text encoder's attention too (with lora only).
-    train: list[str] = option(group=TRAINS, choices=TRAIN_MODES, nargs="+", factory=lambda: ["lora"],
-                              help="lora: LoRA on UNet attention; attn: the UNet attention projections themselves; "
-                                   "text_encoder: add a text-encoder LoRA")
-    rank: int = option(16, group=TRAINS, help="LoRA rank")
-    alpha: float | None = option(None, group=TRAINS, type=float, help="LoRA alpha (default: = rank)")
-    gradient_checkpointing: bool = option(False, resume="change", help="trade compute for memory")
-    validation_image: str | None = option(None, group=CHECKPOINTS, resume="change",
-                                          help="image inpainted at each validation")
-    validation_mask: str | None = option(None, group=CHECKPOINTS, resume="change",
-                                         help="its mask (--mask_mode convention)")
-    validation_prompt: str | None = option(None, group=CHECKPOINTS, resume="change",
-                                           help="prompt (default: --instance_prompt or --prompt)")
-    validation_steps: int = option(20, group=CHECKPOINTS, resume="change", help="denoising steps for validation")
-    # DreamBooth prior preservation (off unless class_data_dir is given)
-    instance_prompt: str | None = option(None, group="DreamBooth prior preservation (on with --class_data_dir)",
-                                         help="caption of your images, e.g. 'a mural of sks cave'")
-    class_prompt: str | None = option(None, group="DreamBooth prior preservation (on with --class_data_dir)",
-                                      help="caption of the class, e.g. 'a mural'")
-    class_data_dir: str | None = option(None, group="DreamBooth prior preservation (on with --class_data_dir)",
-                                        resume="change", help="class images; missing ones are generated first")
-    num_class_images: int = option(100, group="DreamBooth prior preservation (on with --class_data_dir)",
-                                   help="class images wanted")
-    prior_loss_weight: float = option(1.0, group="DreamBooth prior preservation (on with --class_data_dir)",
-                                      help="weight of the class loss")
-    class_steps: int = option(25, group="DreamBooth prior preservation (on with --class_data_dir)", resume="change",
-                              help="denoising steps per generated class image")
-
-    @property
-    def with_prior(self) -> bool:
-        """True when DreamBooth prior preservation is on."""
-        return bool(self.class_data_dir)
-
-    @property
-    def lora_alpha(self) -> float:
-        """The effective LoRA alpha (``alpha`` or, when unset, ``rank``)."""
-        return float(self.rank if self.alpha is None else self.alpha)
-
-    @property
-    def unet_mode(self) -> str:
-        """``lora`` or ``attn``: how the UNet is trained."""
-        return "attn" if "attn" in self.train else "lora"
-
-    @property
-    def train_text_encoder(self) -> bool:
-        """True when a text-encoder LoRA is trained as well."""
-        return "text_encoder" in self.train
-
-    @property
-    def weights_name(self) -> str:
-        """File name of the final weights in ``output_dir``."""
-        return PARTIAL_WEIGHTS if self.unet_mode == "attn" else LORA_WEIGHTS
-
-    def validate(self) -> "LoraTrainConfig":
-        """Check every value; raise a one-line :class:`InpaintKitError` naming the bad one."""
-        super().validate()
-        for name in ("size", "rank", "validation_steps", "class_steps"):
-            if getattr(self, name) < 1:
-                raise InpaintKitError(f"--{name} {getattr(self, name)}: must be at least 1")
-        if self.size % 8:
-            raise InpaintKitError(f"--size {self.size}: must be a multiple of 8 (the VAE downsamples by 8)")
-        if self.alpha is not None and not self.alpha > 0:
-            raise InpaintKitError(f"--alpha {self.alpha}: must be positive")
-        if "attn" in self.train and ("lora" in self.train or "text_encoder" in self.train):
-            raise InpaintKitError("--train attn trains the UNet attention weights directly; it cannot be combined "
-                                  "with lora or text_encoder")
-        if self.mask_loss_weight < 0 or self.prior_loss_weight < 0:
-            raise InpaintKitError("--mask_loss_weight and --prior_loss_weight must not be negative")
-        if self.validate_every and not (self.validation_image and self.validation_mask):
-            raise InpaintKitError("--validate_every needs --validation_image and --validation_mask")
-        if self.with_prior and not self.class_prompt:
-            raise InpaintKitError("--class_data_dir needs --class_prompt (e.g. 'a mural') for prior preservation")
-        if self.with_prior and self.num_class_images < 1:
-            raise InpaintKitError(f"--num_class_images {self.num_class_images}: must be at least 1")
-        return self
-
-
-# --- train-ddpm ---------------------------------------------------------------------------------------
-DDPM_PRESETS = ("tiny", "small", "base")  # = inpaint_kit.ddpm.unet.PRESETS (kept torch-free here; tested)
-DDPM_WEIGHTS = ("model.safetensors", "config.json")  # a DDPM model folder: EMA weights + the network's config
-NETWORK = "network and objective"
-
-
-def _mask_kinds() -> str:
-    from ..masks import MASK_KINDS
-
-    return ",".join(MASK_KINDS)
-
-
-@dataclass
-class DdpmTrainConfig(TrainerConfig):
-    """A from-scratch DDPM inpainter run (``inpaint-kit train-ddpm``). The output folder is a model folder
-    (``config.json`` + EMA ``model.safetensors``) that ``--model <output_dir>`` loads."""
-
-    data: str = redefault(TrainerConfig, "data", "", help="folder of training images (searched recursively)")
-    output_dir: str = redefault(TrainerConfig, "output_dir", "",
-                                help="the model folder: config.json + model.safetensors (EMA weights), "
-                                     "training_config.json, checkpoints/, logs/, validation/")
-    size: int = option(64, group=DATA, help="training window side (a multiple of the network's downsampling)")
-    mask_kinds: str = option(_mask_kinds(), group=DATA, help="comma-separated mask generators to train on")
-    min_scale: float = option(0.35, group=DATA, help="smallest crop scale relative to the native image")
-    max_scale: float = option(1.0, group=DATA, help="largest crop scale relative to the native image")
-    colour_weight: float = option(1.0, group=DATA, help="draw colour photos this many times as often as grey ones")
-    permute_channels: float = option(0.0, group=DATA, help="probability of shuffling a window's RGB channels")
-    preset: str = option("small", group=NETWORK, choices=DDPM_PRESETS,
-                         help="network size: tiny (tests, ~0.4 M), small (the builtin's, ~7 M), base (~11 M)")
-    conditioning: str = option("concat", group=NETWORK, choices=("concat", "unconditional"),
-                               help="concat: the network sees mask + masked image; unconditional: x_t only "
-                                    "(RePaint's setting)")
-    schedule: str = option("cosine", group=NETWORK, choices=("cosine", "linear"), help="noise schedule")
-    prediction: str = option("epsilon", group=NETWORK, choices=("epsilon", "v"),
-                             help="network target: the noise (epsilon) or v = sqrt(ab) noise - sqrt(1-ab) x0")
-    init_from: str | None = option(None, group=NETWORK, type=str,
-                                   help="start from this model folder's weights (same --preset)")
-    loss_region: str = option("masked", group=NETWORK, choices=("masked", "all"),
-                              help="where the MSE is averaged: each window's hole, or every pixel")
-    focus_strength: float = option(1.0, group=NETWORK,
-                                   help="with --focus_fraction: draw that share of timesteps below this noise "
-                                        "level (0-1]")
-    focus_fraction: float = option(0.0, group=NETWORK,
-                                   help="share of timesteps drawn below --focus_strength (train where --init/"
-                                        "--strength sampling works)")
-    ema_decay: float = option(0.999, help="EMA decay of the exported weights (diffusers EMAModel, warm-up "
-                                          "(1+s)/(10+s))")
-    steps: int = redefault(TrainerConfig, "steps", 2000)
-    batch: int = redefault(TrainerConfig, "batch", 16)
-    lr: float = redefault(TrainerConfig, "lr", 2e-4)
-    lr_scheduler: str = redefault(TrainerConfig, "lr_scheduler", "cosine")
-    warmup_steps: int = redefault(TrainerConfig, "warmup_steps", 100)
-    weight_decay: float = redefault(TrainerConfig, "weight_decay", 0.0)
-    seed: int = redefault(TrainerConfig, "seed", 0)
-    save_every: int = redefault(TrainerConfig, "save_every", 250)
-    log_every: int = redefault(TrainerConfig, "log_every", 25)
-
-    @property
-    def kinds(self) -> tuple[str, ...]:
-        """The mask generators of ``mask_kinds``."""
-        return tuple(k.strip() for k in self.mask_kinds.split(",") if k.strip())
-
-    def validate(self) -> "DdpmTrainConfig":
-        """Check every value; raise a one-line :class:`InpaintKitError` naming the bad one."""
-        from ..masks import MASK_KINDS
-
-        super().validate()
-        bad = [k for k in self.kinds if k not in MASK_KINDS]
-        if bad or not self.kinds:
-            raise InpaintKitError(f"--mask_kinds {self.mask_kinds}: unknown {', '.join(bad) or '(none given)'}; "
-                                  f"choose from {', '.join(MASK_KINDS)}")
-        if self.size < 1:
-            raise InpaintKitError(f"--size {self.size}: must be at least 1")
-        if not 0 < self.focus_strength <= 1 or not 0 <= self.focus_fraction <= 1:
-            raise InpaintKitError(f"need 0 < --focus_strength <= 1 and 0 <= --focus_fraction <= 1 "
-                                  f"(got {self.focus_strength}, {self.focus_fraction})")
-        if not 0 < self.min_scale <= self.max_scale:
-            raise InpaintKitError(f"need 0 < --min_scale <= --max_scale (got {self.min_scale}, {self.max_scale})")
-        if not 0 <= self.ema_decay < 1:
-            raise InpaintKitError(f"--ema_decay {self.ema_decay}: must be in [0, 1)")
-        if not 0 <= self.permute_channels <= 1 or not self.colour_weight > 0:
-            raise InpaintKitError(f"--permute_channels {self.permute_channels} must be in [0, 1] and --colour_weight "
-                                  f"{self.colour_weight} positive")
-        return self

@@ -1,38 +1,47 @@
 """The training machinery every inpaint-kit trainer shares, on accelerate: ``MyTrainer(cfg).run()``.
 
+Every trainer has the same shape: a folder ``inpaint_kit/train/<trainer>/`` with ``config.py`` (its config
+dataclass, no torch), ``data.py`` (what a draw loads) and ``trainer.py`` (a :class:`Trainer` subclass and
+``train(cfg)``); the ``train-<trainer>`` command is one row of :data:`inpaint_kit.commands.training.
+TRAIN_COMMANDS`. See ``train/lora/``, ``train/controlnet/``, ``train/ddpm/``, ``train/defect/``.
+
 What the base class does (a subclass writes none of it): one-line checks before any model loads (config,
 device, ``--output_dir`` not holding another run unless ``--resume``/``--overwrite``, the ``--resume``
 checkpoint's identity card), removal of temp files left by killed saves, accelerate setup (CPU / GPU / many
-processes, ``--mixed_precision``), AdamW with ``--lr_scheduler``/``--warmup_steps`` (diffusers'
-``get_scheduler``), gradient accumulation and clipping, NaN/inf updates skipped and counted, TensorBoard in
-``<output_dir>/logs``, a tqdm bar with the loss, atomic checkpoints every ``--save_every`` keeping
-``--checkpoints_total_limit``, exact ``--resume``, ``--stop_after``, a checkpoint on Ctrl-C, periodic
-validation, and ``training_config.json``. Layout on disk: :mod:`inpaint_kit.train.checkpoint`.
+processes, ``--mixed_precision``), placing the models on the device in the right dtypes (:meth:`place`),
+AdamW with ``--lr_scheduler``/``--warmup_steps`` (diffusers' ``get_scheduler``), gradient accumulation and
+clipping, NaN/inf updates skipped and counted, TensorBoard in ``<output_dir>/logs``, a tqdm bar with the
+loss, atomic checkpoints every ``--save_every`` keeping ``--checkpoints_total_limit``, exact ``--resume``,
+``--stop_after``, a checkpoint on Ctrl-C, periodic validation, ``training_config.json``, and the messages of
+a run, printed by the main process only (:meth:`print`), ending with its one-line :meth:`summary`. Layout on
+disk: :mod:`inpaint_kit.train.checkpoint`.
 
-Writing a trainer (see :class:`inpaint_kit.train.loop.LoraTrainer` and :mod:`inpaint_kit.ddpm.train`)::
+Writing a trainer (see :class:`inpaint_kit.train.lora.trainer.LoraTrainer` and
+:mod:`inpaint_kit.train.ddpm.trainer`)::
 
     @dataclass
-    class MyConfig(TrainerConfig):           # inpaint_kit.train.config: fields declared with option()
+    class MyConfig(TrainerConfig):           # train/my/config.py: fields declared with option()
         model: str = option("...", help="...")
         steps: int = redefault(TrainerConfig, "steps", 2000)
 
-    class MyTrainer(Trainer):
+    class MyTrainer(Trainer):               # train/my/trainer.py
         name = "train-my"                   # progress label, TensorBoard run, checkpoint owner
         weights_names = ("my.safetensors",) # files in output_dir that mark a run (refused without --resume)
         def build_data(self): ...           # find and check the data: before any model loads
-        def build_models(self): ...         # build/load models; freeze what does not train
+        def build_models(self): ...         # build/load models; freeze what does not train; self.place(...)
         def trainable_modules(self): ...    # [modules with trainable parameters], prepared in this order
         def micro_loss(self, micro): ...    # scalar loss of micro-batch number ``micro`` (see draws())
         def save_weights(self): ...         # final weights in their inference format -> Path (main process)
 
-Optional hooks: ``fingerprint()`` (identity of the base model, refused on resume when it differs),
+Optional hooks: ``model_fingerprint()`` (identity of the base model, refused on resume when it differs),
 ``after_update()`` (e.g. an EMA step), ``save_extra(folder)`` / ``load_extra(folder, state)`` (more state in
-a checkpoint: write safetensors, never pickles), ``validate()`` (a preview; main process; enables
-``--validate_every``), ``record()`` (extra keys for ``training_config.json``).
+a checkpoint: write safetensors, never pickles), ``validate()`` (a preview, see :meth:`save_preview`; main
+process; enables ``--validate_every``), ``record()`` (extra keys for ``training_config.json``),
+``summary(result)`` (the closing line).
 
 Inside ``micro_loss`` use ``self.models[i]`` (the prepared, possibly DDP-wrapped modules, in the order
 ``trainable_modules`` returned them: call them for the forward pass so gradients are synchronised),
-``self.acc.device`` and ``self.weight_dtype`` (the dtype for frozen weights under mixed precision).
+``self.acc.device`` and ``self.weight_dtype`` (the dtype of frozen weights under mixed precision).
 
 Randomness and processes: every draw of update ``s`` comes from :meth:`Trainer.draws` (the global numbers of
 this process's samples in micro-batch ``micro``) and :meth:`Trainer.generators` (one CPU generator per
@@ -40,7 +49,8 @@ sample, seeded by ``(seed, stream, draw)``). Sample ``d`` is therefore the same 
 so N processes with ``--batch B`` train exactly like one process with ``--batch N*B`` (gradients are
 averaged by DDP; equal up to float rounding), and a run resumed from step ``k`` (with the same or another
 number of processes, as long as the global batch is the same) continues exactly like an uninterrupted one.
-Only the main process writes (checkpoints, logs, weights, previews); every process reads a checkpoint.
+Only the main process writes (checkpoints, logs, weights, previews, messages); every process reads a
+checkpoint.
 """
 
 from __future__ import annotations
@@ -64,7 +74,7 @@ from ..errors import InpaintKitError
 from ..images import atomic_write
 from .checkpoint import (CHECKPOINTS, CONFIG_NAME, RUN_FILES, STATE_NAME, TMP_PREFIX, check_output_dir,
                          checkpoint_name, find_checkpoint, list_checkpoints, prepare_output_dir, read_state)
-from .config import TrainerConfig, flag_text
+from .config import TrainerConfig
 
 TRAINABLE_NAME = "trainable_{}.safetensors"  # checkpoint: trained parameters of trainable_modules()[i]
 
@@ -209,6 +219,43 @@ class Trainer:
     def record(self) -> dict:
         """Extra keys for ``training_config.json``."""
         return {}
+
+    def summary(self, result: TrainResult) -> str:
+        """The run's closing line (printed once, by the main process, at the end of :meth:`run`)."""
+        return (f"trained {result.step} steps ({result.trainable_params:,} trainable parameters); "
+                f"weights: {result.weights}")
+
+    # --- shared services --------------------------------------------------------------------------------
+    def print(self, *args, **kwargs) -> None:
+        """``print`` on the main process only (under torchrun every process runs the same code)."""
+        if self.acc.is_main_process:
+            print(*args, **kwargs)
+
+    def place(self, frozen=(), trained=()) -> None:
+        """Put the models on ``self.acc.device``. ``frozen``: modules whose frozen weights (and buffers) take
+        ``self.weight_dtype`` under mixed precision (bf16/fp16: half the memory, and the maths runs in that
+        dtype under autocast anyway) while any trainable parameters inside them (e.g. LoRA adapters) stay
+        fp32, untouched; ``trained``: modules trained whole, kept fp32. The optimizer always steps fp32."""
+        for m in trained:
+            m.to(self.acc.device)
+        for m in frozen:
+            m.to(self.acc.device)
+            if self.weight_dtype != torch.float32:
+                keep = [(p, p.data) for p in m.parameters() if p.requires_grad]
+                m.to(dtype=self.weight_dtype)
+                for p, data in keep:
+                    p.data = data
+
+    def save_preview(self, image: np.ndarray, meta: dict) -> Path:
+        """Write a validation preview (RGB uint8) as ``validation/step_NNNNNN.png`` with ``meta`` and the
+        step in its metadata, and log it to TensorBoard (main process)."""
+        from ..images import save_png
+
+        path = save_png(self.out / "validation" / f"step_{self.step:06d}.png", image, {"step": self.step, **meta})
+        tracker = self.acc.get_tracker("tensorboard")
+        if hasattr(tracker, "log_images"):
+            tracker.log_images({"validation": image[None]}, step=self.step, dataformats="NHWC")
+        return path
 
     # --- randomness ----------------------------------------------------------------------------------
     def draws(self, micro: int) -> list[int]:
@@ -362,7 +409,8 @@ class Trainer:
             if not _same(now, saved[f.name]):
                 (fixed if kind == "fixed" else changed).append((f.name, saved[f.name], now))
         if fixed:
-            was = ", ".join(f"{flag_text(n, old)} (not {flag_text(n, new).split(' ', 1)[1]})" for n, old, new in fixed)
+            text = self.cfg.flag_text
+            was = ", ".join(f"{text(n, old)} (not {text(n, new).split(' ', 1)[1]})" for n, old, new in fixed)
             raise InpaintKitError(f"--resume {ckpt}: the run was trained with {was}; leave these flags out (resume "
                                   "uses the run's settings) or start a new --output_dir")
         global_batch = self.cfg.batch * self.acc.num_processes
@@ -373,9 +421,10 @@ class Trainer:
             raise InpaintKitError(f"--resume {ckpt}: the run's global batch is {state.get('global_batch')} "
                                   f"({state.get('processes')} process(es) x --batch {saved.get('batch')}), this one "
                                   f"{global_batch} ({n} x --batch {self.cfg.batch}); {hint}")
-        if changed and self.acc.is_main_process:
-            print("resume: " + ", ".join(f"{flag_text(n, new)} (was {flag_text(n, old).split(' ', 1)[1]})"
-                                         for n, old, new in changed))
+        if changed:
+            text = self.cfg.flag_text
+            self.print("resume: " + ", ".join(f"{text(n, new)} (was {text(n, old).split(' ', 1)[1]})"
+                                              for n, old, new in changed))
 
     def check_fingerprint(self, state: dict) -> None:
         """Refuse a checkpoint made from another base model or network."""
@@ -500,7 +549,9 @@ class Trainer:
                 tracker.finish()
         if self.step == start and self.step != last_saved:  # nothing to do (already at --steps)
             self.save_checkpoint()
-        if self.nan_skips and acc.is_main_process:
-            print(f"warning: {self.nan_skips} update(s) skipped because the loss or a gradient was NaN/inf")
-        return TrainResult(self.out, self.weights_path(), self.step, self.losses, self.nan_skips,
-                           self.trainable_params, time.perf_counter() - t0)
+        result = TrainResult(self.out, self.weights_path(), self.step, self.losses, self.nan_skips,
+                             self.trainable_params, time.perf_counter() - t0)
+        if self.nan_skips:
+            self.print(f"warning: {self.nan_skips} update(s) skipped because the loss or a gradient was NaN/inf")
+        self.print(self.summary(result))
+        return result

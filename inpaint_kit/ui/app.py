@@ -17,9 +17,14 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no network calls f
 
 import gradio as gr  # noqa: E402
 
-from ..engine.sd import SCHEDULERS  # noqa: E402 (light: torch/diffusers are imported inside its functions)
+from ..engine.options import SCHEDULERS  # noqa: E402
 from ..errors import InpaintKitError  # noqa: E402
+from ..geometry import AREAS  # noqa: E402
+from ..inpaint import InferConfig  # noqa: E402
+from ..outpaint import FILLS, OutpaintConfig  # noqa: E402
 from . import handlers  # noqa: E402
+
+D, O = InferConfig(), OutpaintConfig()  # the page's defaults are the CLI's
 
 log = logging.getLogger("inpaint_kit")
 
@@ -46,30 +51,32 @@ def readable(fn):
 
 
 def sampling_controls(prefix: str, models: list[str], loras: list[str], default_model: str, outpaint: bool) -> dict:
-    """Model and sampling inputs, one set per tab (named like the CLI flags; element ids ``<prefix>-<flag>``)."""
+    """Model and sampling inputs, one set per tab (named like the CLI flags and with their defaults; element ids
+    ``<prefix>-<flag>``)."""
     c = {}
     with gr.Row():
         c["model"] = gr.Dropdown(models, value=default_model, allow_custom_value=True, label="Model",
                                  info="builtin, a folder under weights/, or type a hub id / path")
         c["lora"] = gr.Dropdown(loras, value="", allow_custom_value=True, label="LoRA", info="optional folder or file")
-        c["lora_scale"] = gr.Slider(0, 2, value=1.0, step=0.05, label="LoRA scale")
-    c["prompt"] = gr.Textbox(label="Prompt", lines=1)
-    c["negative_prompt"] = gr.Textbox(label="Negative prompt", lines=1)
+        c["lora_scale"] = gr.Slider(0, 2, value=D.lora_scale, step=0.05, label="LoRA scale")
+    c["prompt"] = gr.Textbox(value=D.prompt, label="Prompt", lines=1)
+    c["negative_prompt"] = gr.Textbox(value=D.negative_prompt, label="Negative prompt", lines=1)
     with gr.Row():
-        c["steps"] = gr.Number(value=30, precision=0, label="Steps")
-        c["guidance"] = gr.Number(value=5.0, label="Guidance")
-        c["seed"] = gr.Number(value=0, precision=0, label="Seed", info="row i uses seed+i; 0 = random")
-        c["rows"] = gr.Number(value=4, precision=0, label="Candidates (rows)")
-        c["size"] = gr.Number(value=768, precision=0, label="Size", info="long side of the working canvas")
+        c["steps"] = gr.Number(value=D.steps, precision=0, label="Steps")
+        c["guidance"] = gr.Number(value=D.guidance, label="Guidance")
+        c["seed"] = gr.Number(value=D.seed, precision=0, label="Seed", info="row i uses seed+i; 0 = random")
+        c["rows"] = gr.Number(value=D.rows, precision=0, label="Candidates (rows)")
+        c["size"] = gr.Number(value=D.size, precision=0, label="Size", info="long side of the working canvas")
     with gr.Accordion("More settings", open=False):
         with gr.Row():
-            c["scheduler"] = gr.Dropdown(list(SCHEDULERS), value="default", label="Scheduler (SD models)")
-            if not outpaint:
-                c["area"] = gr.Radio(["auto", "full", "crops"], value="auto", label="Area")
-                c["padding"] = gr.Number(value=64, precision=0, label="Padding (crops)")
-                c["mask_dilate"] = gr.Number(value=0, precision=0, label="Mask dilate")
-            c["mask_blur"] = gr.Number(value=8 if outpaint else 0, precision=0,
-                                       label="Seam blend (px)" if outpaint else "Mask blur (px)")
+            c["scheduler"] = gr.Dropdown(list(SCHEDULERS), value=D.scheduler, label="Scheduler (SD models)")
+            if outpaint:
+                c["seam_blend"] = gr.Number(value=O.seam_blend, precision=0, label="Seam blend (px)")
+            else:
+                c["area"] = gr.Radio(list(AREAS), value=D.area, label="Area")
+                c["padding"] = gr.Number(value=D.padding, precision=0, label="Padding (crops)")
+                c["mask_dilate"] = gr.Number(value=D.mask_dilate, precision=0, label="Mask dilate")
+                c["mask_blur"] = gr.Number(value=D.mask_blur, precision=0, label="Mask blur (px)")
     for name, component in c.items():
         component.elem_id = f"{prefix}-{name}"
     return c
@@ -83,18 +90,21 @@ def result_area(prefix: str) -> dict:
                               elem_id=f"{prefix}-gallery", buttons=["download", "fullscreen"])
     r["slider"] = gr.ImageSlider(label="Before / after", format="png", elem_id=f"{prefix}-slider")
     r["collage"] = gr.Image(label="Collage", type="filepath", format="png", elem_id=f"{prefix}-collage")
-    r["files"] = gr.File(label="Downloads: each candidate and the collage, PNG with the CLI's metadata",
+    r["files"] = gr.File(label="Downloads: each candidate as the upload (same format, depth, profile; the CLI's "
+                               "metadata), the conservator's record (mask, fill layers, record.json) and the collage",
                          file_count="multiple", elem_id=f"{prefix}-files")
     r["state"] = gr.State(None)
     return r
 
 
 def show(run: handlers.Run) -> tuple:
-    """Outputs of a finished run, in :func:`result_area` order."""
-    gallery = [(run.before, "original")] + [(str(p), f"seed {s}") for p, s in zip(run.rows, run.seeds)]
+    """Outputs of a finished run, in :func:`result_area` order. The gallery shows PNG rows as written and
+    TIFF rows (which browsers do not show) as their 8-bit sRGB view; the downloads are the files."""
+    shown = [str(p) if p.suffix == ".png" else r for p, r in zip(run.rows, run.results)]
+    gallery = [(run.before, "original")] + [(x, f"seed {s}") for x, s in zip(shown, run.seeds)]
     state = {"before": run.before, "results": run.results}
     return (run.summary(), gallery, (run.before, run.results[0]), str(run.collage),
-            [str(p) for p in run.rows] + [str(run.collage)], state)
+            [str(p) for p in (*run.rows, *run.record)] + [str(run.collage)], state)
 
 
 def select(state, evt: gr.SelectData):
@@ -113,8 +123,9 @@ def build_app(cache: handlers.EngineCache, *, model: str = "builtin", device=Non
     server = {"device": device, "dtype": dtype, "cache_dir": cache_dir}
     with gr.Blocks(title="inpaint-kit", analytics_enabled=False) as app:
         gr.Markdown("## inpaint-kit: restore and outpaint\nUpload an image, paint over the damage (or upload a "
-                    "mask file), and Run. Each candidate downloads as a PNG carrying the same metadata as "
-                    "`inpaint-kit infer`; the same inputs give the same pixels.")
+                    "mask file), and Run. Each candidate downloads as the upload's drop-in replacement (a "
+                    "16-bit TIFF gives 16-bit TIFFs with its profile) carrying the same metadata as "
+                    "`inpaint-kit infer`, with the conservator's record; the same inputs give the same pixels.")
         with gr.Tab("Restore"):
             with gr.Row():
                 with gr.Column():
@@ -128,7 +139,7 @@ def build_app(cache: handlers.EngineCache, *, model: str = "builtin", device=Non
                     with gr.Row():
                         mask = gr.File(label="Mask file (optional; added to the strokes)", type="filepath",
                                        elem_id="restore-mask")
-                        mask_mode = gr.Radio(["black", "white"], value="black", label="Mask mode",
+                        mask_mode = gr.Radio(["black", "white"], value=D.mask_mode, label="Mask mode",
                                              info="which colour of the mask file marks the repair region")
                     rc = sampling_controls("restore", models, loras, model, outpaint=False)
                     run_r = gr.Button("Run", variant="primary", elem_id="restore-run")
@@ -144,9 +155,9 @@ def build_app(cache: handlers.EngineCache, *, model: str = "builtin", device=Non
                         sides = {d: gr.Number(value=0, precision=0, label=f"{d} (px)", minimum=0)
                                  for d in ("left", "right", "up", "down")}
                     with gr.Row():
-                        fill = gr.Radio(["edge", "blur", "noise", "gray"], value="edge", label="Fill")
-                        overlap = gr.Number(value=64, precision=0, label="Overlap")
-                        max_step = gr.Number(value=256, precision=0, label="Max step")
+                        fill = gr.Radio(list(FILLS), value=O.fill, label="Fill")
+                        overlap = gr.Number(value=O.overlap, precision=0, label="Overlap")
+                        max_step = gr.Number(value=O.max_step, precision=0, label="Max step")
                     oc = sampling_controls("outpaint", models, loras, model, outpaint=True)
                     run_o = gr.Button("Run", variant="primary", elem_id="outpaint-run")
                 with gr.Column():

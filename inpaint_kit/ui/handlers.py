@@ -3,9 +3,14 @@ without a browser and without gradio (nothing here imports it).
 
 Every step is the library's, the same as ``inpaint-kit infer`` / ``outpaint``: :func:`inpaint.load_pair` and
 :func:`images.load_image` read the uploads (EXIF, 16-bit, alpha; ``--mask_mode`` on mask files),
-:func:`geometry.cover_mask` fits painted strokes, :func:`inpaint.inpaint_array` / :func:`outpaint.outpaint_array`
-run the engine, and :func:`inpaint.write_job` writes the collage and one PNG per candidate with the CLI's
-metadata. So the same image, mask, seed and settings give the same pixels and the same files as the CLI.
+:func:`geometry.cover_mask` fits painted strokes, :func:`inpaint.inpaint_array` runs the engine and
+:func:`inpaint.write_job` writes the collage and one file per candidate with the CLI's metadata; an outpaint
+request is the command's own job function, :func:`outpaint.outpaint_file`. So the same image, mask, seed and
+settings give the same pixels and the same files as the CLI. Each candidate is written as the upload's
+drop-in replacement (``infer --save_rows``: a 16-bit TIFF gives 16-bit TIFF rows with its profile and tags;
+docs/archive.md), and every run writes the conservator's record (``--record``: mask, fill layers,
+``<stem>_record.json``), offered for download with the rows. Engines and the model list come from the
+engine registry (:mod:`inpaint_kit.engine.registry`).
 
     cache = EngineCache()
     run = restore(cache, "outputs/ui", "mural.png", mask_path="mural_mask.png", model="builtin", seed=3)
@@ -17,8 +22,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from contextlib import contextmanager
-from dataclasses import dataclass, fields, replace
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -34,8 +39,10 @@ PAINTED = "painted in the browser"  # recorded as the mask source when strokes m
 
 
 class EngineCache:
-    """Loaded engines, one per model / LoRA / sampling choice, reused across requests. At most ``capacity``
-    are kept (least recently used dropped first), so switching models back and forth does not fill memory."""
+    """Loaded engines, one per model, device, dtype and engine options (LoRA, scheduler, ControlNet, DDPM
+    sampler, ...: whatever the registry says the selected engine takes), reused across requests. At most
+    ``capacity`` are kept (least recently used dropped first), so switching models back and forth does not
+    fill memory."""
 
     def __init__(self, capacity: int = 2):
         self.capacity = capacity
@@ -43,13 +50,17 @@ class EngineCache:
         self.loads = 0  # how many times a model was actually loaded (tests read it)
         self._lock = threading.Lock()
 
-    # What load_engine is given; everything else (steps, prompt, rows, ...) is per request.
-    ENGINE_FIELDS = ("model", "device", "dtype", "cache_dir", "scheduler", "lora", "lora_scale", "ddpm", "ddpm_options")
+    @staticmethod
+    def key(cfg) -> str:
+        """What load_engine is given (the engine, model, device, dtype and that engine's options);
+        everything else (steps, prompt, rows, ...) is per request."""
+        from dataclasses import asdict
 
-    @classmethod
-    def key(cls, cfg) -> str:
-        values = {k: getattr(cfg, k) for k in cls.ENGINE_FIELDS if hasattr(cfg, k)}
-        if not values.get("lora"):
+        spec = cfg.engine_spec()
+        options = cfg.engine_options()
+        values = {"engine": spec.name, "model": cfg.model, "device": cfg.device, "dtype": cfg.dtype,
+                  **(asdict(options) if options is not None else {})}
+        if "lora" in values and not values["lora"]:
             values["lora_scale"] = None  # no LoRA: its scale changes nothing
         return repr(sorted(values.items()))
 
@@ -74,15 +85,42 @@ class Run:
 
     folder: Path
     collage: Path
-    rows: list[Path]  # one PNG per candidate, each with the CLI's metadata (seeds = [its seed])
+    rows: list[Path]  # one file per candidate as the upload's drop-in (CLI metadata, seeds = [its seed])
     before: np.ndarray  # (H, W, 3) what the candidates are compared with (outpaint: the filled canvas)
-    results: list[np.ndarray]  # one (H, W, 3) uint8 per candidate
+    results: list[np.ndarray]  # one (H, W, 3) uint8 per candidate (the 8-bit sRGB view, for the page)
     seeds: list[int]
     metadata: dict
+    record: list[Path] = field(default_factory=list)  # the conservator's record: mask, fill layers, record.json
 
     def summary(self) -> str:
         h, w = self.results[0].shape[:2]
-        return f"{len(self.rows)} candidate(s), {w}x{h}, seeds {', '.join(map(str, self.seeds))}; saved in {self.folder}"
+        return (f"{len(self.rows)} candidate(s), {w}x{h}, seeds {', '.join(map(str, self.seeds))}; "
+                f"{rows_note(self.metadata)}; saved in {self.folder} with the conservator's record")
+
+
+def rows_note(meta: dict) -> str:
+    """What the candidate files are, and why when they are not the upload's format: "rows: 16-bit RGB TIFF,
+    as the upload" or "rows: 8-bit RGB PNG (lossless: a JPEG upload is never encoded lossily again)"."""
+    src, fmt = meta.get("input") or {}, meta.get("row_format", "png")
+    what = f"rows: {src.get('bits', 8)}-bit {src.get('mode', 'RGB')} {fmt.upper()}"
+    if src.get("format") == fmt:
+        return f"{what}, as the upload (same depth, profile and metadata)"
+    if src.get("format") in ("jpeg", "webp"):
+        return f"{what} (lossless: a {src['format'].upper()} upload is never encoded lossily again)"
+    if src.get("mode") == "CMYK":
+        return f"{what} (PNG cannot hold CMYK)"
+    return f"{what} (lossless; same depth, profile and metadata as the {str(src.get('format', '?')).upper()} upload)"
+
+
+def _run(folder: Path, collage: Path, written: list[Path], job, meta: dict, stem: str) -> Run:
+    """The :class:`Run` of a written job: candidate files, the record's files, the collage."""
+    from ..images import extension
+    from ..inpaint import row_path
+
+    ext = extension(meta.get("row_format", "png"))
+    rows = [row_path(collage, stem, i, s, ext) for i, s in enumerate(job.seeds)]
+    record = [p for p in written if p != collage and p not in rows]
+    return Run(folder, collage, rows, job.image, job.results, job.seeds, meta, record)
 
 
 def check_limits(values: dict) -> None:
@@ -106,8 +144,8 @@ def build_config(cls, values: dict):
     for name, v in clean.items():
         if v is None and name not in optional:
             raise InpaintKitError(f"{name} is empty; enter a value")
-    for name in ("size", "steps", "rows", "seed", "padding", "mask_dilate", "mask_blur", "overlap", "max_step",
-                 "left", "right", "up", "down"):
+    for name in ("size", "steps", "rows", "seed", "padding", "mask_dilate", "mask_blur", "seam_blend", "overlap",
+                 "max_step", "left", "right", "up", "down"):
         if clean.get(name) is not None:
             clean[name] = int(clean[name])
     if not clean.get("lora"):
@@ -197,66 +235,70 @@ def run_folder(output_dir) -> Path:
 def restore(cache: EngineCache, output_dir, image_path, mask_path=None, layers=None, progress: bool = True,
             **settings) -> Run:
     """Inpaint an uploaded image where the mask file and/or painted ``layers`` mark it, one candidate per seed
-    (``settings``: :class:`~inpaint_kit.inpaint.InferConfig` fields). Writes ``<stem>_collage.png`` and
-    ``<stem>_row<i>_seed<s>.png`` into a new folder of ``output_dir``, as ``infer --save_rows`` does."""
+    (``settings``: :class:`~inpaint_kit.inpaint.InferConfig` fields). Writes ``<stem>_collage.png``, the
+    rows ``<stem>_row<i>_seed<s>.png|.tif`` and the record into a new folder of ``output_dir``, as
+    ``infer --save_rows --record`` does."""
+    from ..images import read_image
     from ..inpaint import InferConfig, inpaint_array, write_job
 
-    cfg = replace(build_config(InferConfig, settings), save_rows=True)
+    cfg = replace(build_config(InferConfig, settings), save_rows=True, record=True)
     image, mask, sources = read_inputs(image_path, mask_path, layers, cfg.mask_mode)
     engine = cache.get(cfg)
     stem = Path(image_path).stem
     job = inpaint_array(engine, cfg, image, mask, cfg.seeds(), Path(image_path).name, progress)
     job.sources = sources
+    with as_uploaded(image_path):  # rows replace the upload: its depth, mode, profile (docs/archive.md)
+        job.master = read_image(image_path, int(cfg.max_image_megapixels * 1e6))
     folder = run_folder(output_dir)
     collage = folder / f"{stem}_collage.png"
     written, meta = write_job(job, cfg, engine, collage, stem=stem)
-    return Run(folder, collage, [p for p in written if p != collage], job.image, job.results, job.seeds, meta)
+    return _run(folder, collage, written, job, meta, stem)
 
 
 def outpaint(cache: EngineCache, output_dir, image_path, progress: bool = True, **settings) -> Run:
     """Extend an uploaded image (``settings``: :class:`~inpaint_kit.outpaint.OutpaintConfig` fields, sides in
-    ``left/right/up/down``; 0 or None = that side is not extended). Writes ``<stem>_outpaint.png`` and its
-    rows, as ``outpaint --save_rows`` does."""
-    from ..images import load_image
-    from ..inpaint import write_job
-    from ..outpaint import DIRECTIONS, SUFFIX, OutpaintConfig, job_metadata, outpaint_array
+    ``left/right/up/down``; 0 or None = that side is not extended). Writes ``<stem>_outpaint.png``, its
+    rows and the record (the new area is the fill), as ``outpaint --save_rows --record`` does."""
+    from ..outpaint import DIRECTIONS, SUFFIX, OutpaintConfig, outpaint_file
 
     settings = {k: (None if k in DIRECTIONS and not v else v) for k, v in settings.items()}
-    cfg = replace(build_config(OutpaintConfig, settings), save_rows=True)
+    if "mask_blur" in settings:  # its old name, as the outpaint command's hidden --mask_blur
+        settings.setdefault("seam_blend", settings.pop("mask_blur"))
+    cfg = replace(build_config(OutpaintConfig, settings), save_rows=True, record=True)
     if not image_path:
         raise InpaintKitError("no image: upload an image file first")
     name = Path(image_path).name
-    with as_uploaded(image_path):
-        image = load_image(image_path)
-    cfg.check_canvas(*image.shape[:2], name=name)  # refuse before loading a model
-    engine = cache.get(cfg)
-    job = outpaint_array(engine, cfg, image, cfg.seeds(), name, progress)
-    job.sources = {"image": name}
-    stem = Path(image_path).stem + SUFFIX
     folder = run_folder(output_dir)
-    collage = folder / f"{stem}.png"
-    written, meta = write_job(job, cfg, engine, collage, stem=stem, **job_metadata(job))
-    return Run(folder, collage, [p for p in written if p != collage], job.image, job.results, job.seeds, meta)
+    collage = folder / f"{Path(image_path).stem}{SUFFIX}.png"
+    try:
+        with as_uploaded(image_path):  # errors name the upload, not the server's copy
+            job, _, written, meta = outpaint_file(cfg, image_path, collage, progress=progress, load_engine=cache.get,
+                                                  source=name)
+    except BaseException:
+        with suppress(OSError):
+            folder.rmdir()  # a refused request leaves no empty run folder
+        raise
+    return _run(folder, collage, written, job, meta, collage.stem)
 
 
 def model_choices(weights_dir="weights", extra: tuple[str, ...] = ()) -> list[str]:
     """Models to offer: ``builtin``, the given ones (the server's ``--model``), and the folders under
-    ``weights_dir`` that hold a model (a diffusers ``model_index.json`` or a DDPM ``config.json``).
-    Any other hub id or path can be typed in."""
-    from ..engine import is_ddpm_model
+    ``weights_dir`` that a registered engine recognises (a diffusers ``model_index.json``, a DDPM
+    ``config.json``, ...). Any other hub id or path can be typed in."""
+    from ..engine import registry
 
     found = []
     root = Path(weights_dir)
     if root.is_dir():
         for d in sorted(p for p in root.iterdir() if p.is_dir()):
-            if (d / "model_index.json").is_file() or is_ddpm_model(str(d)):
+            if registry.recognizes(str(d)):
                 found.append(str(d))
     return list(dict.fromkeys(["builtin", *extra, *found]))
 
 
 def lora_choices(weights_dir="weights") -> list[str]:
     """LoRA outputs under ``weights_dir`` (folders holding the files ``--lora`` reads); "" = none."""
-    from ..engine.sd import LORA_NAMES, PARTIAL_NAME
+    from ..engine.lora import LORA_NAMES, PARTIAL_NAME
 
     found = []
     root = Path(weights_dir)

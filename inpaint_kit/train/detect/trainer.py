@@ -243,6 +243,9 @@ class DetectTrainer(Trainer):
 
         return {"parameters": count_parameters(self.net), "validation": getattr(self, "last_validation", None)}
 
+    def summary(self, result: TrainResult) -> str:
+        return f"trained {result.step} steps; detector folder: {result.out} (detect --model {result.out})"
+
 
 def train(cfg: DetectTrainConfig) -> TrainResult:
     """Train (or with ``cfg.resume`` continue) a damage detector; see the module docstring for the folder."""

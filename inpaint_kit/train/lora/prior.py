@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..images import save_png
-from ..pairing import scan
+from ...images import save_png
+from ...pairing import scan
 
 
 def missing_class_images(class_dir: str | Path, wanted: int) -> int:
@@ -31,7 +31,7 @@ def generate_class_images(pipe, class_dir: str | Path, class_prompt: str, wanted
     from PIL import Image
     from tqdm.auto import tqdm
 
-    from ..progress import interactive
+    from ...progress import interactive
 
     class_dir = Path(class_dir)
     class_dir.mkdir(parents=True, exist_ok=True)

@@ -1,15 +1,14 @@
-"""Training data: ``<data_root>/imgs`` paired by stem with ``masks/`` (black = repair, or as
-``--mask_mode`` says) or ``masks_inverted/`` (white = repair), recursively, exactly as at inference.
+"""Training images on disk and the seeded crop each draw takes, shared by the SD trainers (``train-lora``
+and ``train-controlnet``).
 
-Every draw is a pure function of ``(seed, draw number)``: which image, its crop and flip, and its random
-mask. A resumed run therefore sees exactly the samples an uninterrupted run would have seen, with no
-data-loader state to save.
+The ``imgs/`` + ``masks/`` layout: ``<data_root>/imgs`` paired by stem with ``masks/`` (black = repair, or
+as ``--mask_mode`` says) or ``masks_inverted/`` (white = repair), recursively, exactly as at inference; a
+mask file is read as at inference too (:func:`inpaint_kit.masks.read_mask`: alpha-painted masks count,
+and a mask of another size is fitted to its image without losing a marked pixel).
 
-Mask sources (``--mask_source``):
-* ``pairs``  - the given masks are the holes to fill (for clean images with masks of hole shapes);
-* ``random`` - holes from the package's mask generators; a given mask marks *known damage*, whose
-  pixels are not ground truth and get loss weight 0 (damage-aware loss);
-* ``mixed``  - alternates the two, draw by draw.
+Every draw is a pure function of ``(seed, draw number)``: which image (:func:`draw_index`), its crop and
+flip (:func:`resize_crop`), and its random mask. A resumed run therefore sees exactly the samples an
+uninterrupted run would have seen, with no data-loader state to save.
 """
 
 from __future__ import annotations
@@ -21,13 +20,8 @@ import numpy as np
 from PIL import Image
 
 from ..errors import InpaintKitError
-from ..geometry import cover_mask
-from ..images import load_grey, load_image
-from ..masks import create_advanced_mask, to_repair
+from ..masks import cover_mask
 from ..pairing import pair, scan
-
-# Hole shapes used for random masks: rectangles, strokes (cracks to large losses), stripes, centre blocks.
-TRAIN_MASK_KINDS = ("random_rect", "irregular", "thin", "thick", "stripes", "center")
 
 
 @dataclass(frozen=True)
@@ -40,7 +34,7 @@ class Sample:
     caption: str
 
 
-def _caption(image: Path, default: str) -> str:
+def caption(image: Path, default: str) -> str:
     """``<stem>.txt`` beside the image if present (stripped), else ``default``."""
     txt = image.with_suffix(".txt")
     return txt.read_text(encoding="utf-8").strip() if txt.is_file() else default
@@ -65,7 +59,7 @@ def find_samples(data_root: str | Path, mask_source: str, mask_mode: str = "blac
     root = Path(data_root)
     imgs = root / "imgs"
     if not imgs.is_dir():
-        raise InpaintKitError(f"{root}: no imgs/ folder; --data_root needs imgs/ and masks/ (or masks_inverted/)")
+        raise InpaintKitError(f"{root}: no imgs/ folder; --data needs imgs/ and masks/ (or masks_inverted/)")
     images = scan(imgs)
     if not images:
         raise InpaintKitError(f"{imgs}: no images found; put your training images there")
@@ -90,15 +84,16 @@ def find_samples(data_root: str | Path, mask_source: str, mask_mode: str = "blac
         raise InpaintKitError(f"{root}: no masks/ or masks_inverted/ folder; add one or use --mask_source random")
     for img in images:
         check_size(img, size)
-    return [Sample(img, masks_by_image.get(img), file_mode, _caption(img, prompt)) for img in images]
+    return [Sample(img, masks_by_image.get(img), file_mode, caption(img, prompt)) for img in images]
 
 
-def find_class_samples(class_dir: str | Path, class_prompt: str) -> list[Sample]:
-    """The prior-preservation class images (no masks: they always get random holes)."""
-    return [Sample(p, None, "black", class_prompt) for p in scan(class_dir)]
+def uses_pairs(mask_source: str, draw: int) -> bool:
+    """Whether draw number ``draw`` takes its given mask as the hole (``--mask_source``: pairs always,
+    random never, mixed on even draws)."""
+    return mask_source == "pairs" or (mask_source == "mixed" and draw % 2 == 0)
 
 
-def _resize_crop(image: np.ndarray, masks: list[np.ndarray], size: int, rng: np.random.Generator, flip: bool):
+def resize_crop(image: np.ndarray, masks: list[np.ndarray], size: int, rng: np.random.Generator, flip: bool):
     """Scale the short side to ``size`` (Lanczos; masks keep every marked pixel: ``cover_mask``), take a
     random ``size`` square, flip."""
     h, w = image.shape[:2]
@@ -118,42 +113,3 @@ def draw_index(seed: int, draw: int, n: int) -> int:
     """Which sample draw number ``draw`` uses: a fresh permutation of ``n`` per epoch (seeded)."""
     epoch, pos = divmod(draw, n)
     return int(np.random.default_rng([seed, epoch]).permutation(n)[pos])
-
-
-def load_sample(sample: Sample, size: int, mask_source: str, draw: int, seed: int, damage_aware: bool = True) -> dict:
-    """Build one training example, deterministic in ``(seed, draw)``.
-
-    Returns ``pixels`` float32 ``(3, size, size)`` in [-1, 1], ``mask`` float32 ``(1, size, size)`` (1 =
-    repaint), ``damage`` float32 ``(1, size, size)`` (1 = known damage, loss weight 0) and ``caption``."""
-    rng = np.random.default_rng([seed, draw, 1])
-    image = load_image(sample.image)
-    given = to_repair(load_grey(sample.mask), sample.mask_mode) if sample.mask is not None else None
-    if given is not None and given.shape != image.shape[:2]:
-        given = cover_mask(given, image.shape[:2])
-    use_pairs = given is not None and (mask_source == "pairs" or (mask_source == "mixed" and draw % 2 == 0))
-    flip = bool(rng.integers(0, 2))
-    extra = [given] if given is not None else []
-    image, extra = _resize_crop(image, extra, size, rng, flip)
-    if use_pairs:
-        mask, damage = extra[0], np.zeros((size, size), bool)
-        if not mask.any():  # this crop missed the hole: fall back to a random one
-            mask = create_advanced_mask(TRAIN_MASK_KINDS[int(rng.integers(len(TRAIN_MASK_KINDS)))], size, size, rng)
-    else:
-        kind = TRAIN_MASK_KINDS[int(rng.integers(len(TRAIN_MASK_KINDS)))]
-        mask = create_advanced_mask(kind, size, size, rng)
-        damage = extra[0] if (extra and damage_aware) else np.zeros((size, size), bool)
-    pixels = image.astype(np.float32).transpose(2, 0, 1) / 127.5 - 1.0
-    return {"pixels": pixels, "mask": mask[None].astype(np.float32), "damage": damage[None].astype(np.float32),
-            "caption": sample.caption}
-
-
-def collate(items: list[dict]):
-    """Stack examples into tensors: pixels ``(B, 3, S, S)``, mask and damage ``(B, 1, S, S)``, captions list."""
-    import torch
-
-    return {
-        "pixels": torch.from_numpy(np.stack([i["pixels"] for i in items])),
-        "mask": torch.from_numpy(np.stack([i["mask"] for i in items])),
-        "damage": torch.from_numpy(np.stack([i["damage"] for i in items])),
-        "captions": [i["caption"] for i in items],
-    }

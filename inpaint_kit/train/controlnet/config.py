@@ -1,23 +1,24 @@
 """The config of ``inpaint-kit train-controlnet`` (no torch: the CLI builds its flags from these fields).
 
-Three data layouts, told apart by what ``--data`` holds (:mod:`inpaint_kit.train.controlnet_data`):
+Three data layouts, told apart by what ``--data`` holds (:mod:`inpaint_kit.train.controlnet.data`):
 
-* a COCO layout: ``--image_dir train2017 --ann_file annotations/instances_train2017.json`` (``--image_dir``
-  is another spelling of ``--data``); masks are generated, and with ``--object_masks P`` a fraction P of
-  them are the outline of one of the image's annotated objects (polygon, RLE or box);
+* a COCO layout: ``--data train2017 --ann_file annotations/instances_train2017.json`` (``--image_dir`` is
+  an old spelling of ``--data``); masks are generated, and with ``--object_masks P`` a fraction P of them
+  are the outline of one of the image's annotated objects (polygon, RLE or box);
 * ``imgs/`` + ``masks/`` (or ``masks_inverted/``) paired by stem, as in ``train-lora`` (``--mask_source``);
 * any other folder of images (recursive): every mask is generated.
 
-Generated masks are rectangles and irregular strokes of :mod:`inpaint_kit.masks`, redrawn until they cover
-``--mask_coverage LO HI`` of the crop (default 10-30 %).
+Generated masks are the ``coverage`` generator of :mod:`inpaint_kit.maskgen`: rectangles and strokes
+(irregular, thick, thin) added until they cover ``--mask_coverage LO`` of the crop, redrawn when the union
+overshoots ``HI`` (default 10-30 %).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import InpaintKitError
-from .config import CHECKPOINTS, DATA, MASK_SOURCES, TRAINS, TrainerConfig, option, redefault
+from ...errors import InpaintKitError
+from ..config import CHECKPOINTS, DATA, MASK_MODES, MASK_SOURCES, TRAINS, TrainerConfig, option, redefault
 
 DEFAULT_BASE = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 
@@ -28,14 +29,14 @@ class ControlNetTrainConfig(TrainerConfig):
 
     data: str = redefault(TrainerConfig, "data", "", aliases=("--data_root", "--image_dir"),
                           help="training images: a folder of images (masks generated), a folder with imgs/ + masks/ "
-                               "(pairs as in train-lora), or COCO's image folder (--image_dir) with --ann_file")
+                               "(pairs as in train-lora), or COCO's image folder (e.g. train2017) with --ann_file")
     output_dir: str = redefault(TrainerConfig, "output_dir", "weights/controlnet")
     lr: float = redefault(TrainerConfig, "lr", 1e-5)
-    accum: int = redefault(TrainerConfig, "accum", 1, aliases=("--grad_accum",))  # the brief's shared spelling
+    accum: int = redefault(TrainerConfig, "accum", 1, aliases=("--grad_accum",))  # --grad_accum: an old spelling
     model: str = option(DEFAULT_BASE, group=DATA,
                         help="frozen base SD 1.5-family model with a 4-channel UNet: hub id, diffusers folder or file")
     ann_file: str | None = option(None, group=DATA, type=str, resume="change",
-                                  help="COCO instances JSON: train on its images in --image_dir")
+                                  help="COCO instances JSON: train on its images in --data")
     object_masks: float = option(0.0, group=DATA,
                                  help="COCO: fraction of masks that are an annotated object's outline (0-1)")
     mask_coverage: list[float] = option(group=DATA, nargs=2, type=float, metavar=("LO", "HI"),
@@ -44,7 +45,7 @@ class ControlNetTrainConfig(TrainerConfig):
     mask_source: str = option("pairs", group=DATA, choices=MASK_SOURCES,
                               help="imgs/ + masks/ layout: pairs = the given masks, random = generated ones, "
                                    "mixed = alternate")
-    mask_mode: str = option("black", group=DATA, choices=("black", "white"), help="which colour marks repair in masks/")
+    mask_mode: str = option("black", group=DATA, choices=MASK_MODES, help="which colour marks repair in masks/")
     size: int = option(512, group=DATA, help="training crop side in pixels (multiple of 8)")
     prompt: str = option("", group=DATA, help="caption for images without a <stem>.txt beside them")
     mask_loss_weight: float = option(1.0, group=DATA, help="loss weight inside the hole (outside is 1)")

@@ -1,13 +1,14 @@
 """Training the from-scratch inpainter on any folder of images: :class:`DdpmTrainer` on the shared
 :class:`~inpaint_kit.train.trainer.Trainer` (accelerate: one CPU, one GPU or many processes; mixed
-precision; exact resume; atomic checkpoints; one writer). ``train(DdpmTrainConfig(...))`` is the whole API.
+precision; exact resume; atomic checkpoints; one writer). ``train(DdpmTrainConfig(...))`` is the whole API;
+the network, the diffusion math and the samplers live in :mod:`inpaint_kit.ddpm`.
 
 Each sample draw ``d`` (:meth:`Trainer.draws`) takes a random window (crop at a random scale, random flip)
-of one image held in memory and a fresh random mask from :func:`inpaint_kit.masks.create_advanced_mask`,
-both from its own numpy generator seeded by ``(seed, d)``; its timestep and noise come from its own torch
-generator. So N processes with ``--batch B`` train like one process with ``--batch N*B``, and a resumed
-run continues exactly like an uninterrupted one. The loss is the MSE between the true and predicted noise
-(or v), inside each window's hole with ``--loss_region masked``. AdamW with diffusers' ``get_scheduler``
+of one image held in memory and a fresh random mask (:mod:`inpaint_kit.train.ddpm.data`), both from its own
+numpy generator seeded by ``(seed, d)``; its timestep and noise come from its own torch generator. So N
+processes with ``--batch B`` train like one process with ``--batch N*B``, and a resumed run continues
+exactly like an uninterrupted one. The loss is the MSE between the true and predicted noise (or v), inside
+each window's hole with ``--loss_region masked``. AdamW with diffusers' ``get_scheduler``
 (default: cosine with ``--warmup_steps``); diffusers' ``EMAModel`` keeps the exported weights.
 
 Output folder (a model folder: ``--model <output_dir>`` loads it)::
@@ -21,81 +22,21 @@ Output folder (a model folder: ``--model <output_dir>`` loads it)::
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
-from ..errors import InpaintKitError
-from ..images import load_image, save_png
-from ..masks import create_advanced_mask
-from ..pairing import scan
-from ..train.config import DDPM_WEIGHTS, DdpmTrainConfig
-from ..train.trainer import Trainer, TrainResult, seed_of
-from .schedule import add_noise, make_schedule, to_eps, v_target
-from .unet import PRESETS, InpaintUNet, ModelConfig, count_parameters, load_model, save_model
+from ...ddpm.schedule import add_noise, make_schedule, to_eps, v_target
+from ...ddpm.unet import PRESETS, InpaintUNet, ModelConfig, count_parameters, load_model, save_model
+from ...errors import InpaintKitError
+from ...images import save_png
+from ..trainer import Trainer, TrainResult, seed_of
+from .config import DDPM_WEIGHTS, DdpmTrainConfig
+from .data import WindowSampler
 
-MASK_CANVASES = (64, 128, 256)  # masks are drawn at these sizes and a window is cut out (inference sees windows)
 EMA_NAME = "ema.safetensors"  # checkpoint: the EMA weights, by parameter name
 DATA_STREAM, NOISE_STREAM = 1, 0  # generator streams of a draw: window + mask (numpy), timestep + noise (torch)
-
-
-# --- data ---------------------------------------------------------------------------------------
-
-class WindowSampler:
-    """Random training windows ``(B, 3, S, S)`` in [-1, 1] and masks ``(B, 1, S, S)`` from a folder."""
-
-    def __init__(self, folder: str, size: int, mask_kinds, min_scale: float, max_scale: float,
-                 colour_weight: float = 1.0, permute_channels: float = 0.0):
-        paths = scan(folder)
-        if not paths:
-            raise InpaintKitError(f"{folder}: no images found (looked for png/jpg/webp/bmp/tif, recursively)")
-        self.images = [Image.fromarray(load_image(p)) for p in paths]
-        self.names = [str(p.relative_to(folder)) for p in paths]
-        self.size, self.kinds = size, tuple(mask_kinds)
-        self.min_scale, self.max_scale = min_scale, max_scale
-        colour = [float(np.ptp(np.asarray(im.reduce(4), np.int16), axis=2).mean() > 2) for im in self.images]
-        w = np.array([colour_weight if c else 1.0 for c in colour])
-        self.p = w / w.sum()
-        self.permute = permute_channels
-
-    def window(self, rng: np.random.Generator) -> np.ndarray:
-        """One RGB uint8 window: a crop of side ``size/scale`` resized to ``size``, maybe mirrored."""
-        im = self.images[int(rng.choice(len(self.images), p=self.p))]
-        w, h = im.size
-        # log-uniform scale, but never a crop larger than the image
-        scale = math.exp(rng.uniform(math.log(self.min_scale), math.log(self.max_scale)))
-        side = min(self.size / scale, w, h)
-        x0, y0 = rng.uniform(0, w - side), rng.uniform(0, h - side)
-        crop = im.resize((self.size, self.size), Image.BICUBIC, box=(x0, y0, x0 + side, y0 + side))
-        arr = np.asarray(crop)
-        if self.permute and rng.random() < self.permute:
-            arr = arr[..., rng.permutation(3)]
-        return arr[:, ::-1] if rng.random() < 0.5 else arr
-
-    def mask(self, rng: np.random.Generator) -> np.ndarray:
-        """A window cut from a mask drawn on a larger canvas, so that mask scales match inference windows."""
-        kind = self.kinds[int(rng.integers(len(self.kinds)))]
-        canvas = max(self.size, int(MASK_CANVASES[int(rng.integers(len(MASK_CANVASES)))] * self.size / 64))
-        for _ in range(8):
-            m = create_advanced_mask(kind, canvas, canvas, rng)
-            top, left = (int(v) for v in rng.integers(0, canvas - self.size + 1, size=2))
-            m = m[top : top + self.size, left : left + self.size]
-            if m.any():
-                return m
-        return create_advanced_mask(kind, self.size, self.size, rng)
-
-    def sample(self, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """One training pair: a window ``(3, S, S)`` in [-1, 1] and its mask ``(1, S, S)`` (1 = hole)."""
-        x = torch.from_numpy(self.window(rng).astype(np.float32) / 127.5 - 1.0).permute(2, 0, 1).contiguous()
-        return x, torch.from_numpy(self.mask(rng).astype(np.float32))[None]
-
-    def batch(self, n: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        x = np.stack([self.window(rng) for _ in range(n)]).astype(np.float32) / 127.5 - 1.0
-        m = np.stack([self.mask(rng) for _ in range(n)]).astype(np.float32)
-        return torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(m)[:, None]
 
 
 # --- one step -----------------------------------------------------------------------------------
@@ -151,7 +92,7 @@ def loss_fn(net, schedule, x0: torch.Tensor, mask: torch.Tensor, region: str, ge
 @torch.no_grad()
 def sample_grid(path: Path, config: ModelConfig, ema: dict, x0: torch.Tensor, mask: torch.Tensor, steps: int = 20):
     """Rows: masked input | DDIM sample with EMA weights | ground truth, as one PNG."""
-    from .sampling import sample_ddim
+    from ...ddpm.sampling import sample_ddim
 
     net = InpaintUNet(config)
     net.load_state_dict(ema)
@@ -216,12 +157,11 @@ class DdpmTrainer(Trainer):
             except RuntimeError:
                 raise InpaintKitError(f"--init_from {cfg.init_from}: its network differs from --preset {cfg.preset}; "
                                       "use the same preset") from None
-        self.net.to(self.acc.device)
+        self.place(trained=[self.net])
         self.ema = EMAModel(self.net.parameters(), decay=cfg.ema_decay)
         self.schedule = make_schedule(cfg.schedule, self.model_config.num_train_timesteps)
-        if self.acc.is_main_process:
-            print(f"train-ddpm: {count_parameters(self.net) / 1e6:.2f} M params, {len(self.data.images)} images, "
-                  f"{self.acc.num_processes} process(es) x batch {cfg.batch}, {cfg.size}x{cfg.size}")
+        self.print(f"train-ddpm: {count_parameters(self.net) / 1e6:.2f} M params, {len(self.data.images)} images, "
+                   f"{self.acc.num_processes} process(es) x batch {cfg.batch}, {cfg.size}x{cfg.size}")
 
     def model_fingerprint(self) -> dict:
         return network_fingerprint(self.model_config)
@@ -296,6 +236,9 @@ class DdpmTrainer(Trainer):
     def record(self) -> dict:
         return {"network": network_fingerprint(self.model_config)["network"],
                 "parameters": count_parameters(self.net)}
+
+    def summary(self, result: TrainResult) -> str:
+        return f"trained {result.step} steps; model folder: {result.out} (--model {result.out})"
 
 
 def train(cfg: DdpmTrainConfig) -> TrainResult:

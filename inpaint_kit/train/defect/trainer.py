@@ -2,7 +2,7 @@
 ``DefectTrainer(DefectTrainConfig(...)).run()`` (``inpaint-kit train-defect``).
 
 Model: an SD inpainting base loaded as ``infer`` loads it; peft LoRA on the UNet attention projections
-(``to_q/k/v/out``) and on the text encoder's (``q/k/v/out_proj``), rank ``--lora_rank``; everything else
+(``to_q/k/v/out``) and on the text encoder's (``q/k/v/out_proj``), rank ``--rank``; everything else
 frozen. Each reference draw is used twice per step, in one batched UNet call of ``2B`` rows sharing the
 clean latents, noise and timestep:
 
@@ -11,7 +11,7 @@ clean latents, noise and timestep:
 * object rows: the adjusted mask (random boxes + the defect's bounding box), prompt ``A <object> with
   <token>``; ``L_obj`` = MSE over the whole latent image;
 * ``L_attn``: during the object rows, the cross-attention map of ``<token>`` (every ``attn2`` layer, averaged
-  over heads, resized to ``--attn_res`` and averaged over layers; :mod:`inpaint_kit.defect.attention`)
+  over heads, resized to ``--attn_res`` and averaged over layers; :mod:`inpaint_kit.train.defect.attention`)
   against the defect's share of each cell at that size, MSE.
 
 ``L = lambda_def * L_def + lambda_obj * L_obj + lambda_attn * L_attn`` (defaults 0.5, 0.2, 0.05; with
@@ -27,11 +27,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import InpaintKitError
-from ..train import lora
-from ..train.loop import load_base_pipeline, model_fingerprint
-from ..train.objective import block_mask, encode, latent_mask, prediction_target, randint, randn, unet_input, weighted_mse
-from ..train.trainer import Trainer, TrainResult
+from ...errors import InpaintKitError
+from ..base_model import load_base_pipeline, model_fingerprint
+from .. import adapters
+from ..objective import block_mask, encode, latent_mask, prediction_target, randint, randn, unet_input, weighted_mse
+from ..trainer import Trainer, TrainResult
 from . import attention, data
 from .config import DEFECT_WEIGHTS, DefectTrainConfig
 
@@ -65,25 +65,18 @@ class DefectTrainer(Trainer):
         cfg, device = self.cfg, self.acc.device
         pipe = load_base_pipeline(cfg.model)
         unet, text_encoder, vae = pipe.unet, pipe.text_encoder, pipe.vae
-        lora.check_rank(unet, cfg.lora_rank)
-        lora.check_rank(text_encoder, cfg.lora_rank, lora.TEXT_TARGETS, "text encoder")
+        adapters.check_rank(unet, cfg.lora_rank)
+        adapters.check_rank(text_encoder, cfg.lora_rank, adapters.TEXT_TARGETS, "text encoder")
         vae.requires_grad_(False)
         with torch.random.fork_rng(devices=[]):  # seeded LoRA initialisation
             torch.manual_seed(cfg.seed)
-            lora.add_lora(unet, cfg.lora_rank, cfg.alpha)
-            lora.add_lora(text_encoder, cfg.lora_rank, cfg.alpha, lora.TEXT_TARGETS)
+            adapters.add_lora(unet, cfg.lora_rank, cfg.alpha)
+            adapters.add_lora(text_encoder, cfg.lora_rank, cfg.alpha, adapters.TEXT_TARGETS)
         tok = pipe.tokenizer
         self.positions = attention.token_positions(tok, cfg.object_prompt, cfg.token_word)
         self.store = attention.AttentionStore(self.positions)
         self.captured_layers = attention.install(unet, self.store) if cfg.lambda_attn > 0 else 0
-        vae.to(device)
-        for m in (vae, unet, text_encoder):
-            m.to(device)
-            if self.weight_dtype != torch.float32:
-                m.to(dtype=self.weight_dtype)
-                for p in m.parameters():
-                    if p.requires_grad:
-                        p.data = p.data.float()
+        self.place(frozen=[vae, unet, text_encoder])  # the LoRA adapters stay fp32
         from diffusers import DDPMScheduler
 
         self.pipe, self.unet, self.text_encoder, self.vae, self.tokenizer = pipe, unet, text_encoder, vae, tok
@@ -147,7 +140,7 @@ class DefectTrainer(Trainer):
     # --- outputs --------------------------------------------------------------------------------------
     def save_weights(self) -> Path:
         unet, te = (self.acc.unwrap_model(m) for m in self.models)
-        return lora.save_lora(self.out, unet, te, weight_name=DEFECT_WEIGHTS)
+        return adapters.save_lora(self.out, unet, te, weight_name=DEFECT_WEIGHTS)
 
     def record(self) -> dict:
         cfg = self.cfg
@@ -164,8 +157,8 @@ class DefectTrainer(Trainer):
         }
 
 
-def train_defect(cfg: DefectTrainConfig) -> TrainResult:
+def train(cfg: DefectTrainConfig) -> TrainResult:
     """Learn ``cfg.defect_type`` of ``cfg.object_class`` from its references; see the module docstring."""
     if not isinstance(cfg, DefectTrainConfig):
-        raise InpaintKitError("train_defect takes a DefectTrainConfig")
+        raise InpaintKitError("train takes a DefectTrainConfig")
     return DefectTrainer(cfg).run()

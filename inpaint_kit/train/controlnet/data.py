@@ -1,9 +1,10 @@
 """Training data of ``train-controlnet``: which images, and the mask each draw gets.
 
-Layouts (see :mod:`inpaint_kit.train.controlnet_config`): COCO (``--image_dir`` + ``--ann_file``),
-``imgs/`` + ``masks/`` pairs (found and checked by :func:`inpaint_kit.train.data.find_samples`), or any
-folder of images. As in :mod:`inpaint_kit.train.data`, every draw is a pure function of ``(seed, draw)``
-(image, crop, flip and mask), so a resumed run draws exactly the masks an uninterrupted one would.
+Layouts (see :mod:`inpaint_kit.train.controlnet.config`): COCO (``--data`` + ``--ann_file``), ``imgs/`` +
+``masks/`` pairs (found and checked by :func:`inpaint_kit.train.samples.find_samples`), or any folder of
+images. As for every trainer, each draw is a pure function of ``(seed, draw)`` (image, crop, flip and mask),
+so a resumed run draws exactly the masks an uninterrupted one would. Generated masks: the ``coverage``
+generator of :mod:`inpaint_kit.maskgen` (:func:`coverage_mask`).
 """
 
 from __future__ import annotations
@@ -14,16 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InpaintKitError
-from ..geometry import cover_mask
-from ..images import load_grey, load_image
-from ..masks import create_advanced_mask, to_repair
-from ..pairing import scan
-from . import data
-
-# Rectangles and irregular strokes (cracks to large losses), as the source system's masks.
-MASK_KINDS = ("random_rect", "irregular", "thick", "thin")
-MAX_TRIES = 24  # redraws before a mask outside the coverage range is accepted as is
+from ...errors import InpaintKitError
+from ...images import load_image
+from ...maskgen import coverage_mask
+from ...masks import read_mask
+from ...pairing import scan
+from .. import samples
 
 
 @dataclass(frozen=True)
@@ -35,20 +32,6 @@ class Item:
     mask_mode: str = "black"
     caption: str = ""
     objects: tuple = field(default=(), compare=False)  # COCO annotations of this image (dicts)
-
-
-def coverage_mask(h: int, w: int, rng: np.random.Generator, lo: float, hi: float) -> np.ndarray:
-    """A generated mask covering between ``lo`` and ``hi`` of an ``h x w`` crop: shapes of :data:`MASK_KINDS`
-    are added until ``lo`` is reached; a union overshooting ``hi`` is redrawn (after :data:`MAX_TRIES` the
-    last is kept). Deterministic in ``rng``."""
-    mask = np.zeros((h, w), bool)
-    for _ in range(MAX_TRIES):
-        mask = np.zeros((h, w), bool)
-        while mask.mean() < lo:
-            mask |= create_advanced_mask(MASK_KINDS[int(rng.integers(len(MASK_KINDS)))], h, w, rng)
-        if mask.mean() <= hi:
-            return mask
-    return mask
 
 
 def object_mask(ann: dict, h: int, w: int) -> np.ndarray:
@@ -77,7 +60,7 @@ def find_coco(image_dir: str | Path, ann_file: str | Path, prompt: str = "", siz
     """The images of a COCO instances file that exist in ``image_dir``, each with its annotations."""
     image_dir, ann_file = Path(image_dir), Path(ann_file)
     if not image_dir.is_dir():
-        raise InpaintKitError(f"--image_dir {image_dir}: not a folder; pass COCO's image folder (e.g. train2017)")
+        raise InpaintKitError(f"--data {image_dir}: not a folder; pass COCO's image folder (e.g. train2017)")
     try:
         coco = json.loads(ann_file.read_text(encoding="utf-8"))
         images, anns = coco["images"], coco.get("annotations", [])
@@ -94,9 +77,9 @@ def find_coco(image_dir: str | Path, ann_file: str | Path, prompt: str = "", siz
              for im in images if (image_dir / im["file_name"]).is_file()]
     if not items:
         raise InpaintKitError(f"--ann_file {ann_file}: none of its {len(images)} images is in {image_dir}; check "
-                              "that --image_dir is the folder its file_name entries are in")
+                              "that --data is the folder its file_name entries are in")
     for it in items:
-        data.check_size(it.image, size)
+        samples.check_size(it.image, size)
     return items
 
 
@@ -107,15 +90,15 @@ def find_items(cfg) -> list[Item]:
     root = Path(cfg.data)
     if (root / "imgs").is_dir():
         return [Item(s.image, s.mask, s.mask_mode, s.caption)
-                for s in data.find_samples(root, cfg.mask_source, cfg.mask_mode, cfg.prompt, cfg.size)]
+                for s in samples.find_samples(root, cfg.mask_source, cfg.mask_mode, cfg.prompt, cfg.size)]
     if not root.is_dir():
         raise InpaintKitError(f"--data {root}: not a folder; pass a folder of training images")
     images = scan(root)
     if not images:
         raise InpaintKitError(f"--data {root}: no images found (recursive); put training images there")
     for img in images:
-        data.check_size(img, cfg.size)
-    return [Item(img, caption=data._caption(img, cfg.prompt)) for img in images]
+        samples.check_size(img, cfg.size)
+    return [Item(img, caption=samples.caption(img, cfg.prompt)) for img in images]
 
 
 def load_item(item: Item, cfg, draw: int) -> dict:
@@ -127,13 +110,12 @@ def load_item(item: Item, cfg, draw: int) -> dict:
     h, w = image.shape[:2]
     extra = []
     if item.mask is not None:
-        given = to_repair(load_grey(item.mask), item.mask_mode)
-        extra.append(given if given.shape == (h, w) else cover_mask(given, (h, w)))
+        extra.append(read_mask(item.mask, item.mask_mode, (h, w)))
     use_object = bool(item.objects) and cfg.object_masks > 0 and rng.random() < cfg.object_masks
     if use_object:
         extra.append(object_mask(item.objects[int(rng.integers(len(item.objects)))], h, w))
-    image, extra = data._resize_crop(image, extra, size, rng, bool(rng.integers(0, 2)))
-    use_pairs = item.mask is not None and (cfg.mask_source == "pairs" or (cfg.mask_source == "mixed" and draw % 2 == 0))
+    image, extra = samples.resize_crop(image, extra, size, rng, bool(rng.integers(0, 2)))
+    use_pairs = item.mask is not None and samples.uses_pairs(cfg.mask_source, draw)
     mask = None
     if use_pairs and extra[0].any():
         mask = extra[0]

@@ -1,5 +1,6 @@
-"""What trains and how it is saved: peft LoRA adapters on the UNet attention projections (default), the
-projections themselves (``--train attn``, partial UNet), and an optional text-encoder LoRA.
+"""What trains and how it is saved (``train-lora``, ``train-defect``): peft LoRA adapters on the UNet
+attention projections (default), the projections themselves (``--train attn``, partial UNet), and an
+optional text-encoder LoRA.
 
 Two output formats, both read by ``infer --lora`` (:mod:`inpaint_kit.engine.sd`):
 * ``lora_unet.safetensors``: the diffusers LoRA format (``unet.`` / ``text_encoder.`` prefixed keys and
@@ -20,20 +21,10 @@ from pathlib import Path
 import torch
 
 from ..errors import InpaintKitError
+from ..engine.lora import PARTIAL_FORMAT, UNET_TARGETS, check_fits, target_layers  # noqa: F401 (the reader's rules)
 from ..images import atomic_write
 
-UNET_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")  # attention projections of every transformer block
 TEXT_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj")  # CLIP text encoder self-attention
-PARTIAL_FORMAT = "inpaint-kit-unet-partial"
-
-
-def target_layers(model: torch.nn.Module, targets=UNET_TARGETS) -> dict[str, torch.nn.Linear]:
-    """Linear layers of ``model`` whose qualified name ends with one of ``targets``, by name."""
-    found = {}
-    for name, module in model.named_modules():
-        if isinstance(module, torch.nn.Linear) and any(name == t or name.endswith("." + t) for t in targets):
-            found[name] = module
-    return found
 
 
 def check_rank(model: torch.nn.Module, rank: int, targets=UNET_TARGETS, what: str = "UNet") -> None:
@@ -122,41 +113,3 @@ def save_partial(out_path: str | Path, unet: torch.nn.Module, base_model: str = 
     state = partial_state_dict(unet)
     meta = {"format": "pt", "inpaint_kit": PARTIAL_FORMAT, "base_model": str(base_model)}
     return atomic_write(out_path, lambda tmp: save_file(state, str(tmp), metadata=meta))
-
-
-def check_fits(unet: torch.nn.Module, weights_path: str | Path) -> None:
-    """Raise a one-line :class:`InpaintKitError` if a ``lora_unet.safetensors`` or
-    ``unet_partial_tuned.safetensors`` does not fit ``unet`` (missing layers or different shapes), before
-    any weight is loaded. Text-encoder keys of a LoRA file are not checked here."""
-    from safetensors import safe_open
-
-    path = Path(weights_path)
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
-    except Exception as e:  # safetensors raises its own error types for corrupt headers
-        raise InpaintKitError(f"{path}: not a readable safetensors file ({e}); re-export the weights")
-    base = {k: tuple(v.shape) for k, v in unet.state_dict().items()}
-    layers = target_layers(unet)
-    for key, shape in shapes.items():
-        if key.startswith("text_encoder."):
-            continue
-        if ".lora_A." in key or ".lora_B." in key or ".lora.down." in key or ".lora.up." in key:
-            name = key.removeprefix("unet.").split(".lora")[0]
-            layer = layers.get(name)
-            if layer is None:
-                raise InpaintKitError(f"{path}: LoRA layer {name} does not exist in this model; "
-                                      "it was trained for a different base model")
-            # lora_A (down): (r, in_features); lora_B (up): (out_features, r)
-            expected = layer.in_features if (".lora_A." in key or ".lora.down." in key) else layer.out_features
-            got = shape[1] if (".lora_A." in key or ".lora.down." in key) else shape[0]
-            if got != expected:
-                raise InpaintKitError(f"{path}: LoRA {key} has shape {shape} but the model's layer {name} is "
-                                      f"{layer.in_features}->{layer.out_features}; it was trained for a different base model")
-        elif key in base:
-            if shape != base[key]:
-                raise InpaintKitError(f"{path}: {key} has shape {shape} but the model expects {base[key]}; "
-                                      "it was trained for a different base model")
-        elif not key.endswith(".alpha"):
-            raise InpaintKitError(f"{path}: weight {key} does not exist in this model; "
-                                  "it was trained for a different base model")

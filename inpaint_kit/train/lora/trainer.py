@@ -5,7 +5,9 @@ processes under ``torchrun`` / ``accelerate launch`` (see :mod:`inpaint_kit.trai
 class guarantees: exact resume, one writer, N processes with ``--batch B`` == one process with ``N*B``).
 
 Each sample draw ``d`` (:meth:`Trainer.draws`) picks the image, its crop, flip and mask from ``(seed, d)``
-(:mod:`inpaint_kit.train.data`), and its VAE posterior sample, noise and timestep from its own generator.
+(:mod:`inpaint_kit.train.lora.data`), and its VAE posterior sample, noise and timestep from its own
+generator. What trains and how it is saved: :mod:`inpaint_kit.train.adapters`; DreamBooth class images:
+:mod:`.prior`.
 
 Output folder::
 
@@ -24,33 +26,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import InpaintKitError
-from . import data, lora, prior
+from ...errors import InpaintKitError
+from ...masks import read_mask
+from .. import adapters, samples
+from ..base_model import load_base_pipeline, model_fingerprint
+from ..objective import inpaint_loss
+from ..trainer import Trainer, TrainResult
+from . import data, prior
 from .config import LORA_WEIGHTS, PARTIAL_WEIGHTS, LoraTrainConfig
-from .objective import inpaint_loss
-from .trainer import Trainer, TrainResult  # noqa: F401  (TrainResult: part of this module's API)
-
-
-def load_base_pipeline(model: str):
-    """The base ``StableDiffusionInpaintPipeline`` from a hub id, a local folder or a single checkpoint,
-    loaded exactly as ``infer`` loads it (same sources, same one-line errors)."""
-    from ..engine.sd import load_pipeline
-
-    pipe = load_pipeline(model)
-    if pipe.unet.config.in_channels != 9:
-        raise InpaintKitError(f"--model {model}: its UNet takes {pipe.unet.config.in_channels} input channels, "
-                              "not 9; use an inpainting model (e.g. stabilityai/stable-diffusion-2-inpainting)")
-    return pipe
-
-
-def model_fingerprint(model: str, unet) -> dict:
-    """Identity of a base model, recorded in checkpoints so ``--resume`` refuses a different one."""
-    path = Path(model)
-    name = str(path.resolve()) if path.exists() else model
-    cfg = unet.config
-    return {"model": name, "unet": {"cross_attention_dim": cfg.cross_attention_dim,
-                                    "block_out_channels": list(cfg.block_out_channels),
-                                    "sample_size": cfg.sample_size}}
 
 
 class LoraTrainer(Trainer):
@@ -62,11 +45,11 @@ class LoraTrainer(Trainer):
 
     def build_data(self):
         cfg = self.cfg
-        self.samples = data.find_samples(cfg.data, cfg.mask_source, cfg.mask_mode, cfg.prompt or
-                                         (cfg.instance_prompt or ""), cfg.size)
+        self.samples = samples.find_samples(cfg.data, cfg.mask_source, cfg.mask_mode, cfg.prompt or
+                                            (cfg.instance_prompt or ""), cfg.size)
         if cfg.instance_prompt:  # DreamBooth: the instance prompt replaces the default caption
             self.samples = [s if s.image.with_suffix(".txt").is_file() else
-                            data.Sample(s.image, s.mask, s.mask_mode, cfg.instance_prompt) for s in self.samples]
+                            samples.Sample(s.image, s.mask, s.mask_mode, cfg.instance_prompt) for s in self.samples]
 
     def weights_path(self) -> Path:
         return self.out / self.cfg.weights_name
@@ -78,36 +61,26 @@ class LoraTrainer(Trainer):
         return [self.unet] + ([self.text_encoder] if self.cfg.train_text_encoder else [])
 
     def build_models(self):
-        cfg, device = self.cfg, self.acc.device
+        cfg = self.cfg
         pipe = load_base_pipeline(cfg.model)
         if cfg.with_prior:
             self._prepare_class_images(pipe)
         unet, text_encoder = pipe.unet, pipe.text_encoder
         if cfg.unet_mode == "lora":
-            lora.check_rank(unet, cfg.rank)
+            adapters.check_rank(unet, cfg.rank)
         if cfg.train_text_encoder:
-            lora.check_rank(text_encoder, cfg.rank, lora.TEXT_TARGETS, "text encoder")
+            adapters.check_rank(text_encoder, cfg.rank, adapters.TEXT_TARGETS, "text encoder")
         pipe.vae.requires_grad_(False)
         text_encoder.requires_grad_(False)
         with torch.random.fork_rng(devices=[]):  # seeded LoRA initialisation; the caller's RNG is left alone
             torch.manual_seed(cfg.seed)
             if cfg.unet_mode == "lora":
-                lora.add_lora(unet, cfg.rank, cfg.lora_alpha)
+                adapters.add_lora(unet, cfg.rank, cfg.lora_alpha)
             else:
-                lora.unfreeze_attention(unet)
+                adapters.unfreeze_attention(unet)
             if cfg.train_text_encoder:
-                lora.add_lora(text_encoder, cfg.rank, cfg.lora_alpha, lora.TEXT_TARGETS)
-        # Frozen weights in the training dtype; the trained ones stay fp32 (mixed precision runs the maths).
-        pipe.vae.to(device)
-        if self.weight_dtype != torch.float32:
-            pipe.vae.to(dtype=self.weight_dtype)
-        for m in (unet, text_encoder):
-            m.to(device)
-            if self.weight_dtype != torch.float32:
-                m.to(dtype=self.weight_dtype)
-            for p in m.parameters():
-                if p.requires_grad:
-                    p.data = p.data.float()
+                adapters.add_lora(text_encoder, cfg.rank, cfg.lora_alpha, adapters.TEXT_TARGETS)
+        self.place(frozen=[pipe.vae, unet, text_encoder])  # adapters / attention weights stay fp32
         if cfg.gradient_checkpointing:
             unet.enable_gradient_checkpointing()
             if cfg.train_text_encoder:
@@ -129,7 +102,7 @@ class LoraTrainer(Trainer):
         if not self.class_samples:
             raise InpaintKitError(f"--class_data_dir {cfg.class_data_dir}: no class images; check the folder")
         for s in self.class_samples:
-            data.check_size(s.image, cfg.size)
+            samples.check_size(s.image, cfg.size)
 
     # --- outputs --------------------------------------------------------------------------------------
     def save_weights(self) -> Path:
@@ -138,18 +111,18 @@ class LoraTrainer(Trainer):
         path = self.out / self.cfg.weights_name
         if self.cfg.unet_mode == "lora":
             te = self.acc.unwrap_model(self.models[1]) if self.cfg.train_text_encoder else None
-            lora.save_lora(self.out, unet, te, weight_name=self.cfg.weights_name)
+            adapters.save_lora(self.out, unet, te, weight_name=self.cfg.weights_name)
         else:
-            lora.save_partial(path, unet, self.cfg.model)
+            adapters.save_partial(path, unet, self.cfg.model)
         return path
 
     def record(self) -> dict:
         return {"base_model": self.cfg.model, "prediction_type": self.noise_scheduler.config.prediction_type}
 
     # --- step -----------------------------------------------------------------------------------------
-    def _batch(self, draws: list[int], samples: list, seed: int) -> dict:
-        source = self.cfg.mask_source if samples is self.samples else "random"
-        items = [data.load_sample(samples[data.draw_index(seed, d, len(samples))], self.cfg.size, source, d, seed,
+    def _batch(self, draws: list[int], pool: list, seed: int) -> dict:
+        source = self.cfg.mask_source if pool is self.samples else "random"
+        items = [data.load_sample(pool[samples.draw_index(seed, d, len(pool))], self.cfg.size, source, d, seed,
                                   self.cfg.damage_aware) for d in draws]
         return data.collate(items)
 
@@ -182,13 +155,12 @@ class LoraTrainer(Trainer):
     # --- validate -------------------------------------------------------------------------------------
     def validate(self) -> Path:
         """Inpaint the validation image with the current weights (fixed seed); save and log the result."""
-        from ..geometry import paste_back, to_work
-        from ..images import load_grey, load_image, save_png
-        from ..masks import to_repair
+        from ...geometry import paste_back, to_work
+        from ...images import load_image
 
         cfg = self.cfg
         image = load_image(cfg.validation_image)
-        mask = to_repair(load_grey(cfg.validation_mask), cfg.mask_mode)
+        mask = read_mask(cfg.validation_mask, cfg.mask_mode)
         if mask.shape != image.shape[:2]:
             raise InpaintKitError(f"--validation_mask {cfg.validation_mask}: {mask.shape[1]}x{mask.shape[0]} differs "
                                   f"from the image's {image.shape[1]}x{image.shape[0]}")
@@ -206,14 +178,9 @@ class LoraTrainer(Trainer):
                             num_inference_steps=cfg.validation_steps, output_type="np",
                             generator=torch.Generator("cpu").manual_seed(cfg.seed)).images[0]
         result = paste_back(image, np.clip(np.rint(out * 255), 0, 255).astype(np.uint8), mask)
-        path = save_png(self.out / "validation" / f"step_{self.step:06d}.png", result,
-                        {"step": self.step, "seed": cfg.seed, "model": cfg.model})
-        tracker = self.acc.get_tracker("tensorboard")
-        if hasattr(tracker, "log_images"):
-            tracker.log_images({"validation": result[None]}, step=self.step, dataformats="NHWC")
-        return path
+        return self.save_preview(result, {"seed": cfg.seed, "model": cfg.model})
 
 
 def train(cfg: LoraTrainConfig) -> TrainResult:
-    """Fine-tune ``cfg.model`` on ``cfg.data``; see :mod:`inpaint_kit.train.loop` for what it writes."""
+    """Fine-tune ``cfg.model`` on ``cfg.data``; see the module docstring for what it writes."""
     return LoraTrainer(cfg).run()

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..engine import DEFAULT_MODEL
-from ..errors import InpaintKitError
-from ..train.config import DATA, TRAINS, TrainerConfig, option, redefault
+from ...engine import DEFAULT_MODEL
+from ...errors import InpaintKitError
+from ..config import DATA, TRAINS, TrainerConfig, option, redefault
 from .data import LAYOUTS
 
 DEFECT_WEIGHTS = "lora_unet.safetensors"  # diffusers LoRA format: unet.* and text_encoder.* keys
@@ -39,8 +39,12 @@ class DefectTrainConfig(TrainerConfig):
     object_name: str | None = option(None, type=str, group=TRAINS,
                                      help="the object's word in 'A <object> with <token>' (default: --object_class "
                                           "with _ as spaces)")
-    lora_rank: int = option(8, group=TRAINS, aliases=("--rank",), help="LoRA rank (UNet attention and text encoder)")
-    lora_alpha: float | None = option(None, type=float, group=TRAINS, help="LoRA alpha (default: = rank)")
+    # The same flags as train-lora's --rank/--alpha (train-defect's old spellings stay accepted); a smaller
+    # default rank: one defect learned from a few references.
+    lora_rank: int = option(8, group=TRAINS, flag="--rank", aliases=("--lora_rank",),
+                            help="LoRA rank (UNet attention and text encoder)")
+    lora_alpha: float | None = option(None, type=float, group=TRAINS, flag="--alpha", aliases=("--lora_alpha",),
+                                      help="LoRA alpha (default: = rank)")
     lambda_def: float = option(0.5, group=LOSSES, help="weight of the defect loss (noise error inside the defect mask)")
     lambda_obj: float = option(0.2, group=LOSSES, help="weight of the object loss (whole image, adjusted mask)")
     lambda_attn: float = option(0.05, group=LOSSES,
@@ -91,9 +95,9 @@ class DefectTrainConfig(TrainerConfig):
         if self.size < 8 or self.size % 8:
             raise InpaintKitError(f"--size {self.size}: must be a multiple of 8 (the VAE downsamples by 8)")
         if self.lora_rank < 1:
-            raise InpaintKitError(f"--lora_rank {self.lora_rank}: must be at least 1")
+            raise InpaintKitError(f"--rank {self.lora_rank}: must be at least 1")
         if self.lora_alpha is not None and not self.lora_alpha > 0:
-            raise InpaintKitError(f"--lora_alpha {self.lora_alpha}: must be positive")
+            raise InpaintKitError(f"--alpha {self.lora_alpha}: must be positive")
         for name in ("lambda_def", "lambda_obj", "lambda_attn"):
             if getattr(self, name) < 0:
                 raise InpaintKitError(f"--{name} {getattr(self, name)}: must not be negative")

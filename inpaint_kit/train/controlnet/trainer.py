@@ -8,7 +8,7 @@ the loss is the base model's own noise-prediction loss (epsilon or v), so the Co
 what the base model is missing to fill the hole.
 
 Each draw ``d`` (:meth:`Trainer.draws`) picks the image, crop, flip and mask from ``(seed, d)``
-(:mod:`inpaint_kit.train.controlnet_data`), and its VAE posterior sample, noise and timestep from its own
+(:mod:`inpaint_kit.train.controlnet.data`), and its VAE posterior sample, noise and timestep from its own
 generator. Output folder::
 
     <output_dir>/config.json, diffusion_pytorch_model.safetensors   the ControlNet (ControlNetModel.from_pretrained)
@@ -26,13 +26,13 @@ from pathlib import Path
 
 import torch
 
-from ..engine.controlnet import CONDITIONING, control_image
-from ..errors import InpaintKitError
-from . import controlnet_data
-from .controlnet_config import ControlNetTrainConfig
-from .loop import model_fingerprint
-from .objective import block_mask, encode, latent_mask, loss_weights, prediction_target, randint, randn, weighted_mse
-from .trainer import Trainer, TrainResult
+from ...engine.controlnet import CONDITIONING, control_image
+from .. import samples
+from ..base_model import load_base_pipeline, model_fingerprint
+from ..objective import block_mask, encode, latent_mask, loss_weights, prediction_target, randint, randn, weighted_mse
+from ..trainer import Trainer, TrainResult
+from . import data
+from .config import ControlNetTrainConfig
 
 WEIGHTS = "diffusion_pytorch_model.safetensors"
 CONFIG = "config.json"
@@ -84,29 +84,21 @@ class ControlNetTrainer(Trainer):
     cfg: ControlNetTrainConfig
 
     def build_data(self):
-        self.items = controlnet_data.find_items(self.cfg)
+        self.items = data.find_items(self.cfg)
 
     def build_models(self):
         from diffusers import DDPMScheduler
 
-        from ..engine.sd import load_pipeline
-
-        cfg, device = self.cfg, self.acc.device
-        pipe = load_pipeline(cfg.model)
-        if pipe.unet.config.in_channels != 4:
-            raise InpaintKitError(f"--model {cfg.model}: its UNet takes {pipe.unet.config.in_channels} input channels; "
-                                  "train-controlnet needs a base (non-inpainting) SD 1.5-family model with 4")
+        cfg = self.cfg
+        pipe = load_base_pipeline(cfg.model, in_channels=4)
         unet, vae, text_encoder = pipe.unet, pipe.vae, pipe.text_encoder
         with torch.random.fork_rng(devices=[]):  # from_unet draws nothing today; keep it seeded regardless
             torch.manual_seed(cfg.seed)
             self.controlnet = new_controlnet(unet)  # from the fp32 weights; trained in fp32
-        # Frozen weights in the training dtype (mixed precision runs the maths).
         for m in (unet, vae, text_encoder):
             m.requires_grad_(False)
-            m.to(device)
-            if self.weight_dtype != torch.float32:
-                m.to(dtype=self.weight_dtype)
-        self.controlnet.to(device).train()
+        self.place(frozen=[unet, vae, text_encoder], trained=[self.controlnet])
+        self.controlnet.train()
         if cfg.gradient_checkpointing:
             self.controlnet.enable_gradient_checkpointing()
             unet.enable_gradient_checkpointing()
@@ -132,8 +124,8 @@ class ControlNetTrainer(Trainer):
     def micro_loss(self, micro: int) -> torch.Tensor:
         cfg, device = self.cfg, self.acc.device
         draws = self.draws(micro)
-        batch = controlnet_data.collate([controlnet_data.load_item(
-            self.items[controlnet_data.data.draw_index(cfg.seed, d, len(self.items))], cfg, d) for d in draws])
+        batch = data.collate([data.load_item(self.items[samples.draw_index(cfg.seed, d, len(self.items))], cfg, d)
+                              for d in draws])
         pixels = batch["pixels"].to(device)
         per_sample = controlnet_loss(self.models[0], self.unet, self.vae, self.noise_scheduler, pixels,
                                      batch["mask"].to(device), self._embed(batch["captions"]),
@@ -156,14 +148,15 @@ class ControlNetTrainer(Trainer):
     def validate(self) -> Path:
         """Inpaint ``--validation_image`` with the current ControlNet through the same engine as ``infer
         --controlnet`` (fixed seed); save ``validation/step_N.png`` and log it to TensorBoard."""
-        from ..engine import Sampling
-        from ..engine.controlnet import ControlNetEngine, build_controlnet_pipeline
-        from ..geometry import paste_back, resize_image, to_work
-        from ..images import save_png
-        from ..inpaint import load_pair
+        from ...engine import Sampling
+        from ...engine.controlnet import ControlNetEngine, build_controlnet_pipeline
+        from ...geometry import paste_back, resize_image, to_work
+        from ...images import load_image
+        from ...masks import read_mask
 
         cfg = self.cfg
-        image, mask = load_pair(cfg.validation_image, cfg.validation_mask, cfg.mask_mode)
+        image = load_image(cfg.validation_image)
+        mask = read_mask(cfg.validation_mask, cfg.mask_mode, image.shape[:2])
         work_image, work_mask = to_work(image, mask, cfg.size, 8)
         net = self.acc.unwrap_model(self.models[0]).eval()
         engine = ControlNetEngine(build_controlnet_pipeline(self.pipe, net), cfg.model, str(self.out), 1.0,
@@ -177,17 +170,16 @@ class ControlNetTrainer(Trainer):
             engine.hook.remove()
             net.train()
         result = paste_back(image, resize_image(out, image.shape[:2]), mask)
-        path = save_png(self.out / "validation" / f"step_{self.step:06d}.png", result,
-                        {"step": self.step, "seed": cfg.seed, "model": cfg.model, "controlnet": str(self.out)})
-        tracker = self.acc.get_tracker("tensorboard")
-        if hasattr(tracker, "log_images"):
-            tracker.log_images({"validation": result[None]}, step=self.step, dataformats="NHWC")
-        return path
+        return self.save_preview(result, {"seed": cfg.seed, "model": cfg.model, "controlnet": str(self.out)})
 
     def record(self) -> dict:
         return {"base_model": self.cfg.model, "conditioning": CONDITIONING,
                 "conditioning_help": "3-channel control image: RGB in [0, 1], pixels to repaint set to -1",
                 "prediction_type": self.noise_scheduler.config.prediction_type, "images": len(self.items)}
+
+    def summary(self, result: TrainResult) -> str:
+        return (f"trained {result.step} steps ({result.trainable_params:,} trainable parameters); "
+                f"ControlNet: {result.out}")
 
 
 def train(cfg: ControlNetTrainConfig) -> TrainResult:

@@ -7,9 +7,10 @@ Two layouts of ``<root>/<object_class>/`` are read (``--layout auto`` picks the 
     source  train/defective/<defect_type>/000.png train/defective_masks/<defect_type>/000_mask.png
     both    train/good/*.png                      the defect-free images ``inpaint-kit defect`` paints into
 
-Masks are white = defect (MVTec's convention), grey levels binarize at 128. Images and masks are pairs by
-stem (``000.png`` with ``000_mask.png`` or ``000.png``). A reference is resized to ``--size`` square (Lanczos
-for the image; the mask with :func:`inpaint_kit.geometry.cover_mask`, so a thin scratch survives).
+Masks are white = defect (MVTec's convention), grey levels binarize at 128, read as every mask file is
+(:func:`inpaint_kit.masks.read_mask`: a mask painted in the alpha channel counts). Images and masks are
+pairs by stem (``000.png`` with ``000_mask.png`` or ``000.png``). A reference is resized to ``--size`` square
+(Lanczos for the image; the mask with :func:`inpaint_kit.masks.cover_mask`, so a thin scratch survives).
 
 ``--num_refs N`` takes N pairs chosen reproducibly: a permutation of the sorted pairs seeded by ``--seed``,
 its first N, in file order. Every training draw is a pure function of ``(seed, draw)`` (which reference,
@@ -23,11 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InpaintKitError
-from ..geometry import cover_mask, resize_image
-from ..images import load_grey, load_image
-from ..masks import to_repair
-from ..pairing import mask_stem, scan
+from ...errors import InpaintKitError
+from ...geometry import resize_image
+from ...images import load_image
+from ...maskgen import random_boxes
+from ...masks import read_mask
+from ...pairing import mask_stem, scan
 
 LAYOUTS = ("auto", "mvtec", "source")
 GOOD = ("train", "good")
@@ -127,26 +129,16 @@ def good_images(root: str | Path, object_class: str) -> list[Path]:
 def load_reference(ref: Reference, size: int) -> tuple[np.ndarray, np.ndarray]:
     """``(image uint8 (size, size, 3), mask bool (size, size))``; an empty mask is an error naming the file."""
     image = load_image(ref.image)
-    mask = to_repair(load_grey(ref.mask), "white")
+    mask = read_mask(ref.mask, "white", (size, size))
     if not mask.any():
         raise InpaintKitError(f"{ref.mask}: no white (defect) pixel; MVTec masks are white where the defect is")
-    return resize_image(image, (size, size)), cover_mask(mask, (size, size))
-
-
-def random_boxes(h: int, w: int, rng: np.random.Generator, n: tuple[int, int] = (1, 4),
-                 side: tuple[float, float] = (0.1, 0.4)) -> np.ndarray:
-    """Union of ``n`` random axis-aligned boxes, each side a ``side`` fraction of the image's."""
-    out = np.zeros((h, w), bool)
-    for _ in range(int(rng.integers(n[0], n[1] + 1))):
-        bh, bw = (max(1, int(round(s * rng.uniform(*side)))) for s in (h, w))
-        top, left = int(rng.integers(0, h - bh + 1)), int(rng.integers(0, w - bw + 1))
-        out[top:top + bh, left:left + bw] = True
-    return out
+    return resize_image(image, (size, size)), mask
 
 
 def adjusted_mask(defect: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The object loss's mask: random boxes, plus the defect's bounding box, so the defect is always
-    covered (DefectFill's "adjusted mask"): the model must repaint the defect in its object context."""
+    """The object loss's mask: random boxes (the ``boxes`` generator of :mod:`inpaint_kit.maskgen`), plus the
+    defect's bounding box, so the defect is always covered (DefectFill's "adjusted mask"): the model must
+    repaint the defect in its object context."""
     h, w = defect.shape
     out = random_boxes(h, w, rng)
     rows, cols = np.flatnonzero(defect.any(1)), np.flatnonzero(defect.any(0))
