@@ -80,16 +80,17 @@ def resolve(model: str) -> Path | None:
     return Path(model)
 
 
-def check_model(model: str) -> None:
-    """One-line error for a ``--model`` that is not builtin, classical or a detector folder (no torch)."""
-    from .network import is_detector_folder
+def check_model(model: str, flag: str = "--model") -> None:
+    """One-line error for a ``flag`` (``--model``, ``--detect_model``) that is not builtin, classical or a
+    detector folder (no torch)."""
+    from .folder import is_detector_folder
 
     folder = resolve(model)
     if folder is not None and model != "builtin" and not is_detector_folder(folder):
         if not folder.exists():
-            raise InpaintKitError(f"--model {model}: no such folder; pass builtin, classical or a train-detect "
+            raise InpaintKitError(f"{flag} {model}: no such folder; pass builtin, classical or a train-detect "
                                   "output folder")
-        raise InpaintKitError(f"--model {model}: not a damage detector (no detector config.json); pass builtin, "
+        raise InpaintKitError(f"{flag} {model}: not a damage detector (no detector config.json); pass builtin, "
                               "classical or a train-detect output folder")
 
 

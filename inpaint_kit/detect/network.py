@@ -24,10 +24,7 @@ from torch import nn
 
 from ..errors import InpaintKitError
 from ..images import atomic_write
-
-MARKER = "detector"  # config.json["_inpaint_kit"]: a damage-detector model folder
-WEIGHTS_NAME = "model.safetensors"
-CONFIG_NAME = "config.json"
+from .folder import CONFIG_NAME, MARKER, WEIGHTS_NAME, is_detector_folder  # noqa: F401 (part of this interface)
 
 PRESETS = {
     # tests only (~7 k parameters)
@@ -127,15 +124,6 @@ def save_detector(folder: str | Path, net: DetectorNet, state_dict: dict | None 
     text = json.dumps(net.config.to_json(), indent=2)
     atomic_write(folder / CONFIG_NAME, lambda p: Path(p).write_text(text))
     return folder
-
-
-def is_detector_folder(folder: str | Path) -> bool:
-    """True when ``folder`` holds a detector's ``config.json`` (a folder of another model is not one)."""
-    path = Path(folder) / CONFIG_NAME
-    try:
-        return path.is_file() and json.loads(path.read_text()).get("_inpaint_kit") == MARKER
-    except (OSError, ValueError):
-        return False
 
 
 def load_net(folder: str | Path, flag: str = "--model") -> DetectorNet:
