@@ -328,8 +328,7 @@ def inpaint_file(cfg: InferConfig, image_path, mask_path, engine: Engine | None 
             detector = detector()
         found = detected_mask(cfg, detector, image)
         mask = mask | found
-        detection = {"mode": cfg.detect, **detector.describe(), "min_area": cfg.detect_min_area or 0,
-                     "dilate": cfg.detect_dilate or 0, "pixels_detected": int(found.sum())}
+        detection = detection_record(cfg, detector, found)
     if engine is None and mask.any():
         engine = cfg.load_engine()
     job = inpaint_array(engine, cfg, image, mask, seeds or cfg.seeds(), Path(image_path).name, progress)
@@ -345,6 +344,12 @@ def detected_mask(cfg: InferConfig, detector, image: np.ndarray) -> np.ndarray:
     from .detect.detector import detect_mask
 
     return detect_mask(image, detector, min_area=cfg.detect_min_area or 0, dilate=cfg.detect_dilate or 0)
+
+
+def detection_record(cfg: InferConfig, detector, found: np.ndarray) -> dict:
+    """What a detection did, for :attr:`Job.detection` (recorded in the outputs' metadata and manifest)."""
+    return {"mode": cfg.detect, **detector.describe(), "min_area": cfg.detect_min_area or 0,
+            "dilate": cfg.detect_dilate or 0, "pixels_detected": int(found.sum())}
 
 
 # Fields that never change a result (limits, where to write, caches) or that the engine reports itself

@@ -121,3 +121,19 @@ def test_detection_flags_are_checked_before_any_model_loads(tmp_path, argv, need
     code = infer(tmp_path / "no_model_here", "--image", src, *mask, *argv, "--output_dir", tmp_path / "o")
     err = capsys.readouterr().err.strip()
     assert code == 2 and needle in err and len(err.splitlines()) == 1, err
+
+
+def test_the_python_api_takes_mask_auto(tmp_path, tiny_model_dir):
+    from inpaint_kit import restore
+
+    src = tmp_path / "scan.png"
+    Image.fromarray(scratched(48, 64, 0)).save(src)
+    result = restore(str(src), "auto", model=str(tiny_model_dir), size=64, steps=1, rows=1, seed=3, device="cpu",
+                     detect_model="classical")
+    image = load_image(src)
+    expected = detect_mask(image, load_detector("classical"))
+    assert (result.job.mask == expected).all() and result.metadata["detection"]["mode"] == "auto"
+    row = np.asarray(result.images[0])
+    assert (row[~expected] == image[~expected]).all()
+    written = result.save(tmp_path / "out", "scan")
+    assert tmp_path / "out" / "scan_mask.png" in written and (white(tmp_path / "out" / "scan_mask.png") == expected).all()
