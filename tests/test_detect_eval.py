@@ -31,7 +31,7 @@ def test_eval_detect_reports_every_set_for_every_model(tmp_path, capsys):
     assert code == 0
     table = capsys.readouterr().out
     for row in ("| scratch |", "| hair |", "| all kinds |", "| 2x scratch |", "| 2x all kinds |",
-                "held-out setting (kind:hair)", "| clean+grain |", "| 2x clean+grain |", "pairs", "real photos"):
+                "held-out setting (kind:hair)", "| clean |", "| clean+grain |", "| 2x clean+grain |", "pairs", "real photos"):
         assert row in table, row
     data = json.loads(out.read_text())
     assert set(data) == {"classical", str(model)}

@@ -85,9 +85,9 @@ def test_bands_bound_memory_and_cover_every_pixel():
     assert max(max(c) for c in calls) <= 128 + 2 * 16
 
 
-@pytest.mark.xfail(strict=True, reason="the shipped detector (training stage 6) misses a dead-straight 1-px bright "
-                   "scratch on coffee (recall 0.01; stages 5 and 7 too): retrain with more such scratches, then "
-                   "remove this mark")
+@pytest.mark.xfail(strict=True, reason="the shipped detector (training stage 7) misses a dead-straight 1-px bright "
+                   "scratch on coffee (recall 0.0; stages 5 and 6: 0.003, 0.01): retrain with more such scratches, "
+                   "then remove this mark")
 def test_a_one_pixel_scratch_across_a_large_image_is_found():
     # a 1-px bright scratch across a 4000-px-wide photo (coffee, never trained on, at 2x and mirrored end to
     # end so that it has no seams), found at native resolution; the truth is where it visibly changed the picture

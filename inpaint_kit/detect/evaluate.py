@@ -58,13 +58,16 @@ def synthetic_cases(photos: dict[str, np.ndarray], settings: DamageSettings, per
 
 
 def clean_cases(photos: dict[str, np.ndarray], per_photo: int, seed: int, factor: float = 1.0) -> list[Case]:
-    """Each photo (upscaled by ``factor``) with film grain added, ``per_photo`` grain draws each: nothing
-    in them is damage."""
+    """Each photo (upscaled by ``factor``) as it is (group ``clean``) and with film grain added, ``per_photo``
+    grain draws each (``clean+grain``): nothing in them is damage. Both, because grain textures a smooth sky
+    or wall, which hides a detector that takes such areas for losses (none when ``per_photo`` is 0)."""
     out = []
-    for name, photo in sorted(photos.items()):
+    for name, photo in sorted(photos.items()) if per_photo > 0 else ():
+        big = upscale(photo, factor)
+        out.append(Case(big, np.zeros(big.shape[:2], bool), "clean", name))
         for i in range(per_photo):
             rng = np.random.default_rng([seed, 99, i, int(factor * 100), sum(map(ord, name))])
-            img = negatives.film_grain(upscale(photo, factor).astype(np.float32) / 255, rng, rng.uniform(0.02, 0.05))
+            img = negatives.film_grain(big.astype(np.float32) / 255, rng, rng.uniform(0.02, 0.05))
             out.append(Case(np.round(img * 255).astype(np.uint8), np.zeros(img.shape[:2], bool), "clean+grain",
                             f"{name}#{i}"))
     return out
