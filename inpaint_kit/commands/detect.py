@@ -120,6 +120,10 @@ def run_batch(cfg, args) -> int:
         cfg = replace(cfg, device=device_for(shard, cfg.device))
     _check_device(cfg)
     report = run_detect_batch(cfg, args.batch_imgs_dir, args.output_dir, progress=args.progress, shard=shard)
+    if shard.launched:  # the report is gathered; without this, gloo's threads sometimes abort the exit (classical)
+        from ..shard import partial_state
+
+        partial_state().destroy_process_group()
     if shard.is_main:
         head = f"[{shard.describe()}] " if shard.active else ""
         print(head + report.summary(), file=sys.stderr)
