@@ -66,7 +66,7 @@ def accuracy(detectors, photos, per_kind: int, clean: int, old_photos: str | Non
         groups = {}
         for tag, cases in sets.items():
             s = score(det, cases)
-            groups.update(s.groups)
+            groups.update({(g if g.startswith(tag) else tag + g): c for g, c in s.groups.items()})  # "2x clean" too
             groups[f"{tag}all kinds"] = s.pooled([tag + k for k in KINDS])
         held = held_out_settings(detectors[-1], base)  # the builtin's held-out setting, for both detectors
         if held is not None:
