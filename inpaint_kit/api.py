@@ -15,7 +15,9 @@ The same ``InferConfig`` with the same inputs gives the same pixels as ``inpaint
 builds this config and calls the same :func:`inpaint_kit.inpaint.inpaint_array`). Images follow the
 CLI's conventions: any PIL mode (16-bit, palette, alpha, EXIF orientation applied), output at the
 input's exact size, pixels outside the mask unchanged. A mask is a PIL image, a grey ``uint8`` array
-(read with ``cfg.mask_mode``: black = repaint by default) or a ``bool`` array (True = repaint).
+(read with ``cfg.mask_mode``: black = repaint by default) or a ``bool`` array (True = repaint), or
+``"auto"``: the damage a detector finds is the mask (``detect_model``, ``detect_threshold``, ... as for
+``infer --mask auto``; ``detect="union"`` adds it to a mask given instead; docs/detection.md).
 
 An image given as a file path is read as an archive master (:func:`inpaint_kit.images.read_image`):
 ``save`` and ``save_row`` then write rows at its depth, colour mode, profile and metadata, as ``infer``
@@ -82,21 +84,37 @@ class Restoration:
 
 
 def restore(image, mask, cfg: InferConfig | None = None, *, engine: Engine | None = None,
-            progress: bool = False, **fields) -> Restoration:
+            progress: bool = False, detector=None, **fields) -> Restoration:
     """Repaint ``mask`` in ``image`` once per row of ``cfg`` (``fields`` override it:
     ``restore(img, m, model="builtin", rows=1, seed=3)``). ``engine`` (from :func:`load_engine`) is
-    loaded from the config when not given and the mask marks something."""
+    loaded from the config when not given and the mask marks something. ``mask="auto"``: the detected
+    damage is the mask; ``detector`` (``cfg.load_detector()``, load once for many images) is loaded when
+    not given and detection is asked for."""
+    from .inpaint import detected_mask, detection_record
+
+    auto = isinstance(mask, str) and mask == "auto"
+    if auto:
+        if (cfg.detect if cfg else fields.get("detect")) == "union":
+            raise InpaintKitError("mask 'auto' repairs only the detected damage; detect='union' adds it to a mask "
+                                  "given: pass a mask, or leave detect out")
+        fields = {**fields, "detect": "auto"}
     cfg = _config(cfg, fields)
     master = read_image(image) if isinstance(image, (str, Path)) else None  # a file: rows replace it (docs/archive.md)
     rgb = to_rgb(image) if master is None else _model_view(master, cfg)
-    repair = to_mask(mask, cfg.mask_mode, rgb.shape[:2])
+    repair = np.zeros(rgb.shape[:2], bool) if auto else to_mask(mask, cfg.mask_mode, rgb.shape[:2])
+    detection = None
+    if cfg.detect:
+        detector = detector or cfg.load_detector()
+        found = detected_mask(cfg, detector, rgb)
+        repair, detection = repair | found, detection_record(cfg, detector, found)
     if engine is None and repair.any():
         engine = cfg.load_engine()
     name = Path(image).name if isinstance(image, (str, Path)) else "image"
     job = inpaint_array(engine, cfg, rgb, repair, cfg.seeds(), name, progress)
     job.sources = {k: str(v) for k, v in (("image", image), ("mask", mask)) if isinstance(v, (str, Path))}
     job.master = master
-    meta = metadata(cfg, engine, job)
+    job.detection = detection
+    meta = metadata(cfg, engine, job, **({"detection": detection} if detection else {}))
     images = []
     for i, (seed, result) in enumerate(zip(job.seeds, job.results)):
         im = Image.fromarray(result, "RGB")

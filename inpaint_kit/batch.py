@@ -218,26 +218,36 @@ def resume_single(cfg: InferConfig, output: Path, stem: str) -> tuple[bool, list
 
 
 def run_batch(cfg: InferConfig, imgs_dir, masks_dir, output_dir, engine=None, progress: bool = True,
-              shard: Shard | None = None) -> BatchReport:
-    """Inpaint every paired image under ``imgs_dir``; the engine is loaded once, on the first item that
-    needs it (a fully resumed run loads nothing). Bad items are reported and skipped. Images of one
-    folder sharing a stem (``a.png``, ``a.jpg``) are all restored, as ``a_png_collage.png`` and
-    ``a_jpg_collage.png``, and reported."""
+              shard: Shard | None = None, detector=None) -> BatchReport:
+    """Inpaint every paired image under ``imgs_dir``; the engine (and with ``cfg.detect`` the damage
+    detector) is loaded once, on the first item that needs it (a fully resumed run loads nothing). Bad
+    items are reported and skipped. Images of one folder sharing a stem (``a.png``, ``a.jpg``) are all
+    restored, as ``a_png_collage.png`` and ``a_jpg_collage.png``, and reported. ``masks_dir`` None (with
+    ``cfg.detect == "auto"``): every image under ``imgs_dir``, its mask the detected damage."""
+    from functools import cache
+
     output_dir = Path(output_dir)
-    pairing = pair(imgs_dir, masks_dir)
-    if not pairing.pairs:
-        raise InpaintKitError(f"{imgs_dir}: no image has a mask with the same stem in {masks_dir}; check both folders")
+    if masks_dir is None:
+        pairing = detected_pairing(imgs_dir)
+    else:
+        pairing = pair(imgs_dir, masks_dir)
+        if not pairing.pairs:
+            raise InpaintKitError(f"{imgs_dir}: no image has a mask with the same stem in {masks_dir}; check both "
+                                  "folders")
     masks = {image: mask for image, mask, _ in pairing.pairs}
     items, stems = [], {}
     for image, mask, rel in pairing.pairs:
         out = collage_path(output_dir, rel, pairing.stems[image])
         stems[out] = pairing.stems[image]
-        items.append((image, out, {"image": str(image), "mask": str(mask), "output": str(out)}))
+        items.append((image, out, {"image": str(image), "mask": str(mask) if mask else "auto", "output": str(out)}))
     outs = {image: out for image, out, _ in items}
+    if cfg.detect and detector is None:
+        detector = cache(cfg.load_detector)  # loaded on the first item that needs it, then reused
 
     def work(image_path: Path, out: Path, seeds):
         nonlocal engine
-        job, engine = inpaint_file(cfg, image_path, masks[image_path], engine, seeds=seeds, progress=progress)
+        job, engine = inpaint_file(cfg, image_path, masks[image_path], engine, seeds=seeds, progress=progress,
+                                   detector=detector)
         return write_job(job, cfg, engine, out, stem=stems[out])
 
     report = BatchReport(unpaired_images=pairing.unpaired_images, unpaired_masks=pairing.unpaired_masks,
@@ -247,3 +257,16 @@ def run_batch(cfg: InferConfig, imgs_dir, masks_dir, output_dir, engine=None, pr
     return run_items(items, output_dir, cfg.overwrite, work, progress, report, want=request(cfg),
                      expected=lambda out, meta: job_paths(cfg, out, stems[out], meta.get("seeds", []),
                                                           meta.get("row_format", "png")), shard=shard)
+
+
+def detected_pairing(imgs_dir):
+    """A :class:`~inpaint_kit.pairing.Pairing` of every image under ``imgs_dir`` with no mask file (``None``:
+    the mask is detected), stems and same-stem clashes as :func:`~inpaint_kit.pairing.pair` gives them."""
+    from .pairing import Pairing, output_stems, scan
+
+    root = Path(imgs_dir)
+    images = scan(root)
+    if not images:
+        raise InpaintKitError(f"--batch_imgs_dir {imgs_dir}: no images found (png/jpg/webp/bmp/tif, recursively)")
+    stems, clashes = output_stems(images)
+    return Pairing([(i, None, i.relative_to(root)) for i in images], stems=stems, clashes=clashes)

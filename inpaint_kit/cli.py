@@ -31,6 +31,9 @@ COMMANDS = {
     "defect": "inpaint_kit.commands.defect",
     "merge-inpaint": "inpaint_kit.commands.merge_inpaint",
     "export": "inpaint_kit.commands.export",
+    "detect": "inpaint_kit.commands.detect",
+    "train-detect": "inpaint_kit.commands.training:train-detect",
+    "eval-detect": "inpaint_kit.commands.eval_detect",
 }
 
 

@@ -36,6 +36,8 @@ from .thinfill import THIN_FILLS, fill_thin, is_thinfill_model, thin_filler
 
 MAX_WORK_MEGAPIXELS = 4.2  # default limit of a working canvas: 2048 x 2048
 OUTPUT_FORMATS = ("auto", "png", "tiff")
+DETECT_MODES = ("auto", "union")  # the mask is the detected damage / the mask file plus the detected damage
+DETECT_FLAGS = ("detect_model", "detect_threshold", "detect_min_area", "detect_dilate")
 
 log = logging.getLogger("inpaint_kit")
 
@@ -86,6 +88,14 @@ class InferConfig(registry.options_dataclass()):
     colour_management: str = "on"  # non-sRGB ICC profiles converted to sRGB for the model and back
     record: bool = False  # the conservator's record: mask, fill layers, <stem>_record.json
     mark_fills: bool = False  # a documentation copy of each row with every filled region outlined
+    # Damage detection (docs/detection.md): None = the mask file alone; "auto" = the detected damage is the
+    # mask (--mask auto, --batch_masks_dir auto); "union" = the mask file plus the detected damage (--detect).
+    # The detector options are None when not given (an error without detection: never silently ignored).
+    detect: str | None = None
+    detect_model: str | None = None  # builtin (the default when detecting) | classical | a train-detect folder
+    detect_threshold: float | None = None  # None = the detector's own (chosen on its validation split)
+    detect_min_area: int | None = None  # drop detected specks smaller than N pixels (None = 0)
+    detect_dilate: int | None = None  # grow the detected damage by N pixels (None = 0)
 
     def validate(self) -> "InferConfig":
         checks = [
@@ -124,8 +134,40 @@ class InferConfig(registry.options_dataclass()):
         for ok, message in checks:
             if not ok:
                 raise UsageError(message)
+        self.check_detection()
         registry.check_config(self)  # engine options: their own checks, then none of another engine's
         return self
+
+    def check_detection(self) -> None:
+        """The detection settings (no model loaded): a detector option without detection is an error, and
+        ``detect_model`` must be builtin, classical or a detector folder."""
+        given = [f"--{name}" for name in DETECT_FLAGS if getattr(self, name) is not None]
+        if self.detect is None:
+            if given:
+                raise UsageError(f"{', '.join(given)}: detector options apply with --mask auto, --batch_masks_dir "
+                                 "auto or --detect; add one of those or leave them out")
+            return
+        checks = [
+            (self.detect in DETECT_MODES, f"detect {self.detect!r} must be one of {', '.join(DETECT_MODES)}"),
+            (self.detect_threshold is None or 0 < self.detect_threshold < 1,
+             f"--detect_threshold {self.detect_threshold}: must be between 0 and 1 (exclusive)"),
+            ((self.detect_min_area or 0) >= 0, f"--detect_min_area {self.detect_min_area}: must be >= 0 (pixels)"),
+            ((self.detect_dilate or 0) >= 0, f"--detect_dilate {self.detect_dilate}: must be >= 0 (pixels)"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UsageError(message)
+        from .detect.detector import check_model
+
+        check_model(self.detect_model or "builtin", flag="--detect_model")
+
+    def load_detector(self):
+        """The damage detector of ``detect_model`` (:func:`inpaint_kit.detect.load_detector`) on ``device``
+        (the classical detector runs on the CPU). Load it once and pass it to every :func:`inpaint_file`."""
+        from .detect.detector import load_detector
+
+        model = self.detect_model or "builtin"
+        return load_detector(model, None if model == "classical" else self.device, self.detect_threshold)
 
     def engine_spec(self) -> registry.EngineSpec:
         """The registered engine that ``model`` (with these options) selects."""
@@ -165,6 +207,7 @@ class Job:
     damage: dict = field(default_factory=dict)  # which filler took each damage component (route_damage)
     fills: list[Fill] = field(default_factory=list)  # per row, the restored values (inpaint_kit.fill)
     master: Master | None = None  # the input file at full depth: rows are written as its drop-in replacements
+    detection: dict | None = None  # what the damage detector did (--mask auto / --detect): recorded in the outputs
 
     def row_master(self) -> Master | None:
         """What each row is written as (depth, mode, profile, metadata; stored values outside the fill): the
@@ -419,19 +462,54 @@ _BUILTIN: dict = {}
 
 
 def inpaint_file(cfg: InferConfig, image_path, mask_path, engine: Engine | None = None,
-                 seeds=None, progress=True) -> tuple[Job, Engine | None]:
+                 seeds=None, progress=True, detector=None) -> tuple[Job, Engine | None]:
     """:func:`inpaint_array` on files. The inputs are read first, so a bad file fails before any model
     is loaded; the engine is loaded from ``cfg`` only if needed and not given. Returns the job and the
-    engine (to reuse for the next file)."""
-    master, image, mask = read_pair(image_path, mask_path, cfg.mask_mode, cfg.max_image_megapixels,
-                                    cfg.colour_management == "on")
+    engine (to reuse for the next file).
+
+    Detection (``cfg.detect``): ``mask_path`` None with ``"auto"`` (the detected damage is the mask), a mask
+    file with ``"union"`` (the detected damage is added to it). ``detector`` is a loaded
+    :class:`~inpaint_kit.detect.Detector` or a callable returning one (called once the files are read; a
+    cached loader keeps one detector for a batch); None loads ``cfg.load_detector()``."""
+    if mask_path is None:
+        if cfg.detect != "auto":
+            raise UsageError(f"{image_path}: no mask; give a mask file or detect the damage (--mask auto)")
+        master, image = read_source(image_path, cfg.max_image_megapixels, cfg.colour_management == "on")
+        mask = np.zeros(image.shape[:2], bool)
+    else:
+        master, image, mask = read_pair(image_path, mask_path, cfg.mask_mode, cfg.max_image_megapixels,
+                                        cfg.colour_management == "on")
     output_format(master, cfg.output_format)  # a format the file cannot be written in fails before the model
+    detection = None
+    if cfg.detect:
+        if detector is None:
+            detector = cfg.load_detector()
+        elif callable(detector):
+            detector = detector()
+        found = detected_mask(cfg, detector, image)
+        mask = mask | found
+        detection = detection_record(cfg, detector, found)
     if engine is None and mask.any():
         engine = cfg.load_engine()
     job = inpaint_array(engine, cfg, image, mask, seeds or cfg.seeds(), Path(image_path).name, progress)
-    job.sources = {"image": str(image_path), "mask": str(mask_path)}
+    job.sources = {"image": str(image_path), "mask": "auto" if mask_path is None else str(mask_path)}
     job.master = master
+    job.detection = detection
     return job, engine
+
+
+def detected_mask(cfg: InferConfig, detector, image: np.ndarray) -> np.ndarray:
+    """The damage ``detector`` finds in ``image`` (RGB uint8, at native resolution, in tiles) with
+    ``cfg``'s ``detect_min_area`` and ``detect_dilate``: bool ``(H, W)``, True = repair."""
+    from .detect.detector import detect_mask
+
+    return detect_mask(image, detector, min_area=cfg.detect_min_area or 0, dilate=cfg.detect_dilate or 0)
+
+
+def detection_record(cfg: InferConfig, detector, found: np.ndarray) -> dict:
+    """What a detection did, for :attr:`Job.detection` (recorded in the outputs' metadata and manifest)."""
+    return {"mode": cfg.detect, **detector.describe(), "min_area": cfg.detect_min_area or 0,
+            "dilate": cfg.detect_dilate or 0, "pixels_detected": int(found.sum())}
 
 
 # Fields that never change a result (limits, where to write, caches) or that the engine reports itself
@@ -513,7 +591,9 @@ def job_paths(cfg: InferConfig, collage_path, stem: str, seeds, row_format: str 
     paths = [row_path(collage_path, stem, i, s, ext) for i, s in seeds] if cfg.save_rows else []
     if cfg.record:
         paths += [record.layer_path(collage_path, stem, i, s, ext) for i, s in seeds]
-        paths += [record.mask_path(collage_path, stem), record.record_path(collage_path, stem)]
+        paths += [record.record_path(collage_path, stem)]
+    if cfg.record or cfg.detect:  # the mask repaired (with detection: the mask found, so it can be checked)
+        paths += [record.mask_path(collage_path, stem)]
     if cfg.mark_fills:
         paths += [record.marked_path(collage_path, stem, i, s) for i, s in seeds]
     return [*paths, collage_path]
@@ -538,10 +618,13 @@ def write_job(job: Job, cfg: InferConfig, engine: Engine | None, collage_path, s
     if master is not None and master.format in ("jpeg", "webp") and cfg.save_rows:
         log.info("%s: %s input: rows written as lossless %s (never a second lossy encoding)",
                  job.name, master.format.upper(), fmt.upper())
+    if job.detection is not None:  # the mask used is written beside the outputs (white = repaired)
+        extra["detection"] = {**job.detection, "mask_file": record.mask_path(collage_path, stem).name,
+                              "mask_file_mode": "white"}
     meta = metadata(cfg, engine, job, row_format=fmt, colour_managed=_managed(master, cfg), **extra)
     rows = _write_rows(job, cfg, collage_path, stem, fmt, meta)
     written = [p for entry in rows for p in (entry.get("output"), entry.get("fill_layer")) if p]
-    if cfg.record:
+    if cfg.record or job.detection is not None:
         mask_file = record.write_mask(record.mask_path(collage_path, stem), job.mask)
         written.append(mask_file)
     if cfg.mark_fills:

@@ -322,3 +322,33 @@ def test_a_16bit_tiff_upload_gives_16bit_tiff_rows_and_the_record_in_the_downloa
     _, gallery, _, _, downloads, _ = show(run)
     assert [Path(p).name for p in downloads][:2] == ["master_row0_seed3.tif", "master_row1_seed4.tif"]
     assert all(isinstance(item, np.ndarray) for item, _ in gallery)  # TIFF rows shown as their 8-bit view
+
+
+def test_detect_damage_fills_the_mask_layer_and_keeps_the_strokes(tmp_path):
+    from inpaint_kit.detect.detector import detect_mask, load_detector
+
+    from test_detect_cli import scratched
+
+    Image.fromarray(scratched(40, 56, 0)).save(tmp_path / "scan.png")
+    image = load_image(tmp_path / "scan.png")
+    found = detect_mask(image, load_detector("classical"))
+    assert found[20, 10:46].all() and not found[BOX[0]:BOX[2], BOX[1]:BOX[3]].all()
+    detectors = handlers.DetectorCache()
+    value, note = handlers.detect_damage(detectors, str(tmp_path / "scan.png"), [_strokes()], "classical")
+    assert (value["background"] == image).all()
+    (layer,) = value["layers"]
+    assert layer.shape == (40, 56, 4)
+    painted = handlers.painted_mask(value["layers"], (40, 56))
+    strokes = handlers.painted_mask([_strokes()], (40, 56))
+    assert (painted == (found | strokes)).all()  # the detected damage plus the user's strokes, nothing else
+    assert (layer[painted, :3] == (255, 0, 255)).all()
+    assert "classical detector" in note and f"{int(found.sum())} pixels" in note
+    handlers.detect_damage(detectors, str(tmp_path / "scan.png"), None, "classical")
+    assert detectors.loads == 1  # loaded once, reused
+    # what Run then repairs is that layer, as a painted mask
+    run = handlers.restore(handlers.EngineCache(), tmp_path / "ui", str(tmp_path / "scan.png"), None, value["layers"],
+                           model="builtin", progress=False, **FAST, **PAGE)
+    row = np.asarray(Image.open(run.rows[0]).convert("RGB"))
+    assert (row[~painted] == image[~painted]).all()
+    with pytest.raises(InpaintKitError, match=r"^detector \S*nowhere: no such folder"):
+        handlers.detect_damage(detectors, str(tmp_path / "scan.png"), None, str(tmp_path / "nowhere"))

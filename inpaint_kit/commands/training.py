@@ -53,6 +53,10 @@ TRAIN_COMMANDS = {
     "train-defect": TrainCommand(
         "DefectFill: learn one defect type of an object from a few MVTec-layout examples (LoRA).",
         "inpaint_kit.train.defect.config:DefectTrainConfig", "inpaint_kit.train.defect.trainer:DefectTrainer"),
+    "train-detect": TrainCommand(
+        "train the damage detector (a small U-Net) on clean photos with synthetic damage (+ optional labelled "
+        "pairs)",
+        "inpaint_kit.train.detect.config:DetectTrainConfig", "inpaint_kit.train.detect.trainer:DetectTrainer"),
 }
 
 

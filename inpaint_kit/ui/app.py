@@ -29,6 +29,7 @@ D, O = InferConfig(), OutpaintConfig()  # the page's defaults are the CLI's
 log = logging.getLogger("inpaint_kit")
 
 BRUSH_COLOUR = "#ff00ff"  # strokes are a mask: one colour, only coverage matters
+BRUSH_RGB = (255, 0, 255)  # the same colour for the detected damage painted into the layer
 
 
 def readable(fn):
@@ -121,6 +122,7 @@ def build_app(cache: handlers.EngineCache, *, model: str = "builtin", device=Non
     models = handlers.model_choices(weights_dir, (model,))
     loras = handlers.lora_choices(weights_dir)
     server = {"device": device, "dtype": dtype, "cache_dir": cache_dir}
+    detectors = handlers.DetectorCache()
     with gr.Blocks(title="inpaint-kit", analytics_enabled=False) as app:
         gr.Markdown("## inpaint-kit: restore and outpaint\nUpload an image, paint over the damage (or upload a "
                     "mask file), and Run. Each candidate downloads as the upload's drop-in replacement (a "
@@ -136,6 +138,11 @@ def build_app(cache: handlers.EngineCache, *, model: str = "builtin", device=Non
                         brush=gr.Brush(colors=[BRUSH_COLOUR], default_color=BRUSH_COLOUR, color_mode="fixed",
                                        default_size=12),
                         eraser=gr.Eraser(default_size=12), format="png", elem_id="restore-editor")
+                    with gr.Row():
+                        detect_r = gr.Button("Detect damage", elem_id="restore-detect")
+                        detector = gr.Dropdown(["builtin", "classical"], value="builtin", allow_custom_value=True,
+                                               label="Detector", info="builtin, classical or a train-detect folder "
+                                                                      "(docs/detection.md)")
                     with gr.Row():
                         mask = gr.File(label="Mask file (optional; added to the strokes)", type="filepath",
                                        elem_id="restore-mask")
@@ -172,6 +179,13 @@ def build_app(cache: handlers.EngineCache, *, model: str = "builtin", device=Non
             return {"background": handlers.load_preview(path), "layers": [], "composite": None}
 
         @readable
+        def do_detect(path, edited, model):
+            value, note = handlers.detect_damage(detectors, path, (edited or {}).get("layers"), model,
+                                                 device=server["device"], colour=BRUSH_RGB)
+            gr.Info(note)
+            return value
+
+        @readable
         def on_outpaint_image(path):
             return handlers.load_preview(path) if path else None
 
@@ -193,6 +207,7 @@ def build_app(cache: handlers.EngineCache, *, model: str = "builtin", device=Non
             return show(run)
 
         image.change(on_image, image, editor)
+        detect_r.click(do_detect, [image, editor, detector], editor, concurrency_limit=1, concurrency_id="engine")
         o_image.change(on_outpaint_image, o_image, o_preview)
         outs_r = [rr[k] for k in ("status", "gallery", "slider", "collage", "files", "state")]
         outs_o = [ro[k] for k in ("status", "gallery", "slider", "collage", "files", "state")]

@@ -79,6 +79,54 @@ class EngineCache:
             return engine
 
 
+class DetectorCache:
+    """Loaded damage detectors (:func:`inpaint_kit.detect.load_detector`), one per model and device, reused
+    across clicks of "Detect damage"."""
+
+    def __init__(self):
+        self.detectors: dict[tuple, object] = {}
+        self.loads = 0  # how many times a detector was actually loaded (tests read it)
+        self._lock = threading.Lock()
+
+    def get(self, model: str = "builtin", device=None, threshold: float | None = None):
+        """The detector ``model`` (builtin, classical or a train-detect folder) on ``device``, loaded on first
+        use; ``threshold`` None = the detector's own (one-line errors for a bad model or threshold)."""
+        from ..detect.detector import check_model, load_detector
+
+        model = model or "builtin"
+        device = None if model == "classical" else device  # the classical detector runs on the CPU
+        key = (model, device, threshold)
+        with self._lock:
+            if key not in self.detectors:
+                check_model(model, flag="detector")
+                self.detectors[key] = load_detector(model, device, threshold)
+                self.loads += 1
+            return self.detectors[key]
+
+
+def detect_damage(detectors: DetectorCache, image_path, layers=None, model: str = "builtin", threshold=None,
+                  device=None, colour: tuple[int, int, int] = (255, 0, 255)) -> tuple[dict, str]:
+    """The "Detect damage" button: the damage found in the uploaded image (at native resolution, as ``infer
+    --mask auto`` finds it) painted into the mask layer, opaque in the brush ``colour``, on top of the strokes
+    already painted (kept: the union), for the user to correct with brush and eraser before Run. Returns the
+    editor's new value ``{"background": image (H, W, 3), "layers": [RGBA (H, W, 4)], "composite": None}`` and
+    a one-line summary. ``threshold`` None or 0 = the detector's own."""
+    from ..detect.detector import detect_mask
+
+    image = load_preview(image_path)
+    with as_uploaded(image_path):
+        detector = detectors.get(model, device, threshold or None)
+        found = detect_mask(image, detector)
+    strokes = painted_mask(layers, image.shape[:2])
+    layer = np.zeros((*image.shape[:2], 4), np.uint8)
+    layer[found | strokes] = (*colour, 255)
+    share = 100 * found.mean()
+    note = (f"{detector.name} detector (threshold {detector.threshold:g}) marked {int(found.sum())} pixels "
+            f"({share:.2f} % of the image)" + ("; your strokes are kept" if strokes.any() else "")
+            + ": correct the mask with the brush and eraser, then Run")
+    return {"background": image, "layers": [layer], "composite": None}, note
+
+
 @dataclass
 class Run:
     """One request's results: the files written (exactly the CLI's) and the arrays to show."""

@@ -1,0 +1,167 @@
+"""Loading a damage detector once and running it on images at native resolution.
+
+    det = load_detector("builtin")                  # or "classical", or a train-detect output folder
+    mask = detect_mask(image, det)                  # bool (H, W), True = damage (= repaint)
+    prob = det.probability(image)                   # uint16 (H, W), probability x 65535
+
+``builtin`` is package data (``inpaint_kit/assets/detector``: config.json + model.safetensors); a folder is
+what ``inpaint-kit train-detect`` writes. The threshold saved with a model was chosen on its validation
+split; ``threshold=`` overrides it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InpaintKitError
+from . import tiling
+from .classical import ClassicalSettings, score
+
+BUILTIN_DIR = Path(__file__).resolve().parent.parent / "assets" / "detector"
+TILE, OVERLAP, CONTEXT = 512, 32, 48  # native-resolution tiles; context > the network's useful reach
+
+
+@dataclass
+class Detector:
+    """A loaded detector: ``name`` (builtin / classical / folder), the per-window function, its
+    ``threshold`` and tiling. Build it with :func:`load_detector`."""
+
+    name: str
+    threshold: float
+    multiple: int = 16
+    tile: int = TILE
+    overlap: int = OVERLAP
+    context: int = CONTEXT
+    net: object = None  # the torch network (None for classical)
+    device: str = "cpu"
+    classical: ClassicalSettings = field(default_factory=ClassicalSettings)
+    info: dict = field(default_factory=dict)  # what the model folder says about itself (recorded)
+
+    def window_probability(self, win: np.ndarray) -> np.ndarray:
+        """Probability ``float32 (h, w)`` of one window (sides multiples of ``multiple``)."""
+        if self.net is None:
+            return score(win, self.classical)
+        import torch
+
+        x = torch.from_numpy(win).to(self.device).permute(2, 0, 1)[None].float() / 127.5 - 1.0  # (1, 3, h, w)
+        with torch.inference_mode():
+            logits = self.net(x.contiguous(memory_format=torch.channels_last))
+        return torch.sigmoid(logits)[0, 0].float().cpu().numpy()
+
+    def probability(self, image: np.ndarray, progress=None) -> np.ndarray:
+        """Damage probability of an RGB uint8 image ``(H, W, 3)`` at native resolution: ``uint16 (H, W)``
+        (probability x 65535), computed in overlapping tiles (:mod:`inpaint_kit.detect.tiling`)."""
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"detector input must be RGB uint8 (H, W, 3), got {image.dtype} {image.shape}")
+        return tiling.tiled(image, self.window_probability, self.tile, self.overlap, self.context, self.multiple,
+                            progress)
+
+    def tiles(self, h: int, w: int) -> int:
+        """How many tiles an ``h x w`` image takes (progress bars)."""
+        return tiling.tile_count(h, w, self.tile, self.overlap, self.multiple)
+
+    def describe(self) -> dict:
+        """What is recorded in outputs: the model, its threshold and the tiling."""
+        return {"detector": self.name, "detector_threshold": self.threshold, "tile": self.tile,
+                "overlap": self.overlap, **({"classical": vars(self.classical)} if self.net is None else {})}
+
+
+def resolve(model: str) -> Path | None:
+    """``builtin`` -> the package's detector folder; ``classical`` -> None; else the folder given."""
+    if model == "classical":
+        return None
+    if model == "builtin":
+        if not (BUILTIN_DIR / "model.safetensors").is_file():
+            raise InpaintKitError(f"{BUILTIN_DIR}: the builtin detector's files are missing; reinstall inpaint-kit")
+        return BUILTIN_DIR
+    return Path(model)
+
+
+def check_model(model: str, flag: str = "--model") -> None:
+    """One-line error for a ``flag`` (``--model``, ``--detect_model``) that is not builtin, classical or a
+    detector folder (no torch)."""
+    from .folder import is_detector_folder
+
+    folder = resolve(model)
+    if folder is not None and model != "builtin" and not is_detector_folder(folder):
+        if not folder.exists():
+            raise InpaintKitError(f"{flag} {model}: no such folder; pass builtin, classical or a train-detect "
+                                  "output folder")
+        raise InpaintKitError(f"{flag} {model}: not a damage detector (no detector config.json); pass builtin, "
+                              "classical or a train-detect output folder")
+
+
+def load_detector(model: str = "builtin", device: str | None = None, threshold: float | None = None,
+                  tile: int = TILE, overlap: int = OVERLAP, context: int = CONTEXT) -> Detector:
+    """Load ``builtin``, ``classical`` or a detector folder once; reuse the returned :class:`Detector` for
+    every image. ``threshold`` overrides the model's own (0 < t < 1)."""
+    if threshold is not None and not 0.0 < threshold < 1.0:
+        raise InpaintKitError(f"--threshold {threshold}: must be between 0 and 1 (exclusive)")
+    if tile < 64 or not 0 <= overlap < tile or context < 0:
+        raise InpaintKitError(f"tile {tile} / overlap {overlap} / context {context}: need tile >= 64, "
+                              "0 <= overlap < tile and context >= 0")
+    folder = resolve(model)
+    if folder is None:
+        return Detector("classical", 0.5 if threshold is None else threshold, 1, tile, overlap,
+                        max(context, ClassicalSettings().size))
+    check_model(model)
+    import torch
+
+    from .network import load_net
+
+    from ..engine import check_device
+
+    dev = check_device(device)
+    net = load_net(folder).to(dev).to(memory_format=torch.channels_last)
+    return Detector(model, net.config.threshold if threshold is None else threshold, net.config.multiple, tile,
+                    overlap, context, net, dev, info={k: v for k, v in net.config.extra.items() if k != "training"})
+
+
+def to_mask(prob: np.ndarray, threshold: float, min_area: int = 0, dilate: int = 0) -> np.ndarray:
+    """Binarise a ``uint16`` probability map: ``>= threshold``, components smaller than ``min_area`` px
+    dropped (:func:`drop_small`), then grown by ``dilate`` px. Returns bool ``(H, W)``."""
+    mask = prob >= np.uint16(min(tiling.PROB_SCALE, round(threshold * tiling.PROB_SCALE)))
+    if min_area > 1:
+        mask = drop_small(mask, min_area)
+    if dilate > 0:
+        from ..geometry import dilate_mask
+
+        mask = dilate_mask(mask, dilate)
+    return mask
+
+
+def drop_small(mask: np.ndarray, min_area: int, band: int = 2048) -> np.ndarray:
+    """``mask`` without 8-connected components of fewer than ``min_area`` px, in horizontal bands so that a
+    100-MP mask never needs a full-size label image.
+
+    Why bands are exact: each band is labelled with ``min_area`` extra rows above and below, and only its
+    core rows are written. A component with pixels in the core that is cut off by the extended band's edge
+    spans more than ``min_area`` rows inside it, so even its cut-off part has ``min_area`` px or more and it
+    is kept, as it should be; every other component with pixels in the core lies wholly inside the
+    extended band, so its area is exact."""
+    import cv2
+
+    h = mask.shape[0]
+    out = mask.copy()
+    for y0 in range(0, h, band):
+        y1 = min(h, y0 + band)
+        a, b = max(0, y0 - min_area), min(h, y1 + min_area)
+        part = np.ascontiguousarray(mask[a:b]).view(np.uint8)
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(part, connectivity=8)
+        small = stats[:, cv2.CC_STAT_AREA] < min_area  # a cut-off component still counts >= min_area px here
+        small[0] = False  # background
+        if small.any():
+            core = labels[y0 - a : y1 - a]
+            out[y0:y1][small[core]] = False
+    return out
+
+
+def detect_mask(image: np.ndarray, detector: Detector, threshold: float | None = None, min_area: int = 0,
+                dilate: int = 0) -> np.ndarray:
+    """The damage mask of an RGB uint8 image: bool ``(H, W)``, True = damage (repaint), at native size.
+    ``threshold`` defaults to the detector's; see :func:`to_mask` for ``min_area`` and ``dilate``."""
+    prob = detector.probability(image)
+    return to_mask(prob, detector.threshold if threshold is None else threshold, min_area, dilate)

@@ -1,0 +1,108 @@
+"""Native-resolution detection in tiles: one tile is the untiled computation, many tiles blend without
+seams, memory stays in bands, and a 1-px scratch across a large image is found."""
+
+import numpy as np
+import pytest
+import torch
+
+from inpaint_kit.detect import tiling
+from inpaint_kit.detect.detector import detect_mask, load_detector
+from inpaint_kit.detect.network import build, save_detector
+
+
+@pytest.fixture(scope="module")
+def tiny_detector(tmp_path_factory):
+    """A random-weight ``tiny`` detector folder (BatchNorm statistics made non-trivial)."""
+    net = build("tiny", seed=0)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 2.0)
+    return save_detector(tmp_path_factory.mktemp("det") / "tiny", net)
+
+
+def photo(h, w, seed=0):
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w]
+    img = 120 + 60 * np.sin(x / 17.0)[..., None] * np.cos(y / 23.0)[..., None] + rng.normal(0, 12, (h, w, 3))
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def untiled(det, image):
+    """The network on the whole image at once: mirrored by ``context`` px and up to its multiple."""
+    c, m = det.context, det.multiple
+    h, w = image.shape[:2]
+    ph, pw = -(-(h + 2 * c) // m) * m, -(-(w + 2 * c) // m) * m
+    padded = np.pad(image, ((c, ph - h - c), (c, pw - w - c), (0, 0)), mode="reflect")
+    with torch.inference_mode():
+        x = torch.from_numpy(padded).permute(2, 0, 1)[None].float() / 127.5 - 1
+        p = torch.sigmoid(det.net(x))[0, 0].numpy()[c : c + h, c : c + w]
+    return np.round(np.clip(p, 0, 1) * 65535).astype(np.uint16)
+
+
+def test_one_tile_equals_the_untiled_network(tiny_detector):
+    det = load_detector(str(tiny_detector), device="cpu", tile=512)
+    image = photo(150, 203)
+    assert det.tiles(150, 203) == 1
+    assert np.array_equal(det.probability(image), untiled(det, image))
+
+
+def test_many_tiles_blend_without_seams(tiny_detector):
+    image = photo(300, 270, seed=1)
+    whole = load_detector(str(tiny_detector), device="cpu", tile=512).probability(image)
+    tiled = load_detector(str(tiny_detector), device="cpu", tile=64, overlap=16)
+    assert tiled.tiles(300, 270) > 20
+    diff = np.abs(tiled.probability(image).astype(int) - whole.astype(int))
+    # the tiny net sees less than the 48-px context, so tiles agree with the whole image up to float rounding
+    assert diff.max() <= 2
+
+
+def test_ramps_are_a_partition_of_unity():
+    for length, tile, overlap, multiple in [(1000, 256, 32, 16), (513, 512, 32, 16), (97, 40, 8, 1)]:
+        s = tiling.starts(length, tile, overlap, multiple)
+        lengths = [min(tile, length - x) for x in s]
+        total = np.zeros(length)
+        for x, n, r in zip(s, lengths, tiling.ramps(s, lengths)):
+            total[x : x + n] += r
+        assert np.allclose(total, 1.0) and all(x % multiple == 0 for x in s)
+        assert all(a + n - b >= overlap for a, n, b in zip(s, lengths, s[1:]))
+
+
+def test_bands_bound_memory_and_cover_every_pixel():
+    # a fake "network" that reports its window's own coordinates: every output pixel must come from a
+    # window that contains it, whatever the tiling
+    h, w = 700, 530
+    image = np.zeros((h, w, 3), np.uint8)
+    calls = []
+
+    def fn(win):
+        calls.append(win.shape[:2])
+        return np.full(win.shape[:2], 0.25, np.float32)
+
+    out = tiling.tiled(image, fn, tile=128, overlap=16, context=16, multiple=16)
+    assert out.shape == (h, w) and (out == round(0.25 * 65535)).all()
+    assert max(max(c) for c in calls) <= 128 + 2 * 16
+
+
+@pytest.mark.xfail(strict=True, reason="the shipped detector (training stage 7) misses a dead-straight 1-px bright "
+                   "scratch on coffee (recall 0.0; stages 5 and 6: 0.003, 0.01): retrain with more such scratches, "
+                   "then remove this mark")
+def test_a_one_pixel_scratch_across_a_large_image_is_found():
+    # a 1-px bright scratch across a 4000-px-wide photo (coffee, never trained on, at 2x and mirrored end to
+    # end so that it has no seams), found at native resolution; the truth is where it visibly changed the picture
+    import cv2
+    from skimage import data
+
+    from inpaint_kit.detect.metrics import counts, near
+
+    band = cv2.resize(data.coffee(), (1200, 800), interpolation=cv2.INTER_CUBIC)[300:556]  # (256, 1200, 3)
+    image = np.ascontiguousarray(np.concatenate([band, band[:, ::-1]] * 2, axis=1)[:, :4000])
+    row = image[130].astype(int)
+    image[130] = np.clip(row + 70, 0, 255).astype(np.uint8)
+    truth = np.zeros(image.shape[:2], bool)
+    truth[130] = (image[130].astype(int) - row).max(axis=1) >= 20
+    assert truth.sum() > 3000
+    pred = detect_mask(image, load_detector("builtin", device="cpu"))
+    assert counts(pred, truth).recall >= 0.9
+    assert (pred & ~near(truth, 2)).mean() < 0.01  # and little else of the picture
