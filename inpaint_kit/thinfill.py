@@ -132,7 +132,6 @@ def save_thinfill(folder: str | Path, net, state: dict | None = None, dtype=None
 
 def load_thinfill(path: str | Path = "shipped", device: str = "cpu"):
     """Load a thin-filler folder (``shipped`` = the package's) as a float32 network in eval mode."""
-    import torch
     from safetensors.torch import load_file
 
     folder = SHIPPED_DIR if str(path) == "shipped" else Path(path)

@@ -14,7 +14,7 @@ from inpaint_kit.cli import main
 from inpaint_kit.errors import InpaintKitError
 from inpaint_kit.images import save_png
 from inpaint_kit.train.controlnet import data as controlnet_data
-from inpaint_kit.train.controlnet.trainer import ControlNetTrainer, controlnet_loss, new_controlnet, train
+from inpaint_kit.train.controlnet.trainer import ControlNetTrainer, new_controlnet, train
 from inpaint_kit.train.controlnet.config import ControlNetTrainConfig
 
 

@@ -1,7 +1,6 @@
 """The shipped model: resolves from the installed package with no network and restores a photo."""
 
 import numpy as np
-import pytest
 
 from inpaint_kit.engine.options import DDPMOptions
 from inpaint_kit.ddpm.builtin import BUILTIN_DIR, resolve_model

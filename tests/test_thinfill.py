@@ -11,9 +11,7 @@ import torch
 from inpaint_kit.classical import cv2_inpaint
 from inpaint_kit.cli import main
 from inpaint_kit.errors import InpaintKitError
-from inpaint_kit.evaluate import masked_psnr
 from inpaint_kit.geometry import split_by_width
-from inpaint_kit.maskgen import draw
 from inpaint_kit.thinfill import (ThinFillConfig, build_net, fill_thin, is_thinfill_model, load_thinfill,
                                   refine, save_thinfill)
 

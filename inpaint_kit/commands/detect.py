@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
 
 def run_single(cfg, args) -> int:
     """One image: preflight (outputs, device), resume check, detect, write."""
-    from ..checks import check_output_dir, check_output_file
+    from ..checks import check_output_file
     from ..detect.job import detect_file, side_paths
     from ..shard import launched_world
 

@@ -32,7 +32,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from pathlib import Path
 
     from ..checks import check_output_dir
     from ..errors import OutputError, UsageError

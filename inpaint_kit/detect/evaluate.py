@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from . import negatives
-from .damage import KINDS, DamageSettings, Sample, render
+from .damage import KINDS, DamageSettings, render
 from .detector import Detector, to_mask
 from .metrics import TOLERANCE, Counts, counts
 

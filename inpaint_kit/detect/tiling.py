@@ -18,7 +18,6 @@ same computation.
 
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 import numpy as np
