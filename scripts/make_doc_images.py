@@ -12,7 +12,7 @@ Parts and what they write into docs/images/:
              `make demo` writes for chelsea), both from `infer --model builtin --size 320 --rows 3 --seed 1`
     builtin  builtin.jpg: damaged | builtin (its defaults) | builtin from pure noise | Telea | Navier-Stokes
     archive  record.jpg: damaged | restored row | --mark_fills copy | --record's fill layer
-    outpaint outpaint.jpg: the original on the extended canvas | `outpaint --left 96 --right 96` on the builtin
+    outpaint outpaint.jpg: the original on the extended canvas above `outpaint --left 96 --right 96` on the builtin
     masks    mask_kinds.png: one mask of each named generator of inpaint_kit/maskgen.py
     finetune finetune_inputs.jpg: a training pair, a generated hole, the ControlNet's control image
     defect   defect_masks.jpg: `defect --mask_shapes` on a sample, with and without --on_foreground
@@ -79,11 +79,6 @@ def sample(name: str) -> tuple[np.ndarray, np.ndarray]:
 
     image = load_image(ROOT / "imgs" / f"{name}.png")
     return image, read_mask(ROOT / "masks" / f"{name}.png", "black", image.shape[:2])
-
-
-def shown_damaged(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """The damaged sample as it is (the damage is painted into the pixels the mask marks)."""
-    return image
 
 
 def run_cli(*argv: str) -> None:
@@ -161,7 +156,7 @@ def outpaint(tmp: Path) -> None:
 
 
 def masks(tmp: Path) -> None:
-    """One mask of each named generator (white = repaint here, for visibility), 96 px, seed = its index."""
+    """One mask of each named generator (dark = repaint), 128 px, drawn with seed = its position in the registry."""
     from inpaint_kit.maskgen import GENERATORS, draw
 
     font = ImageFont.load_default(size=13)
@@ -289,7 +284,7 @@ def plots(tmp: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.0))
     shades = ["#7f8c8d", "#34495e", "#e6b0aa", "#d98880", "#c0392b", "#e6b0aa"]
     for ax, column, title in ((axes[0], "remnants (% of mask > 60 levels off)", "damage left (% of mask), lower is better"),
-                              (axes[1], "masked PSNR (dB)", "PSNR in the mask (dB), higher is better")):
+                              (axes[1], "masked PSNR (dB)", "PSNR in the mask (dB), higher is better")):  # noqa: E501
         ax.barh(range(len(rows)), [number(r[column]) for r in rows], color=shades)
         ax.set_yticks(range(len(rows)), names, fontsize=7.5)
         ax.invert_yaxis()
@@ -314,7 +309,7 @@ def plots(tmp: Path) -> None:
                  color="#34495e")
     axes[1].set_title("peak memory in training (MiB)", fontsize=9)
     axes[1].set_yticks([])
-    labels = [r["inpainting with"].replace(" (latent blending)", "").replace("SD-inpainting UNet (9 ch)", "9-ch inpainting UNet")
+    labels = [r["inpainting with"].replace(" (latent blending)", "").replace("SD-inpainting UNet (9 ch)", "9-ch UNet")
               for r in small_infer]
     axes[2].barh(labels, [number(r["CPU overhead vs plain SD"]) for r in small_infer], color="#7f8c8d")
     axes[2].axvline(1.0, color="black", lw=0.8, ls="--")
@@ -334,9 +329,12 @@ PARTS = {"front": front, "builtin": builtin, "archive": archive, "outpaint": out
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("parts", nargs="*", choices=[*PARTS, []], metavar="PART", help="parts to rebuild (default: all)")
+    parser.add_argument("parts", nargs="*", metavar="PART", help=f"parts to rebuild: {', '.join(PARTS)} (default: all)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: steadiest on a busy machine)")
     args = parser.parse_args()
+    unknown = [p for p in args.parts if p not in PARTS]
+    if unknown:
+        parser.error(f"unknown part(s) {', '.join(unknown)}; choose from {', '.join(PARTS)}")
     import torch
 
     torch.set_num_threads(args.threads)
