@@ -17,6 +17,8 @@ Parts and what they write into docs/images/:
     finetune finetune_inputs.jpg: a training pair, a generated hole, the ControlNet's control image
     defect   defect_masks.jpg: `defect --mask_shapes` on a sample, with and without --on_foreground
     plots    bench_builtin.png, bench_highres.png, bench_costs.png (matplotlib) from docs/benchmarks.md
+    ui       docs/ui.png: a screenshot of the web UI ($UI_SCREENSHOT, default docs/ui.png) scaled to 1050 px
+             wide and reduced to 256 colours (not part of the default run: the screenshot is taken in a browser)
 
 The builtin model's pixels depend slightly on the CPU and thread count (float sums), so a rebuild may differ
 by a grey level here and there; everything else is exact.
@@ -323,13 +325,35 @@ def plots(tmp: Path) -> None:
     print("docs/images/bench_costs.png")
 
 
+def ui(tmp: Path) -> None:
+    """docs/ui.png made small: a screenshot of the page (``$UI_SCREENSHOT``, default docs/ui.png itself), scaled
+    to 1050 px wide and reduced to 256 colours. Take one by hand (the Restore tab after a run on a sample), or
+    with ``UI_SCREENSHOT=/tmp/ui.png pytest tests/test_ui_browser.py`` (the test's own synthetic picture)."""
+    import os
+
+    shot = Path(os.environ.get("UI_SCREENSHOT", ROOT / "docs" / "ui.png"))
+    if not shot.exists():
+        raise SystemExit(f"{shot}: no screenshot there; take one (see `ui` above) and set UI_SCREENSHOT to it")
+    save_screenshot(Image.open(shot), ROOT / "docs" / "ui.png")
+
+
+def save_screenshot(image: Image.Image, path: Path, width: int = 1050) -> None:
+    """A screenshot at most ``width`` px wide in 256 colours (flat UI colours survive; a few hundred KB at most)."""
+    image = image.convert("RGB")
+    if image.width > width:
+        image = image.resize((width, round(image.height * width / image.width)), Image.Resampling.LANCZOS)
+    image.quantize(256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+    print(f"{path.relative_to(ROOT)}: {image.width}x{image.height}, {path.stat().st_size // 1024} KiB")
+
+
 PARTS = {"front": front, "builtin": builtin, "archive": archive, "outpaint": outpaint, "masks": masks,
-         "finetune": finetune, "defect": defect, "plots": plots}
+         "finetune": finetune, "defect": defect, "plots": plots, "ui": ui}
+DEFAULT = [p for p in PARTS if p != "ui"]  # a screenshot is taken in a browser first: asked for by name
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("parts", nargs="*", metavar="PART", help=f"parts to rebuild: {', '.join(PARTS)} (default: all)")
+    parser.add_argument("parts", nargs="*", metavar="PART", help=f"parts to rebuild: {', '.join(PARTS)} (default: all but ui)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: steadiest on a busy machine)")
     args = parser.parse_args()
     unknown = [p for p in args.parts if p not in PARTS]
@@ -339,7 +363,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     OUT.mkdir(parents=True, exist_ok=True)
-    for name in args.parts or PARTS:
+    for name in args.parts or DEFAULT:
         with tempfile.TemporaryDirectory() as tmp:
             PARTS[name](Path(tmp))
 

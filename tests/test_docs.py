@@ -1,7 +1,7 @@
 """The docs keep their promises about themselves (issue 24): every relative link and picture of README.md and
 docs/*.md resolves (anchors too, as GitHub slugs headings), every test a doc names exists, every ``--flag`` a
 doc mentions is a flag of some command (or of a tool the docs launch), every guide is one click from the
-README, and the README stays a front page."""
+README, every picture is small, and the README stays a front page."""
 
 from __future__ import annotations
 
@@ -75,6 +75,19 @@ def test_every_relative_link_and_picture_resolves(doc):
         elif anchor and where.suffix == ".md" and anchor not in anchors(where):
             broken.append(f"{target} (no heading with that anchor in {where.relative_to(REPO)})")
     assert not broken, f"{doc.relative_to(REPO)}: broken links: {broken}"
+
+
+PICTURE_BYTES = 300 * 1024  # issue 24: "kept small; PNG/JPEG under a few hundred KB each"
+
+
+def test_every_picture_the_docs_show_is_small():
+    shown = {(doc.parent / t.partition("#")[0]).resolve() for doc in DOCS for t in links(doc)
+             if not re.match(r"[a-z]+:", t) and t.lower().endswith((".png", ".jpg", ".jpeg", ".gif", ".webp"))}
+    assert len(shown) >= 10, f"the docs show only {len(shown)} pictures"
+    large = sorted(f"{p.relative_to(REPO)} ({p.stat().st_size // 1024} KiB)" for p in shown
+                   if p.exists() and p.stat().st_size > PICTURE_BYTES)
+    assert not large, (f"pictures over {PICTURE_BYTES // 1024} KiB: {large}; rebuild them smaller "
+                       "(scripts/make_doc_images.py: JPEG for photographs, a palette PNG for screenshots)")
 
 
 def test_the_link_checker_finds_what_is_broken(tmp_path):
