@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import struct
 import warnings
 import zlib
@@ -435,6 +436,20 @@ def atomic_write(path: str | Path, write) -> Path:
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def replace_folder(tmp: str | Path, out: str | Path) -> Path:
+    """Move the finished folder ``tmp`` onto ``out``; an existing ``out`` is moved aside first and removed
+    only after the rename, so a crash never leaves neither (nor half of one)."""
+    tmp, out = Path(tmp), Path(out)
+    if out.exists():
+        old = out.with_name(f".{out.name}.old.{os.getpid()}")
+        os.replace(out, old)
+        os.replace(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, out)
+    return out
 
 
 def output_format(master: Master | None, wanted: str = "auto") -> str:

@@ -24,7 +24,6 @@ checkpoint in the original layout (:mod:`inpaint_kit.ldm_layout`), its recipe in
 from __future__ import annotations
 
 import math
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -227,7 +226,7 @@ def write_model(pipe, recipe: dict, output_dir: str | None, single_file: str | N
     and renamed into place; an existing one (``overwrite``) is moved aside first, so a crash never loses both."""
     from safetensors.torch import save_file
 
-    from .images import atomic_write
+    from .images import atomic_write, replace_folder
     from .ldm_layout import ldm_state_dict
     from .recipe import recipe_metadata, write_recipe
 
@@ -245,20 +244,11 @@ def write_model(pipe, recipe: dict, output_dir: str | None, single_file: str | N
                          lambda t: save_file(state, str(t), metadata=recipe_metadata(recipe)))
             del state
         if tmp is not None:
-            _replace_folder(tmp, out)
+            replace_folder(tmp, out)
     finally:
         if tmp is not None and tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
 
-
-def _replace_folder(tmp: Path, out: Path) -> None:
-    if out.exists():
-        old = out.with_name(f".{out.name}.old.{os.getpid()}")
-        os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out)
 
 
 def merge_inpaint(cfg: MergeConfig, progress: bool = True) -> dict:

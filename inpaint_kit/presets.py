@@ -24,7 +24,6 @@ that their parameter counts match.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -236,6 +235,8 @@ def write_tiny_model(out_dir: str | Path, preset: str = "tiny", seed: int = 0, o
     The folder appears complete or not at all: everything is written to a temporary sibling that is
     renamed into place. An existing ``out_dir`` is refused unless ``overwrite``. The folder also holds
     ``inpaint_kit.json`` recording the preset, the seed and that the weights are random."""
+    from .images import replace_folder
+
     out_dir = Path(out_dir)
     _check_preset(preset)
     if out_dir.exists() and not overwrite:
@@ -247,13 +248,7 @@ def write_tiny_model(out_dir: str | Path, preset: str = "tiny", seed: int = 0, o
         pipe.save_pretrained(tmp, safe_serialization=True)
         info = {"preset": preset, "seed": seed, "random_weights": True, **({"unet_in_channels": 4} if base else {})}
         (tmp / "inpaint_kit.json").write_text(json.dumps(info, indent=2) + "\n")
-        if out_dir.exists():  # overwrite: move the old folder aside first, so a crash never loses both
-            old = out_dir.with_name(f".{out_dir.name}.old.{os.getpid()}")
-            os.replace(out_dir, old)
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out_dir)
+        replace_folder(tmp, out_dir)  # an old folder is moved aside first: a crash never loses both
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

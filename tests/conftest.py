@@ -18,3 +18,15 @@ def tiny_model_dir(tmp_path_factory):
     from inpaint_kit.presets import write_tiny_model
 
     return write_tiny_model(tmp_path_factory.mktemp("models") / "tiny", preset="tiny", seed=0)
+
+
+def one_line_cli(argv, capsys) -> str:
+    """Run ``inpaint-kit argv`` in-process; assert it failed with a usage error (exit 2) on one line, no
+    traceback; return that line."""
+    from inpaint_kit.cli import main
+
+    code = main(argv)
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert "\n" not in err and "Traceback" not in err, err
+    return err

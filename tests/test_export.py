@@ -10,6 +10,8 @@ import pytest
 import torch
 from safetensors import safe_open
 
+from conftest import one_line_cli
+
 from inpaint_kit.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,14 +62,6 @@ def reference(tiny_model_dir, trained, tmp_path_factory):
     return {"base": infer(tiny_model_dir, out / "base"),
             "lora": infer(tiny_model_dir, out / "lora", "--lora", str(trained / "lora"), "--lora_scale", str(SCALE)),
             "attn": infer(tiny_model_dir, out / "attn", "--lora", str(trained / "attn"), "--lora_scale", str(SCALE))}
-
-
-def one_line_cli(argv, capsys) -> str:
-    code = main(argv)
-    err = capsys.readouterr().err.strip()
-    assert code == 2, err
-    assert "\n" not in err and "Traceback" not in err, err
-    return err
 
 
 @pytest.mark.parametrize("kind", ["lora", "attn"])

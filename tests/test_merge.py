@@ -14,6 +14,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from conftest import one_line_cli
+
 from inpaint_kit.cli import main
 from inpaint_kit.errors import InpaintKitError
 from inpaint_kit.merge import MergeConfig, merge_inpaint
@@ -74,14 +76,6 @@ def expected_unet(a: dict, b: dict, c: dict, alpha: float) -> dict:
         else:
             out[key] = ta.float() + alpha * (tc - tb)
     return out
-
-
-def one_line_cli(argv, capsys) -> str:
-    code = main(argv)
-    err = capsys.readouterr().err.strip()
-    assert code == 2, err
-    assert "\n" not in err and "Traceback" not in err, err
-    return err
 
 
 # ---- the weights ------------------------------------------------------------------------------------

@@ -231,6 +231,8 @@ def write_random_controlnet(out_dir: str | Path, model: str, seed: int = 0, zero
     import torch
     from diffusers import ControlNetModel, UNet2DConditionModel
 
+    from ..images import replace_folder
+
     unet = UNet2DConditionModel.from_pretrained(Path(model) / "unet", local_files_only=True)
     net = ControlNetModel.from_unet(unet)
     if not zero:
@@ -248,9 +250,7 @@ def write_random_controlnet(out_dir: str | Path, model: str, seed: int = 0, zero
         (tmp / "inpaint_kit.json").write_text(json.dumps(
             {"base_model": str(model), "conditioning": CONDITIONING, "random_weights": True, "zero": zero,
              "seed": seed}, indent=2) + "\n")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
+        replace_folder(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
