@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Restore images with a diffusion inpainting model (same as ``inpaint-kit infer``; see README)."""
+"""Restore images with a diffusion inpainting model (same as ``inpaint-kit infer``; see docs/restoring.md)."""
 
 import sys
 from pathlib import Path

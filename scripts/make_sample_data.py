@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Rebuild the samples the README's examples use (see imgs/SOURCES.md): imgs/ + masks/ (the demo),
+"""Rebuild the samples the docs' examples use (see imgs/SOURCES.md): imgs/ + masks/ (the demo),
 masks_inverted/ (the same masks, white = repair) and train_data/ (a tiny training set).
 
 Three photographs bundled with scikit-image that the builtin model never saw in training are aged to

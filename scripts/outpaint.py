@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Extend images past their borders with a diffusion inpainting model (same as ``inpaint-kit outpaint``; see README)."""
+"""Extend images past their borders with a diffusion inpainting model (same as ``inpaint-kit outpaint``;
+see docs/outpainting.md)."""
 
 import sys
 from pathlib import Path

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Train an inpainting ControlNet over a frozen SD 1.5-family model (same as ``inpaint-kit train-controlnet``; see README)."""
+"""Train an inpainting ControlNet over a frozen SD 1.5-family model (same as ``inpaint-kit train-controlnet``;
+see docs/finetuning.md)."""
 
 import sys
 from pathlib import Path

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Fine-tune an SD inpainting model with LoRA or partial training (same as ``inpaint-kit train-lora``; see README)."""
+"""Fine-tune an SD inpainting model with LoRA or partial training (same as ``inpaint-kit train-lora``;
+see docs/finetuning.md)."""
 
 import sys
 from pathlib import Path

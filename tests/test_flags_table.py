@@ -1,6 +1,10 @@
-"""README's "Shared flags" table against the parsers of every command, so the two cannot drift: each flag a row
-names exists (shown in ``--help``) in exactly the commands the row lists, with the default it states, and
-its old spellings are hidden aliases there; every flag shown by two or more commands has a row.
+"""The flag tables of the docs against the parsers of every command, so the two cannot drift.
+
+docs/flags.md's "Shared flags" table: each flag a row names exists (shown in ``--help``) in exactly the commands
+the row lists, with the default it states, and its old spellings are hidden aliases there; every flag shown by
+two or more commands has a row. The guides' own tables (a ``<!-- flags: COMMAND -->`` line right before a table
+whose first column names flags) are checked for that command: every flag exists and is shown in ``--help``,
+and a ``default`` column, where it states a value, states the parser's.
 
 Default cells: ``VALUE`` for every listed command, then ``cmd[, cmd]: VALUE`` exceptions, separated by ``; ``.
 A VALUE is a backquoted literal (the default as ``--help`` shows it), ``none`` (not set / empty), ``off`` (a
@@ -17,7 +21,8 @@ import pytest
 
 from inpaint_kit.cli import COMMANDS, build_parser
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+REPO = Path(__file__).resolve().parent.parent
+FLAGS_DOC = REPO / "docs" / "flags.md"
 TRAINERS = tuple(c for c in COMMANDS if c.startswith("train-"))
 
 
@@ -53,7 +58,7 @@ def commands_in(cell: str) -> list[str]:
         if name:
             names += list(TRAINERS) if name == "train-*" else [name]
     unknown = set(names) - set(COMMANDS)
-    assert not unknown, f"README's Shared flags table names unknown commands {unknown}"
+    assert not unknown, f"docs/flags.md's Shared flags table names unknown commands {unknown}"
     return names
 
 
@@ -67,9 +72,10 @@ def values_in(text: str, n: int) -> list[str]:
 
 def rows():
     """``(flags, defaults by command, commands, old spellings)`` per row of the table."""
-    text = README.read_text()
+    text = FLAGS_DOC.read_text(encoding="utf-8")
     section = text[text.index("## Shared flags"):]
-    section = section[: section.index("\n## ", 3)]
+    end = section.find("\n## ", 3)
+    section = section if end < 0 else section[:end]
     for line in section.splitlines():
         cells = [c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]]
         if len(cells) != 5 or cells[0] in ("flag", "---"):
@@ -105,7 +111,7 @@ def test_each_row_matches_the_parsers(flags, defaults, commands, olds):
         seen = {}
         for command in commands:
             found = flags_of(ps[command]).get(flag)
-            assert found and found[1], f"{flag} is not an option of {command} (README's Shared flags table)"
+            assert found and found[1], f"{flag} is not an option of {command} (docs/flags.md's Shared flags table)"
             action = found[0]
             default, stated = shown_default(ps[command], action), defaults[command][i]
             seen[command] = default
@@ -141,7 +147,61 @@ def test_every_shared_flag_has_rows_naming_exactly_its_commands():
             listed.setdefault(flag, set()).update(commands)
     for flag, commands in sorted(shown.items()):
         if len(commands) >= 2:
-            assert flag in listed, f"{flag} ({', '.join(sorted(commands))}) has no row in README's Shared flags table"
+            assert flag in listed, f"{flag} ({', '.join(sorted(commands))}) has no row in docs/flags.md's Shared flags table"
         if flag in listed:
-            assert listed[flag] == commands, (f"README's Shared flags table lists {flag} for {sorted(listed[flag])}; "
+            assert listed[flag] == commands, (f"docs/flags.md's Shared flags table lists {flag} for {sorted(listed[flag])}; "
                                               f"the commands that have it: {sorted(commands)}")
+
+
+# --- the guides' own flag tables --------------------------------------------------------------------------------
+def guide_tables():
+    """``(doc, command, flags, stated defaults or None)`` per row of every ``<!-- flags: COMMAND -->`` table."""
+    for doc in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        text = doc.read_text(encoding="utf-8")
+        for m in re.finditer(r"<!-- flags: ([a-z-]+) -->\s*\n((?:\|.*\n?)+)", text):
+            command, lines = m.group(1), m.group(2).strip().splitlines()
+            header = [c.strip() for c in lines[0].strip().strip("|").split("|")]
+            column = header.index("default") if "default" in header else None
+            for line in lines[2:]:
+                cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+                flags = re.findall(r"`(--[a-z_]+)", cells[0])
+                yield doc.relative_to(REPO).as_posix(), command, flags, None if column is None else cells[column]
+
+
+GUIDE_ROWS = list(guide_tables())
+
+
+def stated_values(cell: str, n: int) -> list[str | None]:
+    """One stated default per flag (a single value stands for all); None where the cell describes instead of
+    stating a value (``the model's``)."""
+    parts = [p.strip() for p in re.sub(r"\([^)]*\)", "", cell).split(", ")]
+    assert len(parts) in (1, n), f"cannot read {n} default(s) from {cell!r}"
+    parts = parts * n if len(parts) == 1 else parts
+    return [p if re.fullmatch(r"`[^`]*`|none|empty|off|required|[-+]?\d[\d.e+-]*(?: [-+]?\d[\d.e+-]*)*", p) else None
+            for p in parts]
+
+
+def test_the_guides_have_flag_tables():
+    assert {command for _, command, _, _ in GUIDE_ROWS} >= {"infer", "outpaint", "train-lora", "train-controlnet"}
+
+
+@pytest.mark.parametrize("doc, command, flags, cell", GUIDE_ROWS,
+                         ids=[f"{d}:{c}:{' '.join(f)}" for d, c, f, _ in GUIDE_ROWS])
+def test_guide_flag_tables_match_the_parsers(doc, command, flags, cell):
+    assert command in COMMANDS, f"{doc}: flags table of unknown command {command}"
+    assert flags, f"{doc}: a row of the {command} flags table names no flag"
+    parser = build_parser(command)
+    known = flags_of(parser)
+    for i, flag in enumerate(flags):
+        assert flag in known and known[flag][1], f"{doc}: {flag} is not an option of {command} (shown in --help)"
+        if cell is None:
+            continue
+        stated, default = stated_values(cell, len(flags))[i], shown_default(parser, known[flag][0])
+        if stated is None:
+            continue
+        if stated in ("none", "empty"):
+            assert default in (None, ""), f"{doc}: {command} {flag} defaults to {default!r}, the table says {stated}"
+        elif stated in ("off", "required"):
+            assert default == stated, f"{doc}: {command} {flag} is {default!r}, the table says {stated}"
+        else:
+            assert str(default) == stated.strip("`"), f"{doc}: {command} {flag} defaults to {default!r}, the table says {stated}"

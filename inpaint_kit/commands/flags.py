@@ -1,5 +1,5 @@
 """One definition per shared flag: the same concept has the same name, meaning and default in every
-sub-command (the README's "Shared flags" table lists them; tests/test_flags_table.py compares it with the
+sub-command (docs/flags.md's "Shared flags" table lists them; tests/test_flags_table.py compares it with the
 parsers). Old spellings stay accepted as hidden aliases, so existing scripts keep working, but ``--help``
 shows one name.
 
