@@ -31,11 +31,11 @@ from ...ddpm.schedule import add_noise, make_schedule, to_eps, v_target
 from ...ddpm.unet import PRESETS, InpaintUNet, ModelConfig, count_parameters, load_model, save_model
 from ...errors import InpaintKitError
 from ...images import save_png
+from ..ema import Ema
 from ..trainer import Trainer, TrainResult, seed_of
 from .config import DDPM_WEIGHTS, DdpmTrainConfig
 from .data import WindowSampler
 
-EMA_NAME = "ema.safetensors"  # checkpoint: the EMA weights, by parameter name
 DATA_STREAM, NOISE_STREAM = 1, 0  # generator streams of a draw: window + mask (numpy), timestep + noise (torch)
 
 
@@ -145,8 +145,6 @@ class DdpmTrainer(Trainer):
         return {k: v for k, v in self.cfg.to_dict().items() if k in keep}
 
     def build_models(self):
-        from diffusers.training_utils import EMAModel
-
         cfg = self.cfg
         with torch.random.fork_rng(devices=[]):  # seeded initialisation; the caller's RNG is left alone
             torch.manual_seed(cfg.seed)
@@ -158,7 +156,7 @@ class DdpmTrainer(Trainer):
                 raise InpaintKitError(f"--init_from {cfg.init_from}: its network differs from --preset {cfg.preset}; "
                                       "use the same preset") from None
         self.place(trained=[self.net])
-        self.ema = EMAModel(self.net.parameters(), decay=cfg.ema_decay)
+        self.ema = Ema(self.net, cfg.ema_decay)
         self.schedule = make_schedule(cfg.schedule, self.model_config.num_train_timesteps)
         self.print(f"train-ddpm: {count_parameters(self.net) / 1e6:.2f} M params, {len(self.data.images)} images, "
                    f"{self.acc.num_processes} process(es) x batch {cfg.batch}, {cfg.size}x{cfg.size}")
@@ -180,49 +178,19 @@ class DdpmTrainer(Trainer):
                        prediction=cfg.prediction)
 
     def after_update(self):
-        self.ema.step(self.net.parameters())
+        self.ema.step()
 
     # --- outputs and checkpoints ------------------------------------------------------------------------
-    def ema_state_dict(self) -> dict[str, torch.Tensor]:
-        """The network's state dict with the EMA weights in place of the trained ones."""
-        names = [n for n, _ in self.net.named_parameters()]
-        sd = dict(self.net.state_dict())
-        sd.update({n: s for n, s in zip(names, self.ema.shadow_params)})
-        return sd
-
     def save_weights(self) -> Path:
         """``config.json`` + ``model.safetensors`` (EMA weights): a model folder ``--model`` loads."""
-        save_model(self.out, self.net, self.ema_state_dict())
+        save_model(self.out, self.net, self.ema.state_dict())
         return self.out / DDPM_WEIGHTS[0]
 
     def save_extra(self, folder: Path) -> None:
-        from safetensors.torch import save_file
-
-        names = [n for n, _ in self.net.named_parameters()]
-        meta = {"optimization_step": str(self.ema.optimization_step), "decay": str(self.ema.decay)}
-        save_file({n: s.detach().to("cpu").contiguous() for n, s in zip(names, self.ema.shadow_params)},
-                  str(folder / EMA_NAME), metadata=meta)
+        self.ema.save(folder)
 
     def load_extra(self, folder: Path, state: dict) -> None:
-        from safetensors import safe_open
-
-        path = Path(folder) / EMA_NAME
-        if not path.is_file():
-            raise InpaintKitError(f"--resume {path}: missing; the checkpoint is incomplete, resume an older one")
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                meta = f.metadata() or {}
-                loaded = {k: f.get_tensor(k) for k in f.keys()}
-        except Exception as e:  # noqa: BLE001 - safetensors raises several types for one cause: a bad file
-            raise InpaintKitError(f"--resume {path}: not a readable safetensors file ({str(e)[:200]}); the "
-                                  "checkpoint is damaged, resume an older one") from None
-        params = dict(self.net.named_parameters())
-        if set(loaded) != set(params) or any(loaded[k].shape != params[k].shape for k in loaded):
-            raise InpaintKitError(f"--resume {path}: holds the EMA of another network; start a new --output_dir")
-        with torch.no_grad():
-            for shadow, name in zip(self.ema.shadow_params, params):
-                shadow.copy_(loaded[name].to(shadow.device, shadow.dtype))
-        self.ema.optimization_step = int(meta.get("optimization_step", state["step"]))
+        self.ema.load(folder, state["step"])
 
     def validate(self) -> Path:
         """Rows of masked input | DDIM sample with the EMA weights | ground truth (fixed preview windows)."""
@@ -230,7 +198,7 @@ class DdpmTrainer(Trainer):
             rng = np.random.default_rng(seed_of(self.cfg.seed, 12345))
             self.preview = self.data.batch(4, rng)
         path = self.out / "validation" / f"step_{self.step:06d}.png"
-        sample_grid(path, self.model_config, self.ema_state_dict(), *self.preview)
+        sample_grid(path, self.model_config, self.ema.state_dict(), *self.preview)
         return path
 
     def record(self) -> dict:

@@ -27,13 +27,13 @@ import torch.nn.functional as F
 
 from ...errors import InpaintKitError
 from ...images import save_png
+from ..ema import Ema
 from ..trainer import Trainer, TrainResult, seed_of
 from .config import DETECT_WEIGHTS, DetectTrainConfig
 from .data import DamageData, Pairs, Photos, split, to_tensors, validation_set
 
 DATA_STREAM = 1  # generator stream of the samples' numpy generators
 VAL_SEED = 20240  # the validation split's samples (fixed: scores compare across checkpoints and runs)
-EMA_NAME = "ema.safetensors"
 BUFFERS_NAME = "buffers.safetensors"  # BatchNorm running statistics (not trainable parameters)
 
 
@@ -87,8 +87,6 @@ class DetectTrainer(Trainer):
         self.val = None  # rendered on first use (main process only)
 
     def build_models(self):
-        from diffusers.training_utils import EMAModel
-
         from ...detect.network import DetectorNet, count_parameters
 
         with torch.random.fork_rng(devices=[]):  # seeded initialisation; the caller's RNG is left alone
@@ -103,7 +101,7 @@ class DetectTrainer(Trainer):
                                       f"not --preset {self.cfg.preset}'s {self.net_config.channels}")
             self.net.load_state_dict(other.state_dict())
         self.net.to(self.acc.device, memory_format=torch.channels_last)  # measured ~1.7x faster convs on CPU
-        self.ema = EMAModel(self.net.parameters(), decay=self.cfg.ema_decay) if self.cfg.ema_decay > 0 else None
+        self.ema = Ema(self.net, self.cfg.ema_decay) if self.cfg.ema_decay > 0 else None
         if self.acc.is_main_process:
             print(f"train-detect: {count_parameters(self.net) / 1e3:.0f} k params, {len(self.data.photos.images)} "
                   f"training / {len(self.val_photos.images)} validation photos "
@@ -126,17 +124,13 @@ class DetectTrainer(Trainer):
 
     def after_update(self):
         if self.ema is not None:
-            self.ema.step(self.net.parameters())
+            self.ema.step()
 
     # --- weights and validation ---------------------------------------------------------------------
     def export_state_dict(self) -> dict[str, torch.Tensor]:
         """The network's state dict with the EMA weights in place of the trained ones (BN statistics are
         the live network's)."""
-        sd = dict(self.net.state_dict())
-        if self.ema is not None:
-            names = [n for n, _ in self.net.named_parameters()]
-            sd.update({n: s for n, s in zip(names, self.ema.shadow_params)})
-        return sd
+        return self.ema.state_dict() if self.ema is not None else dict(self.net.state_dict())
 
     def export_net(self):
         """A CPU copy of the network with the exported (EMA) weights, in eval mode."""
@@ -203,11 +197,8 @@ class DetectTrainer(Trainer):
         from safetensors.torch import save_file
 
         save_file({n: b.detach().cpu().contiguous() for n, b in self.net.named_buffers()}, str(folder / BUFFERS_NAME))
-        if self.ema is None:
-            return
-        names = [n for n, _ in self.net.named_parameters()]
-        save_file({n: s.detach().cpu().contiguous() for n, s in zip(names, self.ema.shadow_params)},
-                  str(folder / EMA_NAME), metadata={"optimization_step": str(self.ema.optimization_step)})
+        if self.ema is not None:
+            self.ema.save(folder)
 
     def load_extra(self, folder: Path, state: dict) -> None:
         from safetensors import safe_open
@@ -222,21 +213,8 @@ class DetectTrainer(Trainer):
             with torch.no_grad():
                 for k in f.keys():
                     buffers[k].copy_(f.get_tensor(k))
-        if self.ema is None:
-            return
-        path = Path(folder) / EMA_NAME
-        if not path.is_file():
-            raise InpaintKitError(f"--resume {path}: missing; the checkpoint is incomplete, resume an older one")
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            loaded = {k: f.get_tensor(k) for k in f.keys()}
-        params = dict(self.net.named_parameters())
-        if set(loaded) != set(params):
-            raise InpaintKitError(f"--resume {path}: holds the EMA of another network; start a new --output_dir")
-        with torch.no_grad():
-            for shadow, name in zip(self.ema.shadow_params, params):
-                shadow.copy_(loaded[name].to(shadow.device, shadow.dtype))
-        self.ema.optimization_step = int(meta.get("optimization_step", state["step"]))
+        if self.ema is not None:
+            self.ema.load(folder, state["step"])
 
     def record(self) -> dict:
         from ...detect.network import count_parameters

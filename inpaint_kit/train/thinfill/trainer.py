@@ -9,13 +9,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ...errors import InpaintKitError
 from ...thinfill import ThinFillConfig, build_net, count_parameters, save_thinfill
+from ..ema import Ema
 from ..trainer import Trainer, TrainResult, seed_of
 from .config import THINFILL_WEIGHTS, ThinFillTrainConfig
 from .data import ThinSampler
 
-EMA_NAME = "ema.safetensors"
 DATA_STREAM = 1
 
 
@@ -51,13 +50,11 @@ class ThinFillTrainer(Trainer):
         return {k: v for k, v in self.cfg.to_dict().items() if k not in skip}
 
     def build_models(self):
-        from diffusers.training_utils import EMAModel
-
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.cfg.seed)
             self.net = build_net(self.net_config)
         self.place(trained=[self.net])
-        self.ema = EMAModel(self.net.parameters(), decay=self.cfg.ema_decay)
+        self.ema = Ema(self.net, self.cfg.ema_decay)
         self.print(f"train-thinfill: {count_parameters(self.net) / 1e6:.2f} M params, {len(self.data.images)} images, "
                    f"{self.acc.num_processes} process(es) x batch {self.cfg.batch}, {self.cfg.size}x{self.cfg.size}")
 
@@ -74,43 +71,17 @@ class ThinFillTrainer(Trainer):
         return l1_in_mask(self.models[0](fill, mask), clean, mask)
 
     def after_update(self):
-        self.ema.step(self.net.parameters())
-
-    def ema_state_dict(self) -> dict[str, torch.Tensor]:
-        names = [n for n, _ in self.net.named_parameters()]
-        sd = dict(self.net.state_dict())
-        sd.update({n: s for n, s in zip(names, self.ema.shadow_params)})
-        return sd
+        self.ema.step()
 
     def save_weights(self) -> Path:
-        save_thinfill(self.out, self.net, self.ema_state_dict())
+        save_thinfill(self.out, self.net, self.ema.state_dict())
         return self.out / THINFILL_WEIGHTS[0]
 
     def save_extra(self, folder: Path) -> None:
-        from safetensors.torch import save_file
-
-        names = [n for n, _ in self.net.named_parameters()]
-        save_file({n: s.detach().to("cpu").contiguous() for n, s in zip(names, self.ema.shadow_params)},
-                  str(folder / EMA_NAME), metadata={"optimization_step": str(self.ema.optimization_step)})
+        self.ema.save(folder)
 
     def load_extra(self, folder: Path, state: dict) -> None:
-        from safetensors import safe_open
-
-        path = Path(folder) / EMA_NAME
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                meta = f.metadata() or {}
-                loaded = {k: f.get_tensor(k) for k in f.keys()}
-        except Exception as e:  # noqa: BLE001 - a missing or damaged file: one cause, several exception types
-            raise InpaintKitError(f"--resume {path}: missing or unreadable ({str(e)[:200]}); resume an older "
-                                  "checkpoint") from None
-        params = dict(self.net.named_parameters())
-        if set(loaded) != set(params):
-            raise InpaintKitError(f"--resume {path}: holds the EMA of another network; start a new --output_dir")
-        with torch.no_grad():
-            for shadow, name in zip(self.ema.shadow_params, params):
-                shadow.copy_(loaded[name].to(shadow.device, shadow.dtype))
-        self.ema.optimization_step = int(meta.get("optimization_step", state["step"]))
+        self.ema.load(folder, state["step"])
 
     def record(self) -> dict:
         return {"parameters": count_parameters(self.net)}
