@@ -220,6 +220,12 @@ class Trainer:
         """Extra keys for ``training_config.json``."""
         return {}
 
+    def recipe(self) -> dict:
+        """The settings that made the model, for the provenance a trainer saves in its ``config.json``:
+        the config without where and how this process ran (folders, resume, device, threads, progress)."""
+        skip = ("output_dir", "resume", "overwrite", "stop_after", "device", "threads", "progress")
+        return {k: v for k, v in self.cfg.to_dict().items() if k not in skip}
+
     def summary(self, result: TrainResult) -> str:
         """The run's closing line (printed once, by the main process, at the end of :meth:`run`)."""
         return (f"trained {result.step} steps ({result.trainable_params:,} trainable parameters); "

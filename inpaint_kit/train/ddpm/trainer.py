@@ -138,12 +138,6 @@ class DdpmTrainer(Trainer):
         self.data = WindowSampler(cfg.data, cfg.size, cfg.kinds, cfg.min_scale, cfg.max_scale, cfg.colour_weight,
                                   cfg.permute_channels)
 
-    def recipe(self) -> dict:
-        """The settings that made the model (``config.json`` ``extra.training``; provenance)."""
-        keep = {f for f in self.cfg.to_dict() if f not in ("output_dir", "resume", "overwrite", "stop_after",
-                                                             "device", "threads", "progress")}
-        return {k: v for k, v in self.cfg.to_dict().items() if k in keep}
-
     def build_models(self):
         cfg = self.cfg
         with torch.random.fork_rng(devices=[]):  # seeded initialisation; the caller's RNG is left alone

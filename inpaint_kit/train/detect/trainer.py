@@ -172,11 +172,6 @@ class DetectTrainer(Trainer):
               f"{100 * scores['clean_flagged']:.3f} %")
         return self.out / DETECT_WEIGHTS[0]
 
-    def recipe(self) -> dict:
-        """The settings that made the model (provenance in ``config.json``)."""
-        skip = ("output_dir", "resume", "overwrite", "stop_after", "device", "threads", "progress")
-        return {k: v for k, v in self.cfg.to_dict().items() if k not in skip}
-
     def validate(self) -> Path:
         """A preview: rows of validation input | truth | prediction (EMA weights)."""
         if self.val is None:

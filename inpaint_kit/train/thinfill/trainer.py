@@ -44,11 +44,6 @@ class ThinFillTrainer(Trainer):
         self.data = ThinSampler(cfg.data, cfg.size, cfg.kinds, cfg.max_width, cfg.min_scale, cfg.max_scale,
                                 cfg.augment, cfg.base_fill, self.net_config.radius)
 
-    def recipe(self) -> dict:
-        """The settings that made the model (``config.json`` ``extra.training``)."""
-        skip = ("output_dir", "resume", "overwrite", "stop_after", "device", "threads", "progress")
-        return {k: v for k, v in self.cfg.to_dict().items() if k not in skip}
-
     def build_models(self):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.cfg.seed)
