@@ -432,6 +432,9 @@ def test_cli_needs_exactly_one_input(tmp_path, photo_file, capsys):
     assert main(["outpaint", "--left", "8"]) == 2
     assert "give either --image or --batch_imgs_dir" in capsys.readouterr().err
     assert main(["outpaint", "--left", "8", "--image", str(photo_file), "--batch_imgs_dir", str(tmp_path)]) == 2
+    capsys.readouterr()
+    assert main(["outpaint", "--left", "8", "--image", str(photo_file), "--shard", "0/2"]) == 2  # not ignored
+    assert "--shard splits a batch" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("cmd", [[sys.executable, str(ROOT / "scripts" / "outpaint.py"), "--help"],

@@ -72,10 +72,7 @@ def run(args: argparse.Namespace) -> int:
 
     if bool(args.image) == bool(args.batch_imgs_dir):
         raise InpaintKitError("give either --image (one file) or --batch_imgs_dir (a folder)")
-    if args.batch_imgs_dir and args.output:
-        raise InpaintKitError("--output names one file (single image); a batch writes into --output_dir")
-    if args.image and args.shard:
-        raise InpaintKitError("--shard splits a batch (--batch_imgs_dir); a single image is one job")
+    flags.check_single_or_batch(args, bool(args.image))
     cfg = config_from_args(args)
     return run_single(cfg, args) if args.image else run_batch(cfg, args)
 

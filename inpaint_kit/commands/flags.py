@@ -250,6 +250,17 @@ def preflight(cfg, output: Path | None = None, output_dir: Path | None = None) -
         check_output_dir(output_dir)
 
 
+def check_single_or_batch(args, single: bool) -> None:
+    """What an image command (infer, outpaint, detect) checks once it knows whether it runs one image:
+    ``--output`` names one file, ``--shard`` splits a batch; either given for the other mode is an error."""
+    from ..errors import InpaintKitError
+
+    if not single and args.output:
+        raise InpaintKitError("--output names one file (single image); a batch writes into --output_dir")
+    if single and args.shard:
+        raise InpaintKitError("--shard splits a batch (--batch_imgs_dir); a single image is one job")
+
+
 def sharded(cfg, args):
     """``(cfg, shard)``: this process's :class:`~inpaint_kit.shard.Shard` (``--shard`` and the launcher's
     ranks) and the config with the process's own device when several were launched and --device is unset."""

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 from .flags import (D, add_archive_arguments, add_area_arguments, add_engine_arguments, add_model_arguments,
-                    add_output_arguments, add_output_dir, add_seam_arguments, config_from_args, preflight, print_report,
-                    sharded)
+                    add_output_arguments, add_output_dir, add_seam_arguments, check_single_or_batch, config_from_args,
+                    preflight, print_report, sharded)
 
 HELP = "Inpaint one image (--image/--mask) or directory trees (--batch_imgs_dir/--batch_masks_dir) into collages."
 AUTO = "auto"  # --mask auto / --batch_masks_dir auto: the detected damage is the mask
@@ -69,10 +69,7 @@ def run(args: argparse.Namespace) -> int:
         raise InpaintKitError("--image and --mask go together; give both")
     if batch and not (args.batch_imgs_dir and args.batch_masks_dir):
         raise InpaintKitError("--batch_imgs_dir and --batch_masks_dir go together; give both")
-    if batch and args.output:
-        raise InpaintKitError("--output names one file (single image); a batch writes into --output_dir")
-    if single and args.shard:
-        raise InpaintKitError("--shard splits a batch (--batch_imgs_dir); a single image is one job")
+    check_single_or_batch(args, bool(single))
     cfg = config_from_args(args, detect=detect_mode(args))
     return run_single(cfg, args) if single else run_batch_command(cfg, args)
 

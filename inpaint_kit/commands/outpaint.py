@@ -8,7 +8,8 @@ from pathlib import Path
 
 from ..outpaint import DIRECTIONS, FILLS, OutpaintConfig  # light (numpy, PIL, tqdm): defaults stated once
 from .flags import (add_archive_arguments, add_engine_arguments, add_model_arguments, add_output_arguments,
-                    add_output_dir, alias, config_from_args as build, preflight, print_report, sharded)
+                    add_output_dir, alias, check_single_or_batch, config_from_args as build, preflight, print_report,
+                    sharded)
 
 HELP = "Extend an image (--image) or a tree (--batch_imgs_dir) left/right/up/down with a diffusion model, in chunks."
 
@@ -76,8 +77,7 @@ def run(args: argparse.Namespace) -> int:
 
     if bool(args.image) == bool(args.batch_imgs_dir):
         raise InpaintKitError("give either --image or --batch_imgs_dir")
-    if args.batch_imgs_dir and args.output:
-        raise InpaintKitError("--output names one file (single image); a batch writes into --output_dir")
+    check_single_or_batch(args, bool(args.image))
     cfg = config_from_args(args)
     return run_single(cfg, args) if args.image else run_batch_command(cfg, args)
 
