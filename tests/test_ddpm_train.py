@@ -53,6 +53,30 @@ def test_window_sampler_shapes_ranges_and_nonempty_masks(image_dir):
     assert xs.shape == (3, 16, 16) and ms.shape == (1, 16, 16)
 
 
+def test_augment_makes_windows_look_scanned_and_zero_changes_nothing(image_dir):
+    """--augment: with probability 1 every window is turned grey or sepia (then grain and JPEG), with 0 the
+    windows are the ones drawn before the flag existed (same generator draws)."""
+    from inpaint_kit.train.augment import SEPIA
+
+    kinds = ("thin", "center")
+    plain = WindowSampler(str(image_dir), 16, kinds, 0.5, 1.0)
+    assert torch.equal(plain.batch(6, np.random.default_rng(1))[0],
+                       WindowSampler(str(image_dir), 16, kinds, 0.5, 1.0, augment=0.0).batch(6, np.random.default_rng(1))[0])
+    scan = WindowSampler(str(image_dir), 16, kinds, 0.5, 1.0, augment=1.0)
+    for seed in range(6):
+        orig = plain.window(np.random.default_rng(seed)).astype(np.float32)
+        out = scan.window(np.random.default_rng(seed)).astype(np.float32)
+        # the mirror is drawn after the scan changes, so the same seed may mirror one and not the other
+        assert min(np.abs(out - o).mean() for o in (orig, orig[:, ::-1])) > 5  # colourful photos: toning shows
+        toned = [t(o) for o in (orig, orig[:, ::-1]) for t in (
+            lambda o: np.repeat((o @ np.array([0.299, 0.587, 0.114], np.float32))[..., None], 3, axis=2),
+            lambda o: np.clip(o @ SEPIA.T, 0, 255))]
+        # what is left after toning is grain (sigma <= 8) and JPEG error, not the photo's own colours
+        assert min(np.abs(out - t).mean() for t in toned) < 9, seed
+    with pytest.raises(InpaintKitError, match="--augment 1.5"):
+        tiny_cfg(image_dir, "/tmp/x", augment=1.5).validate()
+
+
 @pytest.mark.parametrize("prediction", ["epsilon", "v"])
 def test_real_train_makes_the_held_out_loss_fall(image_dir, tmp_path, prediction):
     """Through DdpmTrainer.run() (accelerate, AdamW, schedule): fails if the optimizer step is removed."""

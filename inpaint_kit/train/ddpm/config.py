@@ -29,6 +29,9 @@ class DdpmTrainConfig(TrainerConfig):
     max_scale: float = option(1.0, group=DATA, help="largest crop scale relative to the native image")
     colour_weight: float = option(1.0, group=DATA, help="draw colour photos this many times as often as grey ones")
     permute_channels: float = option(0.0, group=DATA, help="probability of shuffling a window's RGB channels")
+    augment: float = option(0.0, group=DATA,
+                            help="probability of each scan-like change of a window: grey or sepia, film grain, "
+                                 "JPEG artefacts (0 = photos as they are)")
     preset: str = option("small", group=NETWORK, choices=DDPM_PRESETS,
                          help="network size: tiny (tests, ~0.4 M), small (the builtin's, ~7 M), base (~11 M)")
     conditioning: str = option("concat", group=NETWORK, choices=("concat", "unconditional"),
@@ -80,6 +83,8 @@ class DdpmTrainConfig(TrainerConfig):
             raise InpaintKitError(f"need 0 < --min_scale <= --max_scale (got {self.min_scale}, {self.max_scale})")
         if not 0 <= self.ema_decay < 1:
             raise InpaintKitError(f"--ema_decay {self.ema_decay}: must be in [0, 1)")
+        if not 0 <= self.augment <= 1:
+            raise InpaintKitError(f"--augment {self.augment}: must be in [0, 1]")
         if not 0 <= self.permute_channels <= 1 or not self.colour_weight > 0:
             raise InpaintKitError(f"--permute_channels {self.permute_channels} must be in [0, 1] and --colour_weight "
                                   f"{self.colour_weight} positive")

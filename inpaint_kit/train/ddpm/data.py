@@ -16,13 +16,14 @@ from ...errors import InpaintKitError
 from ...images import load_image
 from ...maskgen import draw
 from ...pairing import scan
+from ..augment import scanned
 
 
 class WindowSampler:
     """Random training windows ``(B, 3, S, S)`` in [-1, 1] and masks ``(B, 1, S, S)`` from a folder."""
 
     def __init__(self, folder: str, size: int, mask_kinds, min_scale: float, max_scale: float,
-                 colour_weight: float = 1.0, permute_channels: float = 0.0):
+                 colour_weight: float = 1.0, permute_channels: float = 0.0, augment: float = 0.0):
         paths = scan(folder)
         if not paths:
             raise InpaintKitError(f"{folder}: no images found (looked for png/jpg/webp/bmp/tif, recursively)")
@@ -33,10 +34,11 @@ class WindowSampler:
         colour = [float(np.ptp(np.asarray(im.reduce(4), np.int16), axis=2).mean() > 2) for im in self.images]
         w = np.array([colour_weight if c else 1.0 for c in colour])
         self.p = w / w.sum()
-        self.permute = permute_channels
+        self.permute, self.augment = permute_channels, augment
 
     def window(self, rng: np.random.Generator) -> np.ndarray:
-        """One RGB uint8 window: a crop of side ``size/scale`` resized to ``size``, maybe mirrored."""
+        """One RGB uint8 window: a crop of side ``size/scale`` resized to ``size``, maybe channel-shuffled,
+        maybe made to look scanned (``augment``: :func:`..augment.scanned`), maybe mirrored."""
         im = self.images[int(rng.choice(len(self.images), p=self.p))]
         w, h = im.size
         # log-uniform scale, but never a crop larger than the image
@@ -47,6 +49,8 @@ class WindowSampler:
         arr = np.asarray(crop)
         if self.permute and rng.random() < self.permute:
             arr = arr[..., rng.permutation(3)]
+        if self.augment:  # only then: a run without it draws the same windows as before the flag existed
+            arr = scanned(arr, rng, self.augment)
         return arr[:, ::-1] if rng.random() < 0.5 else arr
 
     def mask(self, rng: np.random.Generator) -> np.ndarray:

@@ -136,7 +136,7 @@ class DdpmTrainer(Trainer):
                                         prediction=cfg.prediction, extra={"training": self.recipe()},
                                         **PRESETS[cfg.preset])  # checks --size against the downsampling first
         self.data = WindowSampler(cfg.data, cfg.size, cfg.kinds, cfg.min_scale, cfg.max_scale, cfg.colour_weight,
-                                  cfg.permute_channels)
+                                  cfg.permute_channels, cfg.augment)
 
     def build_models(self):
         cfg = self.cfg
