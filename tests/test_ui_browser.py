@@ -5,7 +5,8 @@ with the CLI on 127.0.0.1 and the builtin model.
 One short session: a file that is not an image shows a readable error in the page; then an image, a mask
 file and a brush stroke across the canvas, Run, and the candidates appear. The files the page offers are
 checked: outside the mask the collage shows (mask file + stroke) the result equals the input bit for bit,
-and ``inpaint-kit infer`` on that mask gives the same pixels. ``UI_SCREENSHOT=docs/ui.png`` keeps the
+and ``inpaint-kit infer`` on that mask gives the same pixels. Last, "Detect damage" on a cracked photo fills
+the mask layer with exactly the builtin detector's mask, and Run restores that mask. ``UI_SCREENSHOT=docs/ui.png`` keeps the
 screenshot (default: the test's temporary folder).
 """
 
@@ -73,6 +74,18 @@ def _inputs(tmp_path: Path):
     Image.fromarray(mask).save(tmp_path / "photo_mask.png")
     (tmp_path / "notes.png").write_text("meeting notes, not a picture")
     return photo
+
+
+def _scratched(tmp_path: Path) -> np.ndarray:
+    """The test photo crossed by a dark wavy 2-px crack (for "Detect damage")."""
+    y, x = np.mgrid[0:64, 0:96]
+    img = np.stack([x * 2 + 40, y * 3 + 20, (x + y) % 200 + 30], -1).astype(np.float32)
+    for row in range(6, 58):
+        col = int(48 + 6 * np.sin(row / 9))
+        img[row, col : col + 2] *= 0.25
+    img = img.astype(np.uint8)
+    Image.fromarray(img).save(tmp_path / "scratched.png")
+    return img
 
 
 def _mask_from_collage(collage: np.ndarray, h: int, w: int, spacing: int = 20) -> np.ndarray:
@@ -179,4 +192,29 @@ def test_paint_run_compare_and_bad_input_in_chromium(tmp_path, server, browser):
                  "--save_rows", *args]) == 0
     for path in rows:
         assert np.array_equal(load_image(path), load_image(tmp_path / "cli" / path.name))
+
+    # 4. "Detect damage" on a cracked photo (no mask file): the builtin detector's mask fills the mask layer
+    # and Run restores exactly what it found (the mask the server used = the detector's, pixel for pixel).
+    from inpaint_kit.detect.detector import detect_mask, load_detector
+
+    scratched = _scratched(tmp_path)
+    found = detect_mask(scratched, load_detector("builtin", device="cpu"))
+    assert found.sum() > 60 and found[:, 40:58].sum() == found.sum()  # the crack, and only it
+    find(By.CSS_SELECTOR, "#restore-mask button[aria-label=Clear]").click()
+    find(By.CSS_SELECTOR, "#restore-image button[aria-label=Clear]").click()
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#restore-image input[type=file]"))
+    find(By.CSS_SELECTOR, "#restore-image input[type=file]").send_keys(str(tmp_path / "scratched.png"))
+    time.sleep(1.0)
+    find(By.ID, "restore-detect").click()
+    toast = wait.until(lambda d: [t for t in d.find_elements(By.CSS_SELECTOR, ".toast-body") if "marked" in t.text])
+    assert f"marked {int(found.sum())} pixels" in toast[0].text
+    before = find(By.ID, "restore-status").text
+    find(By.ID, "restore-run").click()
+    wait.until(lambda d: "candidate(s)" in d.find_element(By.ID, "restore-status").text
+               and d.find_element(By.ID, "restore-status").text != before)
+    (collage,) = out.glob("*/scratched_collage.png")
+    used = _mask_from_collage(load_image(collage), 64, 96)
+    assert np.array_equal(used, found)
+    for path in sorted(collage.parent.glob("scratched_row*_seed*.png")):
+        assert np.array_equal(load_image(path)[~found], scratched[~found])
     assert proc.poll() is None
