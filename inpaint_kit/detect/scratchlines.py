@@ -39,7 +39,7 @@ class LineSettings:
     more than ``gap`` px to either side; ``tolerance``: px of slack across the line (its tilt)."""
 
     evidence: float = 0.05
-    length: int = 128
+    length: int = 256
     fill: float = 0.8
     contrast: float = 0.6
     gap: int = 5
