@@ -95,3 +95,27 @@ def test_damage_hidden_by_texture_is_ignored_not_required():
     change = np.full((40, 40), 0.05, np.float32)
     assert not hidden(flat, change).any()
     assert hidden(busy, change)[5:-5, 5:-5].all()
+
+
+def test_film_scratches_run_straight_from_edge_to_edge():
+    # a film scratch crosses the whole canvas (it reaches two of its sides, unless a gap falls at an end), and
+    # a lone one is straight: a line fitted to its pixels leaves < 1.5 px (the others are parallel groups)
+    pic = picture(128, 160)
+    settings = replace(EXACT, items=(1, 1), scene_lines=0.0, border=0.0, sky=0.0)
+    sides, straight = [], 0  # how many of the canvas's sides each draw reaches; lone straight lines
+    for seed in range(12):
+        rng = np.random.default_rng(seed)
+        layers = damage.film_scratch(damage.Context(128, 160, 1.0, 0.0, None), rng)
+        cov = layers[0][0]
+        assert cov.shape == (128, 160) and cov.max() > 0.2
+        s = render(pic, np.random.default_rng(seed), settings, kinds=("film_scratch",), damaged=True)
+        assert s.mask.any() and s.kinds == ("film_scratch",)
+        on = cov > 0.1
+        sides.append(sum([on[0].any(), on[-1].any(), on[:, 0].any(), on[:, -1].any()]))
+        ys, xs = np.nonzero(on)
+        vertical = np.ptp(ys) > np.ptp(xs)
+        along, across = (ys, xs) if vertical else (xs, ys)
+        fit = np.polyval(np.polyfit(along, across, 1), along)
+        straight += int(np.abs(across - fit).max() < 1.5)
+    assert sum(n >= 2 for n in sides) >= 10, sides  # edge to edge (a few have gaps, maybe at an end)
+    assert straight >= 6  # about 2 in 3 are lone lines

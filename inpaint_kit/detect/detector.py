@@ -6,7 +6,10 @@
 
 ``builtin`` is package data (``inpaint_kit/assets/detector``: config.json + model.safetensors); a folder is
 what ``inpaint-kit train-detect`` writes. The threshold saved with a model was chosen on its validation
-split; ``threshold=`` overrides it.
+split; ``threshold=`` overrides it. A model whose config.json has ``lines`` settings (the builtin does) also
+runs the long-line test on its probability map (:mod:`inpaint_kit.detect.scratchlines`): the pixels of long,
+dead-straight scratches are raised to probability 1, so every threshold, ``--save_prob`` and every caller
+see the same map.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import numpy as np
 from ..errors import InpaintKitError
 from . import tiling
 from .classical import ClassicalSettings, score
+from .scratchlines import LineSettings, raise_lines
 
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "assets" / "detector"
 TILE, OVERLAP, CONTEXT = 512, 32, 48  # native-resolution tiles; context > the network's useful reach
@@ -38,6 +42,7 @@ class Detector:
     net: object = None  # the torch network (None for classical)
     device: str = "cpu"
     classical: ClassicalSettings = field(default_factory=ClassicalSettings)
+    lines: LineSettings | None = None  # the long-line test after the network (None: network only)
     info: dict = field(default_factory=dict)  # what the model folder says about itself (recorded)
 
     def window_probability(self, win: np.ndarray) -> np.ndarray:
@@ -53,11 +58,13 @@ class Detector:
 
     def probability(self, image: np.ndarray, progress=None) -> np.ndarray:
         """Damage probability of an RGB uint8 image ``(H, W, 3)`` at native resolution: ``uint16 (H, W)``
-        (probability x 65535), computed in overlapping tiles (:mod:`inpaint_kit.detect.tiling`)."""
+        (probability x 65535), computed in overlapping tiles (:mod:`inpaint_kit.detect.tiling`), then long
+        straight scratches raised to 1 when the model has line settings (:mod:`inpaint_kit.detect.scratchlines`)."""
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"detector input must be RGB uint8 (H, W, 3), got {image.dtype} {image.shape}")
-        return tiling.tiled(image, self.window_probability, self.tile, self.overlap, self.context, self.multiple,
+        prob = tiling.tiled(image, self.window_probability, self.tile, self.overlap, self.context, self.multiple,
                             progress)
+        return prob if self.lines is None else raise_lines(prob, self.lines)
 
     def tiles(self, h: int, w: int) -> int:
         """How many tiles an ``h x w`` image takes (progress bars)."""
@@ -66,7 +73,8 @@ class Detector:
     def describe(self) -> dict:
         """What is recorded in outputs: the model, its threshold and the tiling."""
         return {"detector": self.name, "detector_threshold": self.threshold, "tile": self.tile,
-                "overlap": self.overlap, **({"classical": vars(self.classical)} if self.net is None else {})}
+                "overlap": self.overlap, **({"classical": vars(self.classical)} if self.net is None else {}),
+                **({"lines": self.lines.to_json()} if self.lines is not None else {})}
 
 
 def resolve(model: str) -> Path | None:
@@ -116,8 +124,13 @@ def load_detector(model: str = "builtin", device: str | None = None, threshold: 
 
     dev = check_device(device)
     net = load_net(folder).to(dev).to(memory_format=torch.channels_last)
+    try:
+        lines = LineSettings(**net.config.lines) if net.config.lines else None
+    except (TypeError, ValueError) as e:
+        raise InpaintKitError(f"{folder / 'config.json'}: bad 'lines' settings ({e}); re-export the detector")
     return Detector(model, net.config.threshold if threshold is None else threshold, net.config.multiple, tile,
-                    overlap, context, net, dev, info={k: v for k, v in net.config.extra.items() if k != "training"})
+                    overlap, context, net, dev, lines=lines,
+                    info={k: v for k, v in net.config.extra.items() if k != "training"})
 
 
 def to_mask(prob: np.ndarray, threshold: float, min_area: int = 0, dilate: int = 0) -> np.ndarray:

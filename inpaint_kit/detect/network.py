@@ -41,6 +41,7 @@ class DetectorConfig:
 
     channels: tuple[int, ...] = PRESETS["small"]  # per level, full resolution first
     threshold: float = 0.5  # probability threshold (chosen on the validation split at training time)
+    lines: dict | None = None  # the long-line test's settings (scratchlines.LineSettings); None = network only
     extra: dict = field(default_factory=dict)  # training recipe, validation metrics: provenance
 
     def __post_init__(self):
@@ -157,12 +158,17 @@ def load_net(folder: str | Path, flag: str = "--model") -> DetectorNet:
     return net.eval()
 
 
-def export(run_folder: str | Path, dst: str | Path) -> Path:
+def export(run_folder: str | Path, dst: str | Path, lines: bool = True) -> Path:
     """Copy a train-detect run's detector (weights, threshold, validation scores, recipe) into ``dst`` (the
-    package's ``assets/detector`` for the builtin), checking that it loads back."""
+    package's ``assets/detector`` for the builtin), checking that it loads back. ``lines``: give it the
+    long-line test (:mod:`inpaint_kit.detect.scratchlines`, default settings) if the run has none."""
     import os
 
+    from .scratchlines import LineSettings
+
     net = load_net(run_folder, flag="export")
+    if lines and net.config.lines is None:
+        net.config.lines = LineSettings().to_json()
     save_detector(dst, net)
     for name in (WEIGHTS_NAME, CONFIG_NAME):
         os.chmod(Path(dst) / name, 0o644)  # package data: readable by everyone

@@ -160,10 +160,12 @@ class DetectTrainer(Trainer):
     def save_weights(self) -> Path:
         """``config.json`` + ``model.safetensors`` (EMA weights) with the threshold chosen on validation."""
         from ...detect.network import save_detector
+        from ...detect.scratchlines import LineSettings
 
         scores = self.validation()
         net = self.export_net()
         net.config.threshold = scores["threshold"]
+        net.config.lines = LineSettings().to_json()  # the long-line test runs after it (detect/scratchlines.py)
         net.config.extra = {"validation": scores, "hold_out": self.cfg.hold_out, "training": self.recipe()}
         save_detector(self.out, net)
         self.last_validation = scores
