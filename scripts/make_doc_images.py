@@ -247,7 +247,7 @@ def table(section: str, header: str) -> list[dict[str, str]]:
 
 
 def number(cell: str) -> float:
-    return float(re.match(r"[-+]?[\d.,]+", cell.replace(",", "")).group(0))
+    return float(re.match(r"[-+]?[\d.,]+", cell.replace(",", "").strip(" *")).group(0))
 
 
 def plots(tmp: Path) -> None:
