@@ -63,6 +63,25 @@ def test_slightly_tilted_and_vertical_lines_are_found():
     assert ((off > 2) & (np.abs(xs - 333) > 2)).sum() == 0  # nothing beyond 2 px of the two lines
 
 
+def test_a_scratch_is_bridged_where_the_picture_hides_it_and_a_line_that_stops_is_not():
+    p = background(200, 900, seed=5)
+    p[60] = 0.2  # a scratch across the whole width ...
+    p[60, 300:450] = np.tile([0.12, 0.01, 0.01], 50)  # ... hidden over 150 px: a faint ridge (mean 0.047 ...
+    p[60, 300:450] += 0.03  # ... + 0.03 = 0.077), under the evidence in 2 of every 3 pixels
+    p[140, :500] = 0.2  # a line that stops at x = 500 (the image goes on for 400 px: more than `length`)
+    p[140, 500:] = 0.0
+    p[100, :700] = 0.2  # a line that stops 200 px before the edge, with only the picture beyond it
+    ys, xs = line_pixels(u16(p), S)
+    on = lambda r: np.unique(xs[ys == r])  # noqa: E731
+    assert set(range(300, 450)) <= set(on(60))  # bridged: the scratch goes on
+    assert on(140).max() < 500 + 3 and on(100).max() < 700 + 3  # a line that stops is not continued
+    # without the ridge (the hidden stretch like the picture around it) the gap stays open
+    q = p.copy()
+    q[60, 300:450] = q[61, 300:450]
+    ys, xs = line_pixels(u16(q), S)
+    assert not set(range(320, 430)) & set(np.unique(xs[ys == 60]))
+
+
 def test_bands_give_the_whole_image_result():
     p = background(700, 450, seed=4)
     p[123] = 0.2

@@ -85,10 +85,6 @@ def test_bands_bound_memory_and_cover_every_pixel():
     assert max(max(c) for c in calls) <= 128 + 2 * 16
 
 
-@pytest.mark.xfail(strict=True, reason="the shipped detector (stage-7 network + the long-line test) finds a "
-                   "dead-straight 1-px bright scratch on coffee along 84 % of it (network alone 0.0); a network "
-                   "trained on film scratches (stage 8: 0.93 alone, 1.0 with the line test) flagged picture lines "
-                   "and was not shipped (docs/benchmarks.md); remove this mark when a detector passes")
 def test_a_one_pixel_scratch_across_a_large_image_is_found():
     # a 1-px bright scratch across a 4000-px-wide photo (coffee, never trained on, at 2x and mirrored end to
     # end so that it has no seams), found at native resolution; the truth is where it visibly changed the picture

@@ -208,11 +208,14 @@ def test_paint_run_compare_and_bad_input_in_chromium(tmp_path, server, browser):
     find(By.ID, "restore-detect").click()
     toast = wait.until(lambda d: [t for t in d.find_elements(By.CSS_SELECTOR, ".toast-body") if "marked" in t.text])
     assert f"marked {int(found.sum())} pixels" in toast[0].text
-    before = find(By.ID, "restore-status").text
+    time.sleep(1.0)  # let the editor draw the detected layer before Run reads it
     find(By.ID, "restore-run").click()
+    # the status keeps the first run's text (under a progress overlay) until this run ends: wait for its files
+    # and for the status naming its folder
+    collages = wait.until(lambda d: list(out.glob("*/scratched_collage.png")))
+    (collage,) = collages
     wait.until(lambda d: "candidate(s)" in d.find_element(By.ID, "restore-status").text
-               and d.find_element(By.ID, "restore-status").text != before)
-    (collage,) = out.glob("*/scratched_collage.png")
+               and str(collage.parent) in d.find_element(By.ID, "restore-status").text)
     used = _mask_from_collage(load_image(collage), 64, 96)
     assert np.array_equal(used, found)
     for path in sorted(collage.parent.glob("scratched_row*_seed*.png")):

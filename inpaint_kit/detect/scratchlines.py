@@ -16,7 +16,9 @@ The test, for near-horizontal lines (near-vertical ones: the same on the transpo
    ``share - contrast`` on both sides (a thin ridge: a flagged region, an edge or texture has evidence on
    at least one side and is left alone);
 5. in that band, the pixels with evidence and at least half the largest probability across the line
-   (within ``tolerance``) are raised to probability 1: the line's own pixels, not the picture beside it.
+   (within ``tolerance``) are raised to probability 1: the line's own pixels, not the picture beside it;
+6. a line's gaps (stretches up to ``length`` px where the picture hid it from the network, also up to the
+   image's edge) are bridged where the row is still a faint ridge (:func:`bridge`): a scratch does not stop.
 
 Only lines: blobs, textures and short strokes are the network's business, and its threshold decides them
 as before. The map is processed in bands of rows with enough margin for every filter, so the result equals
@@ -78,11 +80,12 @@ def _rows(p: np.ndarray, s: LineSettings) -> np.ndarray:
 
 def line_pixels(prob: np.ndarray, settings: LineSettings, band: int = 512) -> tuple[np.ndarray, np.ndarray]:
     """``(ys, xs)`` of the pixels on long straight lines of a ``uint16 (H, W)`` probability map (x
-    :data:`~inpaint_kit.detect.tiling.PROB_SCALE`), computed in bands of ``band`` rows. Rows (columns)
-    are only tested when the image is at least ``length`` px wide (tall): a line cannot be long in less."""
+    :data:`~inpaint_kit.detect.tiling.PROB_SCALE`), computed in bands of ``band`` rows, then the gaps of each
+    line bridged (:func:`bridge`). Rows (columns) are only tested when the image is at least ``length`` px
+    wide (tall): a line cannot be long in less."""
     h, w = prob.shape
     s = settings
-    ys, xs = [np.zeros(0, np.intp)], [np.zeros(0, np.intp)]
+    found = {False: ([np.zeros(0, np.intp)], [np.zeros(0, np.intp)]), True: ([np.zeros(0, np.intp)], [np.zeros(0, np.intp)])}
     families = [v for v, along, across in ((False, w, h), (True, h, w))
                 if along >= s.length and across > 2 * (s.gap + s.tolerance + 2)]
     near = s.gap + s.tolerance + 2  # rows a horizontal test looks across
@@ -94,13 +97,58 @@ def line_pixels(prob: np.ndarray, settings: LineSettings, band: int = 512) -> tu
             a, b = max(0, y0 - m), min(h, y1 + m)
             part = prob[a:b].astype(np.float32) / PROB_SCALE  # (b - a, w)
             if vertical:
-                found = _rows(np.ascontiguousarray(part.T), s).T
+                hit = _rows(np.ascontiguousarray(part.T), s).T
             else:
-                found = _rows(part, s)
-            yy, xx = np.nonzero(found[y0 - a : y1 - a])
-            ys.append(yy + y0)
-            xs.append(xx)
+                hit = _rows(part, s)
+            yy, xx = np.nonzero(hit[y0 - a : y1 - a])
+            found[vertical][0].append(yy + y0)
+            found[vertical][1].append(xx)
+    ys, xs = [], []
+    for vertical, (fy, fx) in found.items():
+        fy, fx = np.concatenate(fy), np.concatenate(fx)
+        if vertical:  # a column is a row of the transposed map
+            by, bx = bridge(prob.T, fx, fy, s)
+            ys += [fy, bx]
+            xs += [fx, by]
+        else:
+            by, bx = bridge(prob, fy, fx, s)
+            ys += [fy, by]
+            xs += [fx, bx]
     return np.concatenate(ys), np.concatenate(xs)
+
+
+def bridge(prob: np.ndarray, ys: np.ndarray, xs: np.ndarray, s: LineSettings) -> tuple[np.ndarray, np.ndarray]:
+    """The gaps of long near-horizontal lines (found pixels ``ys, xs`` of ``prob``, ``uint16 (H, W)``; a
+    transposed view for columns), as ``(ys, xs)`` of the pixels to add. A film scratch runs on through
+    stretches where the picture hides it from the network (evidence in under ``fill`` of a segment): on a
+    row found over at least ``length / 2`` px, a gap between two found runs, or between a run and the
+    image's edge, of at most ``length`` px is bridged when the row there is still a ridge: its mean
+    probability at least ``evidence`` above the mean ``gap`` rows to either side (a dead-straight line that
+    stops, or a picture line beside it, is not). Reads only the rows concerned (memory stays bounded)."""
+    h, w = prob.shape
+    out_y, out_x = [np.zeros(0, np.intp)], [np.zeros(0, np.intp)]
+    if not len(ys):
+        return out_y[0], out_x[0]
+    order = np.lexsort((xs, ys))
+    ys, xs = ys[order], xs[order]
+    rows, starts, counts = np.unique(ys, return_index=True, return_counts=True)
+    for r, i, n in zip(rows, starts, counts):
+        if n < s.length // 2 or not s.gap <= r < h - s.gap:
+            continue
+        x = np.unique(xs[i : i + n])
+        breaks = np.nonzero(np.diff(x) > 1)[0]
+        gaps = [(int(x[j]) + 1, int(x[j + 1])) for j in breaks] + [(0, int(x[0])), (int(x[-1]) + 1, w)]
+        line = prob[r].astype(np.float32) / PROB_SCALE  # (w,)
+        above = prob[r - s.gap].astype(np.float32) / PROB_SCALE
+        below = prob[r + s.gap].astype(np.float32) / PROB_SCALE
+        for a, b in gaps:
+            if not 0 < b - a <= s.length:
+                continue
+            ridge = line[a:b].mean() - max(above[a:b].mean(), below[a:b].mean())
+            if ridge >= s.evidence:
+                out_x.append(np.arange(a, b))
+                out_y.append(np.full(b - a, r, np.intp))
+    return np.concatenate(out_y), np.concatenate(out_x)
 
 
 def raise_lines(prob: np.ndarray, settings: LineSettings, band: int = 512) -> np.ndarray:

@@ -15,8 +15,9 @@ network adds the texture. A model folder may name its defaults in ``config.json`
 ``extra.inference`` (the builtin model does); explicit options win.
 
 Items (rows, crop windows) each own a ``torch.Generator`` seeded with the item's seed, so an item's noise
-never depends on what else is batched with it; all items advance together and their windows share every
-network call (rows x windows in one batch).
+never depends on what else is batched with it; all items advance together, each item's windows sharing its
+network calls (never another item's: float sums depend on a batch's make-up, so a row is the same alone or
+batched, bit for bit).
 """
 
 from __future__ import annotations
@@ -242,18 +243,22 @@ class DDPMEngine(RowsMixin):
         return wt.to(self.device, self.dtype)
 
     def _eps_fn(self, wins: list[list[Window]], weights, hard, masked):
-        """eps_fn(x_t, t) for a batch of items: every window of every item through the network in shared
-        batches of ``max_batch``, each item's predictions blended on its own canvas."""
+        """eps_fn(x_t, t) for a batch of items: each item's windows through the network in batches of
+        ``max_batch``, each item's predictions blended on its own canvas."""
         res, bw = self.res, blend_weights(self.res, self.overlap).to(self.device, self.dtype)
-        jobs = [(b, v) for b, item_wins in enumerate(wins) for v in item_wins]
 
         def crop(x, b, v):
             return x[b : b + 1, :, v.top : v.top + res, v.left : v.left + res]
 
+        # chunks never mix items: a convolution's float sums may differ in the last bit with the batch's
+        # make-up (the CPU kernels pick their blocking by batch size), so an item alone gets exactly the
+        # network calls it gets batched with other rows, and its pixels are the same
+        chunks = [[(b, v) for v in item_wins[i : i + self.max_batch]]
+                  for b, item_wins in enumerate(wins) for i in range(0, len(item_wins), self.max_batch)]
+
         def eps_fn(xt: torch.Tensor, t: int) -> torch.Tensor:
             eps = torch.zeros_like(xt)
-            for i in range(0, len(jobs), self.max_batch):
-                chunk = jobs[i : i + self.max_batch]
+            for chunk in chunks:
                 xb = torch.cat([crop(xt, b, v) for b, v in chunk])  # (n, 3, res, res)
                 mb = torch.cat([crop(hard, b, v) for b, v in chunk])
                 kb = torch.cat([crop(masked, b, v) for b, v in chunk])
