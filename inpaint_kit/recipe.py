@@ -8,6 +8,9 @@ with it can say what it was made with:
 
 :func:`read_recipe` is what the SD engine's ``describe()`` calls, so the recipe lands in the PNG metadata
 of every output.
+
+The package's own networks (the DDPM inpainter, the thin filler, the damage detector) are folders whose
+``config.json`` says which kind they are under ``"_inpaint_kit"``: :func:`folder_mark` reads it.
 """
 
 from __future__ import annotations
@@ -18,6 +21,16 @@ from pathlib import Path
 RECIPE_FILE = "merge_config.json"
 METADATA_KEY = "inpaint_kit_recipe"
 
+
+
+def folder_mark(folder: str | Path) -> str | None:
+    """The ``"_inpaint_kit"`` mark of ``folder``'s ``config.json`` (``"ddpm"``, ``"thinfill"``,
+    ``"detector"``), or None when there is no such file or it is not readable JSON."""
+    path = Path(folder) / "config.json"
+    try:
+        return json.loads(path.read_text()).get("_inpaint_kit") if path.is_file() else None
+    except (OSError, ValueError, AttributeError):  # AttributeError: JSON that is not an object
+        return None
 
 def read_recipe(model: str | Path) -> dict | None:
     """The recipe of ``model`` (a diffusers folder or a single checkpoint file), or None when it has none

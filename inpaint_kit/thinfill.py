@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InpaintKitError
+from .recipe import folder_mark
 
 MARKER = "thinfill"
 WEIGHTS_NAME, CONFIG_NAME = "model.safetensors", "config.json"
@@ -105,11 +106,7 @@ def count_parameters(net) -> int:
 
 def is_thinfill_model(path: str | Path) -> bool:
     """True for a folder whose ``config.json`` marks a thin-filler network."""
-    cfg = Path(path) / CONFIG_NAME
-    try:
-        return cfg.is_file() and json.loads(cfg.read_text()).get("_inpaint_kit") == MARKER
-    except (OSError, ValueError):
-        return False
+    return folder_mark(path) == MARKER
 
 
 def save_thinfill(folder: str | Path, net, state: dict | None = None, dtype=None) -> Path:

@@ -4,8 +4,9 @@ writes and reads the folders)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+
+from ..recipe import folder_mark
 
 MARKER = "detector"  # config.json["_inpaint_kit"]: a damage-detector model folder
 WEIGHTS_NAME = "model.safetensors"
@@ -14,8 +15,4 @@ CONFIG_NAME = "config.json"
 
 def is_detector_folder(folder: str | Path) -> bool:
     """True when ``folder`` holds a detector's ``config.json`` (a folder of another model is not one)."""
-    path = Path(folder) / CONFIG_NAME
-    try:
-        return path.is_file() and json.loads(path.read_text()).get("_inpaint_kit") == MARKER
-    except (OSError, ValueError):
-        return False
+    return folder_mark(folder) == MARKER

@@ -19,7 +19,6 @@ Nothing here imports torch; engine modules are imported only when an engine is l
 from __future__ import annotations
 
 import importlib
-import json
 import logging
 import re
 from dataclasses import dataclass, field, fields, make_dataclass
@@ -30,6 +29,7 @@ from typing import Any, Callable, Mapping
 
 from ..classical import CLASSICAL
 from ..errors import UsageError
+from ..recipe import folder_mark
 from .base import DEFAULT_MODEL, Engine
 from .options import DDPMOptions, SDOptions
 
@@ -106,13 +106,7 @@ def is_ddpm_model(model: str) -> bool:
     """True for ``builtin`` or a folder saved by the from-scratch trainer (config.json marks it)."""
     if model == "builtin":
         return True
-    cfg = Path(model) / "config.json"
-    if not cfg.is_file() or (Path(model) / "model_index.json").exists():
-        return False
-    try:
-        return json.loads(cfg.read_text()).get("_inpaint_kit") == "ddpm"
-    except (OSError, ValueError):
-        return False
+    return not (Path(model) / "model_index.json").exists() and folder_mark(model) == "ddpm"
 
 
 def is_opencv_model(model: str) -> bool:
