@@ -85,7 +85,8 @@ def line_pixels(prob: np.ndarray, settings: LineSettings, band: int = 512) -> tu
     wide (tall): a line cannot be long in less."""
     h, w = prob.shape
     s = settings
-    found = {False: ([np.zeros(0, np.intp)], [np.zeros(0, np.intp)]), True: ([np.zeros(0, np.intp)], [np.zeros(0, np.intp)])}
+    none = np.zeros(0, np.intp)
+    found = {vertical: ([none], [none]) for vertical in (False, True)}  # per family: ys, xs of each band
     families = [v for v, along, across in ((False, w, h), (True, h, w))
                 if along >= s.length and across > 2 * (s.gap + s.tolerance + 2)]
     near = s.gap + s.tolerance + 2  # rows a horizontal test looks across
@@ -103,18 +104,11 @@ def line_pixels(prob: np.ndarray, settings: LineSettings, band: int = 512) -> tu
             yy, xx = np.nonzero(hit[y0 - a : y1 - a])
             found[vertical][0].append(yy + y0)
             found[vertical][1].append(xx)
-    ys, xs = [], []
-    for vertical, (fy, fx) in found.items():
-        fy, fx = np.concatenate(fy), np.concatenate(fx)
-        if vertical:  # a column is a row of the transposed map
-            by, bx = bridge(prob.T, fx, fy, s)
-            ys += [fy, bx]
-            xs += [fx, by]
-        else:
-            by, bx = bridge(prob, fy, fx, s)
-            ys += [fy, by]
-            xs += [fx, bx]
-    return np.concatenate(ys), np.concatenate(xs)
+    fy, fx = np.concatenate(found[False][0]), np.concatenate(found[False][1])
+    vy, vx = np.concatenate(found[True][0]), np.concatenate(found[True][1])
+    hy, hx = bridge(prob, fy, fx, s)
+    cx, cy = bridge(prob.T, vx, vy, s)  # a column is a row of the transposed map
+    return np.concatenate([fy, hy, vy, cy]), np.concatenate([fx, hx, vx, cx])
 
 
 def bridge(prob: np.ndarray, ys: np.ndarray, xs: np.ndarray, s: LineSettings) -> tuple[np.ndarray, np.ndarray]:
