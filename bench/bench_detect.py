@@ -177,8 +177,8 @@ def markdown(acc: dict, spd: dict, mem: dict | None, args, load: tuple) -> str:
 
 Held-out photographs (never trained on): {', '.join(HELD_OUT)}; {args.per_kind} damaged version(s) of each per kind
 and size, {args.clean} grain draw(s) each for the clean rows; seed {args.seed}. F1 at a 2-px tolerance
-(why: docs/detection.md); IoU without tolerance. Each model uses its own threshold (builtin: chosen on its validation
-split at training time; classical: its robust threshold, median + 6 MAD).
+(why: docs/detection.md); IoU without tolerance. Each model uses its own threshold (builtin: the one in its config.json,
+chosen on its validation split; classical: its robust threshold, median + 6 MAD).
 
 {chr(10).join(rows)}
 

@@ -58,6 +58,56 @@ def test_many_tiles_blend_without_seams(tiny_detector):
     assert diff.max() <= 2
 
 
+@pytest.fixture(scope="module")
+def view_detectors(tmp_path_factory):
+    """A seeded random ``tiny`` network with its head rescaled so that its probabilities spread over [0, 1]
+    (logits of about unit spread around 0), saved once alone and once with test-time views none + hflip."""
+    net = build("tiny", seed=1).eval()
+    with torch.no_grad():
+        x = torch.from_numpy(photo(96, 96, seed=2)).permute(2, 0, 1)[None].float() / 127.5 - 1
+        z = net(x) - net.head.bias  # the logits without the bias
+        net.head.weight.div_(z.std())
+        net.head.bias.copy_(-z.median() / z.std())
+    one = save_detector(tmp_path_factory.mktemp("det") / "one", net)
+    net.config.views = ("none", "hflip")
+    return one, save_detector(tmp_path_factory.mktemp("det") / "flip", net)
+
+
+def test_views_average_the_network_over_flips(view_detectors):
+    image = photo(152, 200, seed=2)  # with the 48-px context, sides of a multiple of 4: no one-sided padding
+    one = load_detector(str(view_detectors[0]), device="cpu")
+    det = load_detector(str(view_detectors[1]), device="cpu")
+    assert det.views == ("none", "hflip") and det.describe()["views"] == ["none", "hflip"]
+    mirrored = untiled(one, np.ascontiguousarray(image[:, ::-1]))[:, ::-1]
+    expected = (untiled(one, image).astype(float) + mirrored) / 2
+    got = det.probability(image)
+    assert np.abs(got - expected).max() <= 2  # float rounding
+    assert np.abs(got.astype(int) - one.probability(image)).max() > 1000  # the random network is not symmetric
+    # averaged over a flip, a mirrored photo gets the mirrored map: a network's one-sided guess cancels out
+    flipped = det.probability(np.ascontiguousarray(image[:, ::-1]))[:, ::-1]
+    assert np.abs(flipped.astype(int) - got).max() <= 2
+    assert np.abs(one.probability(np.ascontiguousarray(image[:, ::-1]))[:, ::-1].astype(int)
+                  - one.probability(image)).max() > 1000
+
+
+def test_unknown_views_in_a_detector_folder_are_a_one_line_error(tiny_detector, tmp_path):
+    import json
+    import shutil
+
+    from inpaint_kit.errors import InpaintKitError
+
+    folder = tmp_path / "bad"
+    shutil.copytree(tiny_detector, folder)
+    cfg = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**cfg, "views": ["none", "rot90"]}))
+    with pytest.raises(InpaintKitError, match=r"config\.json: detector views \['none', 'rot90'\]: need one or more of "
+                                              r"none, hflip, vflip, hvflip; re-export"):
+        load_detector(str(folder), device="cpu")
+    del cfg["views"]  # a folder saved before views existed: the network alone
+    (folder / "config.json").write_text(json.dumps(cfg))
+    assert load_detector(str(folder), device="cpu").views == ("none",)
+
+
 def test_ramps_are_a_partition_of_unity():
     for length, tile, overlap, multiple in [(1000, 256, 32, 16), (513, 512, 32, 16), (97, 40, 8, 1)]:
         s = tiling.starts(length, tile, overlap, multiple)

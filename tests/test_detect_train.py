@@ -54,6 +54,7 @@ def test_a_few_steps_beat_chance_on_the_validation_split(photos, tmp_path):
 
     det = load_detector(str(out), device="cpu")
     assert det.threshold == cfg["threshold"] and det.probability(damaged[0].image).shape == (64, 64)
+    assert cfg["views"] == ["none", "hflip"] and det.views == ("none", "hflip")  # threshold chosen with them
 
 
 def test_resume_continues_exactly(photos, tmp_path):

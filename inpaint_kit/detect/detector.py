@@ -43,6 +43,7 @@ class Detector:
     device: str = "cpu"
     classical: ClassicalSettings = field(default_factory=ClassicalSettings)
     lines: LineSettings | None = None  # the long-line test after the network (None: network only)
+    views: tuple[str, ...] = ("none",)  # test-time views whose probabilities are averaged (network.VIEWS)
     info: dict = field(default_factory=dict)  # what the model folder says about itself (recorded)
 
     def window_probability(self, win: np.ndarray) -> np.ndarray:
@@ -51,10 +52,11 @@ class Detector:
             return score(win, self.classical)
         import torch
 
+        from .network import probability
+
         x = torch.from_numpy(win).to(self.device).permute(2, 0, 1)[None].float() / 127.5 - 1.0  # (1, 3, h, w)
         with torch.inference_mode():
-            logits = self.net(x.contiguous(memory_format=torch.channels_last))
-        return torch.sigmoid(logits)[0, 0].float().cpu().numpy()
+            return probability(self.net, x, self.views)[0].cpu().numpy()
 
     def probability(self, image: np.ndarray, progress=None) -> np.ndarray:
         """Damage probability of an RGB uint8 image ``(H, W, 3)`` at native resolution: ``uint16 (H, W)``
@@ -74,7 +76,8 @@ class Detector:
         """What is recorded in outputs: the model, its threshold and the tiling."""
         return {"detector": self.name, "detector_threshold": self.threshold, "tile": self.tile,
                 "overlap": self.overlap, **({"classical": vars(self.classical)} if self.net is None else {}),
-                **({"lines": self.lines.to_json()} if self.lines is not None else {})}
+                **({"lines": self.lines.to_json()} if self.lines is not None else {}),
+                **({"views": list(self.views)} if self.net is not None else {})}
 
 
 def resolve(model: str) -> Path | None:
@@ -129,7 +132,7 @@ def load_detector(model: str = "builtin", device: str | None = None, threshold: 
     except (TypeError, ValueError) as e:
         raise InpaintKitError(f"{folder / 'config.json'}: bad 'lines' settings ({e}); re-export the detector")
     return Detector(model, net.config.threshold if threshold is None else threshold, net.config.multiple, tile,
-                    overlap, context, net, dev, lines=lines,
+                    overlap, context, net, dev, lines=lines, views=net.config.views,
                     info={k: v for k, v in net.config.extra.items() if k != "training"})
 
 

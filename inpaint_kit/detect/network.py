@@ -33,6 +33,11 @@ PRESETS = {
     "small": (8, 16, 32, 64, 96),
     "base": (16, 32, 64, 96, 128),
 }
+# Test-time views: the dims of a (B, C, H, W) batch each view flips. The probabilities of all a model's views
+# are averaged (each flipped back): a flip is as likely a picture as the original, so a false alarm the
+# network makes in one view only is halved, while damage seen in both stays (docs/benchmarks.md).
+VIEWS = {"none": (), "hflip": (3,), "vflip": (2,), "hvflip": (2, 3)}
+TRAINED_VIEWS = ("none", "hflip")  # what train-detect saves (its threshold is chosen with them)
 
 
 @dataclass
@@ -42,6 +47,7 @@ class DetectorConfig:
     channels: tuple[int, ...] = PRESETS["small"]  # per level, full resolution first
     threshold: float = 0.5  # probability threshold (chosen on the validation split at training time)
     lines: dict | None = None  # the long-line test's settings (scratchlines.LineSettings); None = network only
+    views: tuple[str, ...] = ("none",)  # test-time views averaged (VIEWS); the threshold was chosen with them
     extra: dict = field(default_factory=dict)  # training recipe, validation metrics: provenance
 
     def __post_init__(self):
@@ -50,6 +56,9 @@ class DetectorConfig:
             raise InpaintKitError(f"detector channels {self.channels}: need at least 2 levels of >= 1 channel")
         if not 0.0 < self.threshold < 1.0:
             raise InpaintKitError(f"detector threshold {self.threshold}: must be in (0, 1)")
+        self.views = tuple(self.views)
+        if not self.views or any(v not in VIEWS for v in self.views):
+            raise InpaintKitError(f"detector views {list(self.views)}: need one or more of {', '.join(VIEWS)}")
 
     @property
     def multiple(self) -> int:
@@ -95,6 +104,15 @@ class DetectorNet(nn.Module):
             x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
             x = self.up[i](torch.cat([x, skips[i]], dim=1))  # (B, ch[i], H / 2^i, W / 2^i)
         return self.head(x)
+
+
+def probability(net: "DetectorNet", x: torch.Tensor, views=("none",)) -> torch.Tensor:
+    """Damage probability ``(B, H, W)`` of a batch ``x (B, 3, H, W)`` in [-1, 1]: the mean over ``views``
+    (:data:`VIEWS`) of the network's sigmoid, each view flipped back; all views go through one call."""
+    flipped = [x.flip(VIEWS[v]) if VIEWS[v] else x for v in views]
+    p = torch.sigmoid(net(torch.cat(flipped).contiguous(memory_format=torch.channels_last)).float())[:, 0]
+    parts = p.split(len(x))
+    return sum(q.flip([d - 1 for d in VIEWS[v]]) if VIEWS[v] else q for q, v in zip(parts, views)) / len(views)
 
 
 def count_parameters(net: nn.Module) -> int:
@@ -145,7 +163,11 @@ def load_net(folder: str | Path, flag: str = "--model") -> DetectorNet:
     if raw.get("_inpaint_kit") != MARKER:
         raise InpaintKitError(f"{flag} {folder}: {cfg_path.name} is not a damage detector's (train one with "
                               "train-detect, or use --model builtin / classical)")
-    net = DetectorNet(DetectorConfig.from_json(raw))
+    try:
+        config = DetectorConfig.from_json(raw)
+    except (InpaintKitError, TypeError, ValueError) as e:
+        raise InpaintKitError(f"{cfg_path}: {e}; re-export the detector")
+    net = DetectorNet(config)
     try:
         state = load_file(str(w_path))
     except (SafetensorError, OSError) as e:

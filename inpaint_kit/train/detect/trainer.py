@@ -55,10 +55,15 @@ def loss_fn(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | N
 
 @torch.no_grad()
 def predict(net, x: torch.Tensor, batch: int = 8) -> np.ndarray:
-    """Probabilities ``float32 (B, H, W)`` of a batch ``(B, 3, H, W)`` in [-1, 1] (eval mode)."""
+    """Probabilities ``float32 (B, H, W)`` of a batch ``(B, 3, H, W)`` in [-1, 1] (eval mode), averaged over
+    the network's test-time views (``net.config.views``), as ``detect`` computes them."""
+    from ...detect.network import probability
+
     was = net.training
     net.eval()
-    out = [torch.sigmoid(net(x[i : i + batch].float())).cpu().numpy()[:, 0] for i in range(0, len(x), batch)]
+    with torch.no_grad():
+        out = [probability(net, x[i : i + batch].float(), net.config.views).cpu().numpy()
+               for i in range(0, len(x), batch)]
     net.train(was)
     return np.concatenate(out)
 
@@ -72,9 +77,9 @@ class DetectTrainer(Trainer):
 
     def build_data(self):
         cfg = self.cfg
-        from ...detect.network import DetectorConfig, PRESETS
+        from ...detect.network import PRESETS, TRAINED_VIEWS, DetectorConfig
 
-        self.net_config = DetectorConfig(PRESETS[cfg.preset])
+        self.net_config = DetectorConfig(PRESETS[cfg.preset], views=TRAINED_VIEWS)
         if cfg.size % self.net_config.multiple:
             raise InpaintKitError(f"--size {cfg.size}: must be a multiple of {self.net_config.multiple} for --preset "
                                   f"{cfg.preset}")
