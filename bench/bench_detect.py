@@ -204,6 +204,7 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--old_photos", default="/work/shared/data/old_photos")
     p.add_argument("--no_memory", action="store_true", help="skip the 50-MP run")
+    p.add_argument("--memory_megapixels", type=float, default=50.0, help="size of the memory run's scan")
     p.add_argument("--markdown", default=None, help="write the section into this file (docs/benchmarks.md)")
     args = p.parse_args()
     import torch
@@ -215,7 +216,7 @@ def main() -> int:
     photos = held_out_photos()
     acc = accuracy(detectors, photos, args.per_kind, args.clean, args.old_photos, args.seed)
     spd = speed(detectors, photos, args.rounds)
-    mem = None if args.no_memory else memory(args.model, args.threads)
+    mem = None if args.no_memory else memory(args.model, args.threads, args.memory_megapixels)
     text = markdown(acc, spd, mem, args, os.getloadavg())
     print(text)
     if args.markdown:
