@@ -528,6 +528,10 @@ def request(cfg: InferConfig) -> dict:
     for group in registry.option_groups():
         if group.field is not None:  # options kept as one field (ddpm, ...): only the values given
             params[group.field] = registry.given(getattr(cfg, group.field))
+    if cfg.detect:  # the detector by content: a new builtin, or a retrained folder, is another detector
+        from .detect.detector import model_checksum
+
+        params["detect_model_sha256"] = model_checksum(cfg.detect_model or "builtin")
     return json.loads(json.dumps(params, sort_keys=True))
 
 

@@ -84,6 +84,28 @@ def test_resume_compares_recorded_settings(tree, tmp_path, capsys):
     assert len(lines) == N and all(json.loads(x)["status"] == "ok" for x in lines)
 
 
+def test_a_changed_detector_folder_is_another_model_on_resume(tree, tmp_path, capsys):
+    """Same weights, another threshold in config.json (as a new version of the builtin brings): the masks
+    made before are not taken as done."""
+    from inpaint_kit.detect.network import build, save_detector
+
+    folder = save_detector(tmp_path / "det", build("tiny", seed=0))
+    masks = tmp_path / "m"
+    base = ["--model", folder, "--batch_imgs_dir", tree, "--output_dir", masks, "--device", "cpu"]
+    assert detect(*base) == 0
+    sha = read_metadata(masks / "p0_mask.png")["request"]["model_sha256"]
+    capsys.readouterr()
+    assert detect(*base) == 0
+    assert "0 written, 4 skipped" in capsys.readouterr().err
+    cfg = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**cfg, "threshold": 0.7}))
+    assert detect(*base) == 1
+    assert "4 differ" in capsys.readouterr().err
+    assert detect(*base, "--overwrite") == 0
+    meta = read_metadata(masks / "p0_mask.png")
+    assert meta["detector_threshold"] == 0.7 and meta["request"]["model_sha256"] != sha
+
+
 def test_shards_add_up_to_the_batch(tree, tmp_path, capsys):
     masks = tmp_path / "m"
     for i in range(2):

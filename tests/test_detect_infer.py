@@ -67,6 +67,29 @@ def test_mask_auto_with_the_builtin_detector(tmp_path, tiny_model_dir):
     assert det["detector"] == "builtin" and det["detector_threshold"] == load_detector("builtin").threshold
 
 
+def test_resume_knows_a_changed_detector_folder(tmp_path, tiny_model_dir, capsys):
+    """The detector is part of the request by content: the same folder with another threshold in its
+    config.json (as a new version of the builtin brings) makes the finished output another request."""
+    from inpaint_kit.detect.network import build, save_detector
+
+    folder = save_detector(tmp_path / "det", build("tiny", seed=0))
+    src = tmp_path / "scan.png"
+    Image.fromarray(scratched(48, 64, 0)).save(src)
+    out = tmp_path / "out"
+    argv = ["--image", src, "--mask", "auto", "--detect_model", folder, "--output_dir", out]
+    assert infer(tiny_model_dir, *argv) == 0
+    assert read_metadata(out / "scan_collage.png")["request"]["detect_model_sha256"]
+    capsys.readouterr()
+    assert infer(tiny_model_dir, *argv) == 0
+    assert "skipped" in capsys.readouterr().err
+    cfg = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**cfg, "threshold": 0.7}))
+    assert infer(tiny_model_dir, *argv) != 0
+    assert "other settings" in capsys.readouterr().err
+    assert infer(tiny_model_dir, *argv, "--overwrite") == 0
+    assert read_metadata(out / "scan_collage.png")["detection"]["detector_threshold"] == 0.7
+
+
 def test_batch_masks_dir_auto_detects_every_image_with_one_detector(tree, tmp_path, tiny_model_dir, capsys,  # noqa: F811
                                                                       monkeypatch):
     import inpaint_kit.detect.detector as detector_module

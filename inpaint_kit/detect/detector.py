@@ -91,6 +91,23 @@ def resolve(model: str) -> Path | None:
     return Path(model)
 
 
+def model_checksum(model: str) -> str | None:
+    """sha256 of the detector folder's ``config.json`` and weights (None for classical): a retrained model in
+    the same folder, or the same weights with another threshold, views or line test (a new builtin), is
+    another model."""
+    folder = resolve(model)
+    if folder is None:
+        return None
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in ("config.json", "model.safetensors"):
+        with open(folder / name, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
 def check_model(model: str, flag: str = "--model") -> None:
     """One-line error for a ``flag`` (``--model``, ``--detect_model``) that is not builtin, classical or a
     detector folder (no torch)."""

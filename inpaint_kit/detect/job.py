@@ -3,15 +3,14 @@
 (:func:`inpaint_kit.batch.run_items`: resume, manifest, bad items reported, ``--shard`` and launched
 processes).
 
-Resume never trusts a file name: every mask carries the ``request`` that made it (model and its weights'
-checksum, threshold, min_area, dilate, mask mode, tiling); an existing mask counts as done only when that
+Resume never trusts a file name: every mask carries the ``request`` that made it (model and the checksum of
+its config.json and weights, threshold, min_area, dilate, mask mode, tiling); an existing mask counts as done only when that
 request equals this run's and every asked-for file (probability map, preview) exists. The mask is written
 last, so its presence means the item's other files were written.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import asdict
 from pathlib import Path
@@ -22,31 +21,18 @@ from .. import __version__
 from ..errors import InpaintKitError, OutputError
 from ..images import load_image
 from .config import DetectConfig
-from .detector import BUILTIN_DIR, Detector, resolve, to_mask
+from .detector import BUILTIN_DIR, Detector, model_checksum, to_mask
 from .files import save_mask, save_preview, save_probability
 
 log = logging.getLogger("inpaint_kit")
 NOT_A_SETTING = ("save_prob", "preview", "device", "overwrite", "max_image_megapixels")
 
 
-def model_checksum(model: str) -> str | None:
-    """sha256 of the detector's weights (None for classical): a retrained model in the same folder is
-    another model."""
-    folder = resolve(model)
-    if folder is None:
-        return None
-    h = hashlib.sha256()
-    with open(folder / "model.safetensors", "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def request(cfg: DetectConfig, checksum: str | None) -> dict:
     """The settings that decide a mask (recorded in it, compared on resume)."""
     params = {k: v for k, v in asdict(cfg).items() if k not in NOT_A_SETTING}
     params["model"] = "builtin" if cfg.model == "builtin" else cfg.model
-    params["weights_sha256"] = checksum
+    params["model_sha256"] = checksum
     return params
 
 
