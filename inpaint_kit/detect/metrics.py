@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 TOLERANCE = 2
-THRESHOLDS = (*np.round(np.arange(0.1, 0.951, 0.05), 2).tolist(), 0.97, 0.98, 0.99, 0.995, 0.998)  # on validation
+THRESHOLDS = (*np.round(np.arange(0.1, 0.951, 0.05), 2).tolist(), 0.97, 0.98, 0.985, 0.99, 0.995, 0.998)  # on validation
 
 
 @dataclass
