@@ -22,7 +22,6 @@ RECIPE_FILE = "merge_config.json"
 METADATA_KEY = "inpaint_kit_recipe"
 
 
-
 def folder_mark(folder: str | Path) -> str | None:
     """The ``"_inpaint_kit"`` mark of ``folder``'s ``config.json`` (``"ddpm"``, ``"thinfill"``,
     ``"detector"``), or None when there is no such file or it is not readable JSON."""
@@ -31,6 +30,7 @@ def folder_mark(folder: str | Path) -> str | None:
         return json.loads(path.read_text()).get("_inpaint_kit") if path.is_file() else None
     except (OSError, ValueError, AttributeError):  # AttributeError: JSON that is not an object
         return None
+
 
 def read_recipe(model: str | Path) -> dict | None:
     """The recipe of ``model`` (a diffusers folder or a single checkpoint file), or None when it has none

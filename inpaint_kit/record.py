@@ -62,6 +62,14 @@ def _cached_sha256(path: str, size: int, mtime: float) -> str:
     return sha256(path)
 
 
+def cached_sha256(path: str | Path) -> str:
+    """:func:`sha256` of a file, cached per process by its real path, size and modification time (a batch
+    that records a model's hash for every item reads the file once)."""
+    real = Path(path).resolve()
+    st = real.stat()
+    return _cached_sha256(str(real), st.st_size, st.st_mtime)
+
+
 def weight_files(model: str | None, cache_dir: str | None = None) -> dict | None:
     """``{"path": ..., "files": {relative name: sha256}}`` of a model's weight files (a folder, a single
     file, ``builtin`` or a hub id found in the local cache), None for no model. Hashes are cached per
@@ -83,9 +91,7 @@ def weight_files(model: str | None, cache_dir: str | None = None) -> dict | None
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.suffix in WEIGHT_SUFFIXES)
     out = {}
     for p in files:
-        real = p.resolve()
-        st = real.stat()
-        out[str(p.relative_to(path)) if p != path else p.name] = _cached_sha256(str(real), st.st_size, st.st_mtime)
+        out[str(p.relative_to(path)) if p != path else p.name] = cached_sha256(p)
     return {"id": str(model), "path": str(path), "files": out}
 
 

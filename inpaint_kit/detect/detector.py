@@ -92,20 +92,19 @@ def resolve(model: str) -> Path | None:
 
 
 def model_checksum(model: str) -> str | None:
-    """sha256 of the detector folder's ``config.json`` and weights (None for classical): a retrained model in
-    the same folder, or the same weights with another threshold, views or line test (a new builtin), is
-    another model."""
+    """sha256 of the detector folder's ``config.json`` and weights' sha256s (None for classical): a retrained
+    model in the same folder, or the same weights with another threshold, views or line test (a new builtin),
+    is another model. Cached per process by file (:func:`inpaint_kit.record.cached_sha256`): ``infer`` records
+    it with every output."""
     folder = resolve(model)
     if folder is None:
         return None
     import hashlib
 
-    h = hashlib.sha256()
-    for name in ("config.json", "model.safetensors"):
-        with open(folder / name, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()
+    from ..record import cached_sha256
+    from .folder import CONFIG_NAME, WEIGHTS_NAME
+
+    return hashlib.sha256(" ".join(cached_sha256(folder / n) for n in (CONFIG_NAME, WEIGHTS_NAME)).encode()).hexdigest()
 
 
 def check_model(model: str, flag: str = "--model") -> None:

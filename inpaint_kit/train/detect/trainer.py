@@ -61,9 +61,7 @@ def predict(net, x: torch.Tensor, batch: int = 8) -> np.ndarray:
 
     was = net.training
     net.eval()
-    with torch.no_grad():
-        out = [probability(net, x[i : i + batch].float(), net.config.views).cpu().numpy()
-               for i in range(0, len(x), batch)]
+    out = [probability(net, x[i : i + batch].float(), net.config.views).cpu().numpy() for i in range(0, len(x), batch)]
     net.train(was)
     return np.concatenate(out)
 
