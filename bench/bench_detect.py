@@ -101,10 +101,10 @@ def speed(detectors, photos, rounds: int) -> dict:
     ratios = [tb / ta for ta, tb in zip(times[a.name], times[b.name])]
     return {"megapixels": mp, "mp_s": {n: mp / statistics.median(t) for n, t in times.items()},
             "mp_cpu_s": {n: mp / statistics.median(t) for n, t in cpu.items()},
-            "ratio": statistics.median(ratios), "ratios": ratios}
+            "ratio": statistics.median(ratios), "ratios": ratios, "dtype": b.dtype}
 
 
-def memory(model: str, threads: int, megapixels: float = 50.0) -> dict:
+def memory(model: str, threads: int, megapixels: float = 50.0, dtype: str = "auto") -> dict:
     """``inpaint-kit detect`` on a ``megapixels`` scan in a fresh process: peak RSS and wall time."""
     import cv2
     from PIL import Image
@@ -124,7 +124,7 @@ def memory(model: str, threads: int, megapixels: float = 50.0) -> dict:
         before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         cmd = [str(Path(sys.executable).parent / "inpaint-kit"), "detect", "--model", model, "--image", str(path),
                "--output", str(Path(tmp) / "scan_mask.png"), "--threads", str(threads), "--no_progress",
-               "--max_image_megapixels", "120", "--device", "cpu"]
+               "--max_image_megapixels", "120", "--device", "cpu", "--dtype", dtype]
         t = time.perf_counter()
         subprocess.run(cmd, check=True, env={**os.environ, "OMP_NUM_THREADS": str(threads)})
         wall = time.perf_counter() - t
@@ -178,7 +178,8 @@ def markdown(acc: dict, spd: dict, mem: dict | None, args, load: tuple) -> str:
 Held-out photographs (never trained on): {', '.join(HELD_OUT)}; {args.per_kind} damaged version(s) of each per kind
 and size, {args.clean} grain draw(s) each for the clean rows; seed {args.seed}. F1 at a 2-px tolerance
 (why: docs/detection.md); IoU without tolerance. Each model uses its own threshold (builtin: the one in its config.json,
-chosen on its validation split; classical: its robust threshold, median + 6 MAD).
+chosen on its validation split; classical: its robust threshold, median + 6 MAD). The learned detector's network
+ran in {spd['dtype']} (`--dtype {args.dtype}`).
 
 {chr(10).join(rows)}
 
@@ -202,6 +203,8 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--dtype", default="auto", choices=("auto", "fp32", "bf16"),
+                   help="the learned detector's arithmetic (auto = bf16 where the CPU has it natively)")
     p.add_argument("--old_photos", default="/work/shared/data/old_photos")
     p.add_argument("--no_memory", action="store_true", help="skip the 50-MP run")
     p.add_argument("--memory_megapixels", type=float, default=50.0, help="size of the memory run's scan")
@@ -212,11 +215,11 @@ def main() -> int:
     from inpaint_kit.detect.detector import load_detector
 
     torch.set_num_threads(args.threads)
-    detectors = [load_detector("classical"), load_detector(args.model, device="cpu")]
+    detectors = [load_detector("classical"), load_detector(args.model, device="cpu", dtype=args.dtype)]
     photos = held_out_photos()
     acc = accuracy(detectors, photos, args.per_kind, args.clean, args.old_photos, args.seed)
     spd = speed(detectors, photos, args.rounds)
-    mem = None if args.no_memory else memory(args.model, args.threads, args.memory_megapixels)
+    mem = None if args.no_memory else memory(args.model, args.threads, args.memory_megapixels, args.dtype)
     text = markdown(acc, spd, mem, args, os.getloadavg())
     print(text)
     if args.markdown:

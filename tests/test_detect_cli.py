@@ -106,6 +106,21 @@ def test_a_changed_detector_folder_is_another_model_on_resume(tree, tmp_path, ca
     assert meta["detector_threshold"] == 0.7 and meta["request"]["model_sha256"] != sha
 
 
+def test_dtype_is_recorded_and_not_a_reason_to_redo(tree, tmp_path, capsys):
+    """bf16 and fp32 compute the same network (like two devices): the mask says which, resume keeps it."""
+    from inpaint_kit.detect.network import build, save_detector
+
+    folder = save_detector(tmp_path / "det", build("tiny", seed=0))
+    base = ["--model", folder, "--batch_imgs_dir", tree, "--output_dir", tmp_path / "m", "--device", "cpu"]
+    assert detect(*base, "--dtype", "fp32") == 0
+    assert read_metadata(tmp_path / "m" / "p0_mask.png")["detector_dtype"] == "fp32"
+    capsys.readouterr()
+    assert detect(*base, "--dtype", "bf16") == 0
+    assert "0 written, 4 skipped" in capsys.readouterr().err
+    assert detect(*base, "--dtype", "bf16", "--overwrite") == 0
+    assert read_metadata(tmp_path / "m" / "p0_mask.png")["detector_dtype"] == "bf16"
+
+
 def test_shards_add_up_to_the_batch(tree, tmp_path, capsys):
     masks = tmp_path / "m"
     for i in range(2):
@@ -155,6 +170,7 @@ def bad_cases(tree: Path, tmp: Path):
         "not a damage detector": ["--model", other, "--image", img],
         "--threshold 1.5": ["--model", "classical", "--threshold", "1.5", "--image", img],
         "classical detector runs on the CPU": ["--model", "classical", "--device", "cuda", "--image", img],
+        "--dtype bf16 does not apply to --model classical": ["--model", "classical", "--dtype", "bf16", "--image", img],
         "--shard splits a batch": ["--model", "classical", "--image", img, "--shard", "0/2"],
         "give either --image": ["--model", "classical"],
         "is a file": ["--model", "classical", "--batch_imgs_dir", tree, "--output_dir", afile],

@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from inpaint_kit.detect import tiling
-from inpaint_kit.detect.detector import detect_mask, load_detector
+from inpaint_kit.detect.detector import detect_mask, load_detector, native_bf16
 from inpaint_kit.detect.network import build, save_detector
+from inpaint_kit.errors import InpaintKitError
 
 
 @pytest.fixture(scope="module")
@@ -35,23 +36,42 @@ def untiled(det, image):
     h, w = image.shape[:2]
     ph, pw = -(-(h + 2 * c) // m) * m, -(-(w + 2 * c) // m) * m
     padded = np.pad(image, ((c, ph - h - c), (c, pw - w - c), (0, 0)), mode="reflect")
-    with torch.inference_mode():
+    with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=det.dtype == "bf16"):
         x = torch.from_numpy(padded).permute(2, 0, 1)[None].float() / 127.5 - 1
-        p = torch.sigmoid(det.net(x))[0, 0].numpy()[c : c + h, c : c + w]
+        p = torch.sigmoid(det.net(x).float())[0, 0].numpy()[c : c + h, c : c + w]
     return np.round(np.clip(p, 0, 1) * 65535).astype(np.uint16)
 
 
 def test_one_tile_equals_the_untiled_network(tiny_detector):
-    det = load_detector(str(tiny_detector), device="cpu", tile=512)
+    det = load_detector(str(tiny_detector), device="cpu", tile=512, dtype="fp32")
     image = photo(150, 203)
     assert det.tiles(150, 203) == 1
     assert np.array_equal(det.probability(image), untiled(det, image))
 
 
+def test_bf16_runs_the_network_in_bfloat16_close_to_fp32(tiny_detector):
+    image = photo(150, 203)
+    fp32 = load_detector(str(tiny_detector), device="cpu", dtype="fp32")
+    bf16 = load_detector(str(tiny_detector), device="cpu", dtype="bf16")
+    assert (fp32.dtype, bf16.dtype) == ("fp32", "bf16") and bf16.describe()["detector_dtype"] == "bf16"
+    got = bf16.probability(image)
+    assert np.array_equal(got, untiled(bf16, image))  # one tile: the network under bf16 autocast, nothing else
+    diff = np.abs(got.astype(int) - fp32.probability(image))
+    assert 0 < diff.max() <= 0.02 * 65535  # bf16's 8-bit mantissa: close to fp32, not the same arithmetic
+    assert load_detector(str(tiny_detector), device="cpu").dtype == ("bf16" if native_bf16("cpu") else "fp32")
+
+
+def test_dtype_errors_are_one_line():
+    with pytest.raises(InpaintKitError, match="--dtype 'fp16': choose one of auto, fp32, bf16"):
+        load_detector("builtin", device="cpu", dtype="fp16")
+    with pytest.raises(InpaintKitError, match="--dtype bf16 does not apply to --model classical"):
+        load_detector("classical", dtype="bf16")
+
+
 def test_many_tiles_blend_without_seams(tiny_detector):
     image = photo(300, 270, seed=1)
-    whole = load_detector(str(tiny_detector), device="cpu", tile=512).probability(image)
-    tiled = load_detector(str(tiny_detector), device="cpu", tile=64, overlap=16)
+    whole = load_detector(str(tiny_detector), device="cpu", dtype="fp32", tile=512).probability(image)
+    tiled = load_detector(str(tiny_detector), device="cpu", dtype="fp32", tile=64, overlap=16)
     assert tiled.tiles(300, 270) > 20
     diff = np.abs(tiled.probability(image).astype(int) - whole.astype(int))
     # the tiny net sees less than the 48-px context, so tiles agree with the whole image up to float rounding
@@ -75,8 +95,8 @@ def view_detectors(tmp_path_factory):
 
 def test_views_average_the_network_over_flips(view_detectors):
     image = photo(152, 200, seed=2)  # with the 48-px context, sides of a multiple of 4: no one-sided padding
-    one = load_detector(str(view_detectors[0]), device="cpu")
-    det = load_detector(str(view_detectors[1]), device="cpu")
+    one = load_detector(str(view_detectors[0]), device="cpu", dtype="fp32")
+    det = load_detector(str(view_detectors[1]), device="cpu", dtype="fp32")
     assert det.views == ("none", "hflip") and det.describe()["views"] == ["none", "hflip"]
     mirrored = untiled(one, np.ascontiguousarray(image[:, ::-1]))[:, ::-1]
     expected = (untiled(one, image).astype(float) + mirrored) / 2
@@ -94,7 +114,6 @@ def test_unknown_views_in_a_detector_folder_are_a_one_line_error(tiny_detector, 
     import json
     import shutil
 
-    from inpaint_kit.errors import InpaintKitError
 
     folder = tmp_path / "bad"
     shutil.copytree(tiny_detector, folder)

@@ -14,7 +14,7 @@ HELP = "Detect damage (scratches, cracks, dust, losses) at native resolution and
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..detect.config import DetectConfig
-    from ..detect.detector import TILE
+    from ..detect.detector import DTYPES, TILE
     from ..masks import MASK_MODES
 
     d = DetectConfig()
@@ -32,6 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     m.add_argument("--max_image_megapixels", type=float, default=d.max_image_megapixels,
                    help="refuse input images larger than this, before decoding them")
     flags.add_device(m)
+    m.add_argument("--dtype", choices=DTYPES, default=d.dtype,
+                   help="the network's arithmetic: auto = bf16 where the CPU/GPU computes it natively (about 2x "
+                        "faster on CPUs with AVX512-BF16/AMX), else fp32")
 
     single = p.add_argument_group("single image")
     single.add_argument("--image", help="image file")

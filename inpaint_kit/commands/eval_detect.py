@@ -13,6 +13,7 @@ HELP = ("measure damage detectors: P/R/F1 at a pixel tolerance and IoU per damag
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..detect.damage import KINDS
+    from ..detect.detector import DTYPES
     from ..detect.metrics import TOLERANCE
     from . import flags
 
@@ -38,6 +39,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic damage (the same for every model)")
     p.add_argument("--json", default=None, help="also write every count as JSON to this file")
     flags.add_device(p)
+    p.add_argument("--dtype", choices=DTYPES, default="auto",
+                   help="the network detectors' arithmetic: auto = bf16 where native, else fp32 (classical: float32)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
     photos = {p.name: load_image(p) for p in scan(args.data)}
     if not photos:
         raise InpaintKitError(f"--data {args.data}: no images found")
-    detectors = [load_detector(m, args.device, args.threshold) for m in args.model]  # one-line errors first
+    detectors = [load_detector(m, args.device, args.threshold, dtype="auto" if m == "classical" else args.dtype)
+                 for m in args.model]  # one-line errors first
     base = DamageSettings()
     results = {}
     for det in detectors:

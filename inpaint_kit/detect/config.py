@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from ..errors import UsageError
 from ..images import MAX_IMAGE_MEGAPIXELS
 from ..masks import MASK_MODES
-from .detector import CONTEXT, OVERLAP, TILE
+from .detector import CONTEXT, DTYPES, OVERLAP, TILE
 
 
 @dataclass
@@ -25,6 +25,7 @@ class DetectConfig:
     tile: int = TILE
     overlap: int = OVERLAP
     device: str | None = None
+    dtype: str = "auto"  # the network's arithmetic (detector.DTYPES): auto = bf16 where native, else fp32
     overwrite: bool = False
     max_image_megapixels: float = MAX_IMAGE_MEGAPIXELS
 
@@ -41,6 +42,9 @@ class DetectConfig:
             (self.max_image_megapixels > 0, "--max_image_megapixels must be positive"),
             (not (self.model == "classical" and self.device not in (None, "cpu")),
              f"--device {self.device}: the classical detector runs on the CPU; leave --device out"),
+            (self.dtype in DTYPES, f"--dtype {self.dtype!r}: one of {', '.join(DTYPES)}"),
+            (not (self.model == "classical" and self.dtype == "bf16"),
+             "--dtype bf16 does not apply to --model classical (a float32 filter); leave it out"),
         ]
         for ok, message in checks:
             if not ok:
@@ -54,4 +58,5 @@ class DetectConfig:
         """The :class:`~inpaint_kit.detect.detector.Detector` of this config (load it once, reuse it)."""
         from .detector import load_detector
 
-        return load_detector(self.model, self.device, self.threshold, self.tile, self.overlap, CONTEXT)
+        return load_detector(self.model, self.device, self.threshold, self.tile, self.overlap, CONTEXT,
+                             self.dtype)

@@ -26,6 +26,9 @@ from .scratchlines import LineSettings, raise_lines
 
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "assets" / "detector"
 TILE, OVERLAP, CONTEXT = 512, 32, 48  # native-resolution tiles; context > the network's useful reach
+# The network's arithmetic: auto = bf16 where the device computes it natively (CPUs with AVX512-BF16 or AMX,
+# CUDA GPUs that support it: measured 2.1x faster here, masks within a few pixels of fp32's), else fp32.
+DTYPES = ("auto", "fp32", "bf16")
 
 
 @dataclass
@@ -44,6 +47,7 @@ class Detector:
     classical: ClassicalSettings = field(default_factory=ClassicalSettings)
     lines: LineSettings | None = None  # the long-line test after the network (None: network only)
     views: tuple[str, ...] = ("none",)  # test-time views whose probabilities are averaged (network.VIEWS)
+    dtype: str = "fp32"  # the network's arithmetic: fp32, or bf16 (autocast; weights stay float32)
     info: dict = field(default_factory=dict)  # what the model folder says about itself (recorded)
 
     def window_probability(self, win: np.ndarray) -> np.ndarray:
@@ -55,7 +59,8 @@ class Detector:
         from .network import probability
 
         x = torch.from_numpy(win).to(self.device).permute(2, 0, 1)[None].float() / 127.5 - 1.0  # (1, 3, h, w)
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast(torch.device(self.device).type, torch.bfloat16,
+                                                    enabled=self.dtype == "bf16"):
             return probability(self.net, x, self.views)[0].cpu().numpy()
 
     def probability(self, image: np.ndarray, progress=None) -> np.ndarray:
@@ -77,7 +82,28 @@ class Detector:
         return {"detector": self.name, "detector_threshold": self.threshold, "tile": self.tile,
                 "overlap": self.overlap, **({"classical": vars(self.classical)} if self.net is None else {}),
                 **({"lines": self.lines.to_json()} if self.lines is not None else {}),
-                **({"views": list(self.views)} if self.net is not None else {})}
+                **({"views": list(self.views), "detector_dtype": self.dtype} if self.net is not None else {})}
+
+
+def native_bf16(device: str) -> bool:
+    """Whether ``device`` computes bfloat16 natively (CPU: AVX512-BF16 or AMX; CUDA: compute capability 8+)."""
+    import torch
+
+    if torch.device(device).type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except AttributeError:  # a torch without these probes: assume not
+        return False
+
+
+def resolve_dtype(dtype: str, device: str) -> str:
+    """``auto`` -> ``bf16`` where :func:`native_bf16`, else ``fp32``; ``fp32`` / ``bf16`` as given."""
+    if dtype not in DTYPES:
+        raise InpaintKitError(f"--dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
+    if dtype != "auto":
+        return dtype
+    return "bf16" if native_bf16(device) else "fp32"
 
 
 def resolve(model: str) -> Path | None:
@@ -122,9 +148,12 @@ def check_model(model: str, flag: str = "--model") -> None:
 
 
 def load_detector(model: str = "builtin", device: str | None = None, threshold: float | None = None,
-                  tile: int = TILE, overlap: int = OVERLAP, context: int = CONTEXT) -> Detector:
+                  tile: int = TILE, overlap: int = OVERLAP, context: int = CONTEXT, dtype: str = "auto") -> Detector:
     """Load ``builtin``, ``classical`` or a detector folder once; reuse the returned :class:`Detector` for
-    every image. ``threshold`` overrides the model's own (0 < t < 1)."""
+    every image. ``threshold`` overrides the model's own (0 < t < 1); ``dtype`` (:data:`DTYPES`) is the
+    network's arithmetic (the classical detector works in float32 and takes only ``auto`` / ``fp32``)."""
+    if dtype not in DTYPES:
+        raise InpaintKitError(f"--dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
     if threshold is not None and not 0.0 < threshold < 1.0:
         raise InpaintKitError(f"--threshold {threshold}: must be between 0 and 1 (exclusive)")
     if tile < 64 or not 0 <= overlap < tile or context < 0:
@@ -132,6 +161,8 @@ def load_detector(model: str = "builtin", device: str | None = None, threshold: 
                               "0 <= overlap < tile and context >= 0")
     folder = resolve(model)
     if folder is None:
+        if dtype == "bf16":
+            raise InpaintKitError("--dtype bf16 does not apply to --model classical (a float32 filter); leave it out")
         return Detector("classical", 0.5 if threshold is None else threshold, 1, tile, overlap,
                         max(context, ClassicalSettings().size))
     check_model(model)
@@ -148,7 +179,7 @@ def load_detector(model: str = "builtin", device: str | None = None, threshold: 
     except (TypeError, ValueError) as e:
         raise InpaintKitError(f"{folder / 'config.json'}: bad 'lines' settings ({e}); re-export the detector")
     return Detector(model, net.config.threshold if threshold is None else threshold, net.config.multiple, tile,
-                    overlap, context, net, dev, lines=lines, views=net.config.views,
+                    overlap, context, net, dev, lines=lines, views=net.config.views, dtype=resolve_dtype(dtype, dev),
                     info={k: v for k, v in net.config.extra.items() if k != "training"})
 
 

@@ -25,7 +25,9 @@ from .detector import BUILTIN_DIR, Detector, model_checksum, to_mask
 from .files import save_mask, save_preview, save_probability
 
 log = logging.getLogger("inpaint_kit")
-NOT_A_SETTING = ("save_prob", "preview", "device", "overwrite", "max_image_megapixels")
+# not compared on resume: where the files go, and how the same network is computed (device, dtype: like a
+# GPU's, bf16's probabilities differ from fp32's only in the last digits; the metadata records them)
+NOT_A_SETTING = ("save_prob", "preview", "device", "dtype", "overwrite", "max_image_megapixels")
 
 
 def request(cfg: DetectConfig, checksum: str | None) -> dict:

@@ -32,6 +32,8 @@ PRESETS = {
     # the builtin detector's network; chosen by measured speed (docs/benchmarks.md, "Damage detection")
     "small": (8, 16, 32, 64, 96),
     "base": (16, 32, 64, 96, 128),
+    # six levels: a view about twice as long (receptive field ~300 px), 4x the parameters of small
+    "wide": (12, 24, 48, 96, 128, 160),
 }
 # Test-time views: the dims of a (B, C, H, W) batch each view flips. The probabilities of all a model's views
 # are averaged (each flipped back): a flip is as likely a picture as the original, so a false alarm the

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from ...errors import InpaintKitError
 from ..config import DATA, TrainerConfig, option, redefault
 
-DETECT_PRESETS = ("tiny", "small", "base")  # = inpaint_kit.detect.network.PRESETS (kept torch-free; tested)
+DETECT_PRESETS = ("tiny", "small", "base", "wide")  # = inpaint_kit.detect.network.PRESETS (kept torch-free; tested)
 DETECT_WEIGHTS = ("model.safetensors", "config.json")  # a detector folder: --model <output_dir> loads it
 LOSSES = ("bce_dice", "bce_tversky", "bce")
 NETWORK = "network and loss"
@@ -51,7 +51,7 @@ class DetectTrainConfig(TrainerConfig):
     damage_scale: list[float] = option(group=DAMAGE, type=float, nargs=2, metavar=("MIN", "MAX"),
                                        factory=lambda: [0.5, 2.5], help="damage size factor range (log-uniform)")
     preset: str = option("small", group=NETWORK, choices=DETECT_PRESETS,
-                         help="network size: tiny (tests), small (the builtin's), base")
+                         help="network size: tiny (tests), small (the builtin's), base, wide (six levels)")
     init_from: str | None = option(None, group=NETWORK, type=str,
                                    help="start from this detector folder's weights (same --preset), e.g. to continue "
                                         "with new damage settings")
