@@ -17,7 +17,6 @@ Beside each output (``<stem>`` = the output stem):
 
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -49,12 +48,10 @@ def marked_path(collage_path: Path, stem: str, row: int, seed: int) -> Path:
 
 
 def sha256(path: str | Path) -> str:
-    """The sha256 of a file, read in 1 MB blocks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    """The sha256 of a file (:func:`inpaint_kit.model_source.file_sha256`: what ``sha256sum`` prints)."""
+    from .model_source import file_sha256
+
+    return file_sha256(path)
 
 
 @lru_cache(maxsize=64)
