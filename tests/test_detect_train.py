@@ -76,3 +76,18 @@ def test_bad_training_flags_are_one_line_errors(photos, tmp_path, capsys):
         code = train(photos, tmp_path / "x", "--steps", "2", *extra)
         err = capsys.readouterr().err.strip()
         assert code == 2 and needle in err and len(err.splitlines()) == 1, (needle, err)
+
+
+def test_the_wide_preset_trains_six_levels_and_needs_crops_of_its_multiple(photos, tmp_path, capsys):
+    from inpaint_kit.detect.detector import load_detector
+    from inpaint_kit.detect.network import PRESETS
+    from inpaint_kit.train.detect.config import DETECT_PRESETS
+
+    assert DETECT_PRESETS == tuple(PRESETS)  # the CLI's choices (torch-free) are the network's presets
+    assert train(photos, tmp_path / "w", "--preset", "wide", "--size", "48", "--steps", "1") == 2
+    err = capsys.readouterr().err.strip()
+    assert "--size 48: must be a multiple of 32 for --preset wide" in err and len(err.splitlines()) == 1
+    assert train(photos, tmp_path / "w", "--preset", "wide", "--steps", "1", "--val_samples", "2") == 0
+    det = load_detector(str(tmp_path / "w"), device="cpu")
+    assert det.net.config.channels == PRESETS["wide"] and det.multiple == 32
+    assert det.probability(np.zeros((40, 50, 3), np.uint8)).shape == (40, 50)
