@@ -86,11 +86,15 @@ class Detector:
 
 
 def native_bf16(device: str) -> bool:
-    """Whether ``device`` computes bfloat16 natively (CPU: AVX512-BF16 or AMX; CUDA: compute capability 8+)."""
+    """Whether ``device`` computes bfloat16 natively (CPU: AVX512-BF16 or AMX; CUDA: what torch says; other
+    devices: assumed not)."""
     import torch
 
-    if torch.device(device).type == "cuda":
+    kind = torch.device(device).type
+    if kind == "cuda":
         return torch.cuda.is_bf16_supported()
+    if kind != "cpu":  # mps, xpu, ...: float32 unless asked
+        return False
     try:
         return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
     except AttributeError:  # a torch without these probes: assume not
