@@ -52,3 +52,18 @@ def _pairs(root):
     Image.fromarray(img).save(folder / "imgs" / "a.png")
     Image.fromarray(mask).save(folder / "masks" / "a.png")
     return folder
+
+
+def test_dtype_bf16_says_classical_stays_float32(tmp_path, capsys):
+    from inpaint_kit.detect.network import build, save_detector
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(np.random.default_rng(1).integers(60, 200, (48, 64, 3), dtype=np.uint8)).save(photos / "p.png")
+    model = save_detector(tmp_path / "det", build("tiny", seed=0))
+    argv = ["eval-detect", "--model", "classical", str(model), "--data", str(photos), "--kinds", "scratch",
+            "--per_kind", "1", "--clean", "0", "--device", "cpu", "--dtype", "bf16"]
+    assert main(argv) == 0
+    assert "--dtype bf16 applies to the network detectors; classical runs in float32" in capsys.readouterr().err
+    assert main([a for a in argv if a != "classical"]) == 0
+    assert "classical runs in float32" not in capsys.readouterr().err

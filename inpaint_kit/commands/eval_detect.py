@@ -63,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
         raise InpaintKitError(f"--data {args.data}: no images found")
     detectors = [load_detector(m, args.device, args.threshold, dtype="auto" if m == "classical" else args.dtype)
                  for m in args.model]  # one-line errors first
+    if args.dtype == "bf16" and "classical" in args.model:
+        print("--dtype bf16 applies to the network detectors; classical runs in float32", file=sys.stderr)
     base = DamageSettings()
     results = {}
     for det in detectors:
