@@ -196,6 +196,8 @@ other jobs, so absolute figures are pessimistic): {names[-1]} **{spd['mp_s'][nam
 
 
 def main() -> int:
+    from inpaint_kit.detect.detector import DTYPES
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="builtin", help="the learned detector to compare with classical")
     p.add_argument("--per_kind", type=int, default=3)
@@ -203,7 +205,7 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--dtype", default="auto", choices=("auto", "fp32", "bf16"),
+    p.add_argument("--dtype", default="auto", choices=DTYPES,
                    help="the learned detector's arithmetic (auto = bf16 where the CPU has it natively)")
     p.add_argument("--old_photos", default="/work/shared/data/old_photos")
     p.add_argument("--no_memory", action="store_true", help="skip the 50-MP run")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from ..errors import UsageError
 from ..images import MAX_IMAGE_MEGAPIXELS
 from ..masks import MASK_MODES
-from .detector import CONTEXT, DTYPES, OVERLAP, TILE
+from .detector import CONTEXT, OVERLAP, TILE
 
 
 @dataclass
@@ -42,15 +42,13 @@ class DetectConfig:
             (self.max_image_megapixels > 0, "--max_image_megapixels must be positive"),
             (not (self.model == "classical" and self.device not in (None, "cpu")),
              f"--device {self.device}: the classical detector runs on the CPU; leave --device out"),
-            (self.dtype in DTYPES, f"--dtype {self.dtype!r}: one of {', '.join(DTYPES)}"),
-            (not (self.model == "classical" and self.dtype == "bf16"),
-             "--dtype bf16 does not apply to --model classical (a float32 filter); leave it out"),
         ]
         for ok, message in checks:
             if not ok:
                 raise UsageError(message)
-        from .detector import check_model
+        from .detector import check_dtype, check_model
 
+        check_dtype(self.model, self.dtype)
         check_model(self.model)
         return self
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InpaintKitError
+from ..errors import InpaintKitError, UsageError
 from . import tiling
 from .classical import ClassicalSettings, score
 from .scratchlines import LineSettings, raise_lines
@@ -101,10 +101,17 @@ def native_bf16(device: str) -> bool:
         return False
 
 
+def check_dtype(model: str, dtype: str) -> None:
+    """One-line error for a ``dtype`` that is not one of :data:`DTYPES`, or ``bf16`` for the classical
+    detector (a float32 filter); no torch, so configs check it before anything loads."""
+    if dtype not in DTYPES:
+        raise UsageError(f"--dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
+    if model == "classical" and dtype == "bf16":
+        raise UsageError("--dtype bf16 does not apply to --model classical (a float32 filter); leave it out")
+
+
 def resolve_dtype(dtype: str, device: str) -> str:
     """``auto`` -> ``bf16`` where :func:`native_bf16`, else ``fp32``; ``fp32`` / ``bf16`` as given."""
-    if dtype not in DTYPES:
-        raise InpaintKitError(f"--dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
     if dtype != "auto":
         return dtype
     return "bf16" if native_bf16(device) else "fp32"
@@ -156,8 +163,7 @@ def load_detector(model: str = "builtin", device: str | None = None, threshold: 
     """Load ``builtin``, ``classical`` or a detector folder once; reuse the returned :class:`Detector` for
     every image. ``threshold`` overrides the model's own (0 < t < 1); ``dtype`` (:data:`DTYPES`) is the
     network's arithmetic (the classical detector works in float32 and takes only ``auto`` / ``fp32``)."""
-    if dtype not in DTYPES:
-        raise InpaintKitError(f"--dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
+    check_dtype(model, dtype)
     if threshold is not None and not 0.0 < threshold < 1.0:
         raise InpaintKitError(f"--threshold {threshold}: must be between 0 and 1 (exclusive)")
     if tile < 64 or not 0 <= overlap < tile or context < 0:
@@ -165,8 +171,6 @@ def load_detector(model: str = "builtin", device: str | None = None, threshold: 
                               "0 <= overlap < tile and context >= 0")
     folder = resolve(model)
     if folder is None:
-        if dtype == "bf16":
-            raise InpaintKitError("--dtype bf16 does not apply to --model classical (a float32 filter); leave it out")
         return Detector("classical", 0.5 if threshold is None else threshold, 1, tile, overlap,
                         max(context, ClassicalSettings().size))
     check_model(model)
