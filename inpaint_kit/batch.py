@@ -9,6 +9,9 @@ Resume rules (the same for ``infer`` and ``outpaint``, batch or single image):
   :func:`inpaint_kit.inpaint.request`) equals the current run's (:func:`~inpaint_kit.inpaint.same_request`);
   otherwise the item is reported as
   "differs" (never silently skipped, never overwritten without ``--overwrite``);
+- nor when its input files (image, mask) are not the ones it was made from: the sha256 recorded in it
+  (``inputs_sha256``, :func:`inpaint_kit.record.input_digests`) is compared with the files' now, so an image
+  replaced under the same name is reported as "changed" (with ``--overwrite`` it is redone), never skipped;
 - the manifest holds exactly one line per item (the latest), rewritten atomically at the start and end
   of a run; lines are appended as items finish, so a killed run loses nothing.
 """
@@ -27,12 +30,14 @@ from .errors import InpaintKitError
 from .images import atomic_write, read_metadata
 from .inpaint import InferConfig, inpaint_file, job_paths, request, same_request, write_job
 from .pairing import pair
+from .record import input_digests
 from .shard import Shard, gather, wait_for_everyone
 
 log = logging.getLogger("inpaint_kit")
 
 MANIFEST = "manifest.jsonl"
 DIFFERS = "made with other settings (differs: pass --overwrite or another output)"
+CHANGED = "made from another version of its input (changed: its sha256 differs; pass --overwrite to redo it)"
 
 
 @dataclass
@@ -42,6 +47,7 @@ class BatchReport:
     written: list[Path] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)  # output already there with the same settings (resume)
     differs: list[Path] = field(default_factory=list)  # output already there, made with other settings
+    changed: list[Path] = field(default_factory=list)  # output already there, made from another input file
     failed: list[tuple[Path, str]] = field(default_factory=list)
     unpaired_images: list[Path] = field(default_factory=list)
     unpaired_masks: list[Path] = field(default_factory=list)
@@ -49,7 +55,7 @@ class BatchReport:
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.failed or self.differs else 0
+        return 1 if self.failed or self.differs or self.changed else 0
 
     @classmethod
     def combine(cls, reports: list["BatchReport"]) -> "BatchReport":
@@ -57,14 +63,17 @@ class BatchReport:
         scan on every process) taken once."""
         first = reports[0]
         return cls(written=[p for r in reports for p in r.written], skipped=[p for r in reports for p in r.skipped],
-                   differs=[p for r in reports for p in r.differs], failed=[f for r in reports for f in r.failed],
+                   differs=[p for r in reports for p in r.differs], changed=[p for r in reports for p in r.changed],
+                   failed=[f for r in reports for f in r.failed],
                    unpaired_images=first.unpaired_images, unpaired_masks=first.unpaired_masks, clashes=first.clashes)
 
     def summary(self) -> str:
         lines = [f"{len(self.written)} written, {len(self.skipped)} skipped (already done), {len(self.failed)} failed"
-                 + (f", {len(self.differs)} differ" if self.differs else "")]
+                 + (f", {len(self.differs)} differ" if self.differs else "")
+                 + (f", {len(self.changed)} with a changed input" if self.changed else "")]
         lines += [f"  failed: {msg}" for _, msg in self.failed]
         lines += [f"  {p}: {DIFFERS}" for p in self.differs]
+        lines += [f"  {p}: {CHANGED}" for p in self.changed]
         lines += [f"  same stem: {' and '.join(p.name for p in images)} in {images[0].parent} -> "
                   f"{', '.join(o.name for o in outs)}" for images, outs in self.clashes]
         lines += [f"  unpaired image (no mask with its stem): {p}" for p in self.unpaired_images]
@@ -78,10 +87,13 @@ def collage_path(output_dir: Path, rel_image: Path, stem: str | None = None) -> 
     return output_dir / rel_image.parent / f"{stem or rel_image.stem}_collage.png"
 
 
-def output_state(collage: Path, want: dict, expected: Callable[[dict], list[Path]]) -> tuple[str, dict]:
+def output_state(collage: Path, want: dict, expected: Callable[[dict], list[Path]],
+                 inputs: dict | None = None) -> tuple[str, dict]:
     """``(state, metadata)`` of an item whose last-written file is ``collage``: ``todo`` (absent),
-    ``differs`` (not made with the ``want`` request, or not ours), ``partial`` (same request, but a file of
-    ``expected(metadata)`` is missing) or ``done``."""
+    ``differs`` (not made with the ``want`` request, or not ours), ``changed`` (made from input files other
+    than ``inputs``, :func:`inpaint_kit.record.input_digests`; outputs written before inputs were recorded
+    are taken as made from them), ``partial`` (same request, but a file of ``expected(metadata)`` is
+    missing) or ``done``."""
     if not collage.exists():
         return "todo", {}
     try:
@@ -90,6 +102,9 @@ def output_state(collage: Path, want: dict, expected: Callable[[dict], list[Path
         return "differs", {}
     if not same_request(meta.get("request"), want):
         return "differs", meta
+    recorded = meta.get("inputs_sha256")
+    if inputs is not None and recorded is not None and recorded != inputs:
+        return "changed", meta
     if not all(p.exists() for p in expected(meta)):
         return "partial", meta
     return "done", meta
@@ -170,7 +185,7 @@ def run_items(items, output_dir: Path, overwrite: bool, work, progress: bool = T
     for source, out, record in bars.items(items, desc="images", unit="img", enabled=progress):
         seeds = None
         if not overwrite:
-            state, meta = output_state(out, want, lambda m: expected(out, m))
+            state, meta = output_state(out, want, lambda m: expected(out, m), input_digests(record))
             if state == "done":
                 report.skipped.append(out)
                 if str(out) not in records:  # killed between the last file and its manifest line
@@ -178,9 +193,9 @@ def run_items(items, output_dir: Path, overwrite: bool, work, progress: bool = T
                                          **meta}
                     append_manifest(output_dir, records[str(out)])
                 continue
-            if state == "differs":
-                report.differs.append(out)
-                bars.write(f"{out}: {DIFFERS}")
+            if state in ("differs", "changed"):
+                (report.differs if state == "differs" else report.changed).append(out)
+                bars.write(f"{out}: {DIFFERS if state == 'differs' else CHANGED}")
                 continue
             if state == "partial":
                 seeds = meta.get("seeds")
@@ -200,18 +215,20 @@ def run_items(items, output_dir: Path, overwrite: bool, work, progress: bool = T
     return BatchReport.combine(gather(shard, report)) if shard.launched else report
 
 
-def resume_single(cfg: InferConfig, output: Path, stem: str) -> tuple[bool, list[int] | None]:
-    """For a single-image run writing ``output``: ``(skip, seeds)``. Skip when it is done with the same
-    settings; complete a partial one with its recorded seeds; an output made with other settings is a
-    one-line :class:`~inpaint_kit.errors.OutputError` (unless ``cfg.overwrite``)."""
+def resume_single(cfg: InferConfig, output: Path, stem: str, sources: dict) -> tuple[bool, list[int] | None]:
+    """For a single-image run writing ``output`` from the input files ``sources`` (``{"image": path, "mask":
+    path or None}``): ``(skip, seeds)``. Skip when it is done with the same settings from the same files;
+    complete a partial one with its recorded seeds; an output made with other settings or from other files
+    is a one-line :class:`~inpaint_kit.errors.OutputError` (unless ``cfg.overwrite``)."""
     from .errors import OutputError
 
     if cfg.overwrite:
         return False, None
     state, meta = output_state(output, request(cfg), lambda m: job_paths(cfg, output, stem, m.get("seeds", []),
-                                                                         m.get("row_format", "png")))
-    if state == "differs":
-        raise OutputError(f"{output} exists, {DIFFERS}")
+                                                                         m.get("row_format", "png")),
+                               input_digests(sources))
+    if state in ("differs", "changed"):
+        raise OutputError(f"{output} exists, {DIFFERS if state == 'differs' else CHANGED}")
     if state == "done":
         log.info("%s exists with the same settings; skipped (pass --overwrite to redo it)", output)
     return state == "done", meta.get("seeds") if state == "partial" else None

@@ -48,6 +48,7 @@ from .fill import Fill
 from .images import Master, output_format
 from .inpaint import InferConfig, Job, ModelRows, job_paths, read_source, request, write_job
 from .pairing import output_stems, scan
+from .record import input_digests
 
 log = logging.getLogger("inpaint_kit")
 
@@ -401,6 +402,7 @@ def outpaint_file(cfg: OutpaintConfig, image_path, output, engine: Engine | None
         engine = load_engine(cfg) if load_engine is not None else cfg.load_engine()
     job = outpaint_array(engine, cfg, image, seeds or cfg.seeds(), Path(image_path).name, progress)
     job.sources = {"image": source or str(image_path)}
+    job.inputs = input_digests({"image": image_path})
     job.master = master
     written, meta = write_job(job, cfg, engine, output, stem=output.stem, **job_metadata(job))
     return job, engine, written, meta

@@ -67,6 +67,18 @@ def cached_sha256(path: str | Path) -> str:
     return _cached_sha256(str(real), st.st_size, st.st_mtime)
 
 
+INPUTS = ("image", "mask")  # the input files an output is made from (keys of a job's sources)
+
+
+def input_digests(sources: dict) -> dict:
+    """``{"image": sha256, "mask": sha256}`` of the input files named in ``sources`` that are files (a
+    detected mask, ``"auto"``, or a painted one has none): recorded in every output (``inputs_sha256``) and
+    compared on resume, so an output is never taken as done when its input was replaced under the same
+    name (:func:`cached_sha256`: each file is read once per process)."""
+    return {k: cached_sha256(sources[k]) for k in INPUTS
+            if isinstance(sources.get(k), (str, Path)) and Path(sources[k]).is_file()}
+
+
 def weight_files(model: str | None, cache_dir: str | None = None) -> dict | None:
     """``{"path": ..., "files": {relative name: sha256}}`` of a model's weight files (a folder, a single
     file, ``builtin`` or a hub id found in the local cache), None for no model. Hashes are cached per

@@ -132,6 +132,29 @@ def test_shards_add_up_to_the_batch(tree, tmp_path, capsys):
     assert "0 written, 4 skipped" in capsys.readouterr().err
 
 
+def test_a_replaced_image_is_reported_as_changed_not_skipped(tree, tmp_path, capsys):
+    """Resume trusts the image's sha256 recorded in the mask, not its name: a re-scan saved over the old
+    file is reported (batch: exit 1; single image: a one-line error) until --overwrite redoes it."""
+    from inpaint_kit.record import sha256
+
+    masks = tmp_path / "m"
+    base = ["--model", "classical", "--batch_imgs_dir", tree, "--output_dir", masks]
+    assert detect(*base) == 0
+    assert read_metadata(masks / "p0_mask.png")["inputs_sha256"] == {"image": sha256(tree / "p0.png")}
+    Image.fromarray(scratched(48, 64, 9)).save(tree / "p0.png")
+    capsys.readouterr()
+    assert detect(*base) == 1
+    err = capsys.readouterr().err
+    assert "0 written, 3 skipped (already done), 0 failed, 1 with a changed input" in err
+    assert "p0_mask.png: made from another version of its input" in err
+    single = ["--model", "classical", "--image", tree / "p0.png", "--output", masks / "p0_mask.png"]
+    assert detect(*single) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert detect(*base, "--overwrite") == 0
+    assert read_metadata(masks / "p0_mask.png")["inputs_sha256"] == {"image": sha256(tree / "p0.png")}
+    assert detect(*single) == 0 and "skipped" in capsys.readouterr().err
+
+
 def test_single_image_default_output_mask_mode_and_skip(tree, tmp_path, capsys):
     image = tree / "p0.png"
     assert detect("--model", "classical", "--image", image, "--output_dir", tmp_path, "--mask_mode", "white") == 0

@@ -102,6 +102,51 @@ def test_outputs_made_with_other_settings_are_reported_not_skipped(tree, tiny_mo
     assert read_metadata(out / "a_collage.png")["request"]["seed"] == 5
 
 
+def test_an_input_replaced_under_its_name_is_reported_not_skipped(tree, tiny_model_dir, capsys):
+    """Resume compares the inputs' sha256 recorded in the output, not their names: a re-scanned image or a
+    repainted mask under the same file name is reported as changed (exit 1) and kept until --overwrite;
+    the same bytes with a new modification time are still done."""
+    import os
+
+    from inpaint_kit.record import sha256
+
+    imgs, masks, out = tree
+    args = _args(tiny_model_dir, imgs, masks, out, "--seed", "4")
+    assert main(args) == 0
+    assert read_metadata(out / "a_collage.png")["inputs_sha256"] == {"image": sha256(imgs / "a.png"),
+                                                                      "mask": sha256(masks / "a.png")}
+    os.utime(imgs / "a.png", ns=(1, 1))  # touched, same bytes: still done
+    capsys.readouterr()
+    assert main(args) == 0 and "0 written, 2 skipped" in capsys.readouterr().err
+    _photo(imgs / "a.png", seed=7)  # re-scanned under the same name
+    m = np.array(Image.open(masks / "b.png"))
+    m[14:20, 2:6] = 0  # b's mask repainted
+    Image.fromarray(m).save(masks / "b.png")
+    before = (out / "a_collage.png").read_bytes()
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "0 written, 0 skipped (already done), 0 failed, 2 with a changed input" in err
+    assert ("a_collage.png: made from another version of its input (changed: its sha256 differs; pass --overwrite "
+            "to redo it)") in err
+    assert (out / "a_collage.png").read_bytes() == before
+    assert main([*args, "--overwrite"]) == 0
+    assert read_metadata(out / "a_collage.png")["inputs_sha256"]["image"] == sha256(imgs / "a.png")
+    assert main(args) == 0  # and done again
+
+
+def test_single_image_with_a_changed_input_is_a_one_line_error(tmp_path, tiny_model_dir, capsys):
+    img, mask, out = _photo(tmp_path / "a.png"), _mask(tmp_path / "m.png"), tmp_path / "a_out.png"
+    args = ["infer", "--model", str(tiny_model_dir), "--image", str(img), "--mask", str(mask), "--output", str(out),
+            *FAST, "--seed", "4"]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(args) == 0 and "same settings; skipped" in capsys.readouterr().err
+    Image.fromarray(np.full((24, 32), 255, np.uint8)).save(mask)  # another mask under the same name
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "a_out.png exists, made from another version of its input" in err
+
+
 def test_duplicate_stems_are_both_restored_and_reported(tree, tiny_model_dir, capsys):
     imgs, masks, out = tree
     _photo(imgs / "a.jpg", seed=9)  # a.png and a.jpg share the mask a.png

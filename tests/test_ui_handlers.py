@@ -73,11 +73,14 @@ def test_restore_gives_the_cli_files(tmp_path, files, source):
         cli_file = cli_out.parent / ui_file.name
         assert np.array_equal(load_image(ui_file), load_image(cli_file))
         ui_meta, cli_meta = read_metadata(ui_file), read_metadata(cli_file)
-        sources = ("image", "mask")
+        sources = ("image", "mask", "inputs_sha256")
         assert {k: v for k, v in ui_meta.items() if k not in sources} == \
                {k: v for k, v in cli_meta.items() if k not in sources}
         assert ui_meta["image"] == "mural.png"
         assert ui_meta["mask"] == (handlers.PAINTED if source == "painted" else mask_file.name)
+        # the uploads' hashes, as the CLI's of its files; a painted mask is no file
+        painted = {"mask"} if source == "painted" else set()
+        assert ui_meta["inputs_sha256"] == {k: v for k, v in cli_meta["inputs_sha256"].items() if k not in painted}
     photo = _photo()
     t, l, b, r = BOX
     inside = np.zeros((40, 56), bool)

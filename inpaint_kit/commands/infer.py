@@ -104,11 +104,11 @@ def run_single(cfg, args) -> int:
     output = Path(args.output) if args.output else Path(args.output_dir) / f"{Path(args.image).stem}_collage.png"
     preflight(cfg, output=output)
     stem = Path(args.image).stem
-    skip, seeds = resume_single(cfg, output, stem)
+    mask = None if cfg.detect == "auto" else args.mask
+    skip, seeds = resume_single(cfg, output, stem, {"image": args.image, "mask": mask})
     if skip:
         print(f"{output} exists with the same settings; skipped (pass --overwrite to redo it)", file=sys.stderr)
         return 0
-    mask = None if cfg.detect == "auto" else args.mask
     job, engine = inpaint_file(cfg, args.image, mask, seeds=seeds, progress=args.progress)
     for path in write_job(job, cfg, engine, output, stem=stem)[0]:
         print(path)

@@ -88,7 +88,7 @@ def run_single(cfg, args) -> int:
 
     output = Path(args.output) if args.output else Path(args.output_dir) / f"{default_stem(args.image, cfg)}.png"
     preflight(cfg, output=output)
-    skip, seeds = resume_single(cfg, output, output.stem)
+    skip, seeds = resume_single(cfg, output, output.stem, {"image": args.image})
     if skip:
         print(f"{output} exists with the same settings; skipped (pass --overwrite to redo it)", file=sys.stderr)
         return 0

@@ -20,6 +20,7 @@ import numpy as np
 from .. import __version__
 from ..errors import InpaintKitError, OutputError
 from ..images import load_image
+from ..record import input_digests
 from .config import DetectConfig
 from .detector import BUILTIN_DIR, Detector, model_checksum, to_mask
 from .files import save_mask, save_preview, save_probability
@@ -72,7 +73,8 @@ def write_item(detector: Detector, cfg: DetectConfig, image_path: Path, mask_pat
     and the recorded metadata."""
     image = load_image(image_path, int(cfg.max_image_megapixels * 1e6))
     prob, mask = detect_image(detector, cfg, image, progress)
-    meta = {**detector.describe(), "image": str(image_path), "image_size": [int(image.shape[1]), int(image.shape[0])],
+    meta = {**detector.describe(), "image": str(image_path), "inputs_sha256": input_digests({"image": image_path}),
+            "image_size": [int(image.shape[1]), int(image.shape[0])],
             "flagged": round(float(mask.mean()), 6), "inpaint_kit_version": __version__, "request": want}
     written = []
     if "prob" in extra:
@@ -88,15 +90,15 @@ def detect_file(cfg: DetectConfig, image_path, output, detector: Detector | None
     """One image -> ``output`` (the mask) and its side files. Skipped (returns ``(None, detector)``) when
     ``output`` was made with the same settings; an output made with other settings is a one-line
     :class:`OutputError` unless ``cfg.overwrite``."""
-    from ..batch import DIFFERS, output_state
+    from ..batch import CHANGED, DIFFERS, output_state
 
     output = Path(output)
     extra = side_paths(cfg, output)
     want = request(cfg, model_checksum(cfg.model))
     if not cfg.overwrite:
-        state, _ = output_state(output, want, lambda m: [*extra.values(), output])
-        if state == "differs":
-            raise OutputError(f"{output} exists, {DIFFERS}")
+        state, _ = output_state(output, want, lambda m: [*extra.values(), output], input_digests({"image": image_path}))
+        if state in ("differs", "changed"):
+            raise OutputError(f"{output} exists, {DIFFERS if state == 'differs' else CHANGED}")
         if state == "done":
             return None, detector
     image_path = Path(image_path)
