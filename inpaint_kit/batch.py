@@ -9,9 +9,11 @@ Resume rules (the same for ``infer`` and ``outpaint``, batch or single image):
   :func:`inpaint_kit.inpaint.request`) equals the current run's (:func:`~inpaint_kit.inpaint.same_request`);
   otherwise the item is reported as
   "differs" (never silently skipped, never overwritten without ``--overwrite``);
-- nor when its input files (image, mask) are not the ones it was made from: the sha256 recorded in it
-  (``inputs_sha256``, :func:`inpaint_kit.record.input_digests`) is compared with the files' now, so an image
-  replaced under the same name is reported as "changed" (with ``--overwrite`` it is redone), never skipped;
+- nor when the files it was made from (image, mask, and the model, LoRA, ControlNet and thin-filler
+  weights) are not the ones there now: the sha256 recorded in it (``inputs_sha256``,
+  :func:`inpaint_kit.record.input_digests`, :func:`~inpaint_kit.record.model_digests`) is compared with the
+  files', so an image re-scanned or a model retrained under the same name is reported as "changed" (with
+  ``--overwrite`` it is redone), never skipped;
 - the manifest holds exactly one line per item (the latest), rewritten atomically at the start and end
   of a run; lines are appended as items finish, so a killed run loses nothing.
 """
@@ -30,14 +32,25 @@ from .errors import InpaintKitError
 from .images import atomic_write, read_metadata
 from .inpaint import InferConfig, inpaint_file, job_paths, request, same_request, write_job
 from .pairing import pair
-from .record import input_digests
+from .record import input_digests, model_digests
 from .shard import Shard, gather, wait_for_everyone
 
 log = logging.getLogger("inpaint_kit")
 
 MANIFEST = "manifest.jsonl"
 DIFFERS = "made with other settings (differs: pass --overwrite or another output)"
-CHANGED = "made from another version of its input (changed: its sha256 differs; pass --overwrite to redo it)"
+
+
+def changed(recorded: dict, now: dict) -> str:
+    """Why an output made from the files hashed in ``recorded`` is not done: which of them differ from ``now``."""
+    what = [k for k in sorted({*recorded, *now}) if recorded.get(k) != now.get(k)]
+    return (f"made from another {' and '.join(what)} than the one(s) there now (changed: sha256 differs; pass "
+            "--overwrite to redo it)")
+
+
+def refusal(state: str, meta: dict, inputs: dict | None) -> str:
+    """The report line of an output :func:`output_state` calls ``differs`` or ``changed``."""
+    return DIFFERS if state == "differs" else changed(meta.get("inputs_sha256") or {}, inputs or {})
 
 
 @dataclass
@@ -47,7 +60,7 @@ class BatchReport:
     written: list[Path] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)  # output already there with the same settings (resume)
     differs: list[Path] = field(default_factory=list)  # output already there, made with other settings
-    changed: list[Path] = field(default_factory=list)  # output already there, made from another input file
+    changed: list[tuple[Path, str]] = field(default_factory=list)  # output there, made from other files: (output, why)
     failed: list[tuple[Path, str]] = field(default_factory=list)
     unpaired_images: list[Path] = field(default_factory=list)
     unpaired_masks: list[Path] = field(default_factory=list)
@@ -63,17 +76,17 @@ class BatchReport:
         scan on every process) taken once."""
         first = reports[0]
         return cls(written=[p for r in reports for p in r.written], skipped=[p for r in reports for p in r.skipped],
-                   differs=[p for r in reports for p in r.differs], changed=[p for r in reports for p in r.changed],
+                   differs=[p for r in reports for p in r.differs], changed=[c for r in reports for c in r.changed],
                    failed=[f for r in reports for f in r.failed],
                    unpaired_images=first.unpaired_images, unpaired_masks=first.unpaired_masks, clashes=first.clashes)
 
     def summary(self) -> str:
         lines = [f"{len(self.written)} written, {len(self.skipped)} skipped (already done), {len(self.failed)} failed"
                  + (f", {len(self.differs)} differ" if self.differs else "")
-                 + (f", {len(self.changed)} with a changed input" if self.changed else "")]
+                 + (f", {len(self.changed)} made from changed files" if self.changed else "")]
         lines += [f"  failed: {msg}" for _, msg in self.failed]
         lines += [f"  {p}: {DIFFERS}" for p in self.differs]
-        lines += [f"  {p}: {CHANGED}" for p in self.changed]
+        lines += [f"  {p}: {why}" for p, why in self.changed]
         lines += [f"  same stem: {' and '.join(p.name for p in images)} in {images[0].parent} -> "
                   f"{', '.join(o.name for o in outs)}" for images, outs in self.clashes]
         lines += [f"  unpaired image (no mask with its stem): {p}" for p in self.unpaired_images]
@@ -90,10 +103,9 @@ def collage_path(output_dir: Path, rel_image: Path, stem: str | None = None) -> 
 def output_state(collage: Path, want: dict, expected: Callable[[dict], list[Path]],
                  inputs: dict | None = None) -> tuple[str, dict]:
     """``(state, metadata)`` of an item whose last-written file is ``collage``: ``todo`` (absent),
-    ``differs`` (not made with the ``want`` request, or not ours), ``changed`` (made from input files other
-    than ``inputs``, :func:`inpaint_kit.record.input_digests`; outputs written before inputs were recorded
-    are taken as made from them), ``partial`` (same request, but a file of ``expected(metadata)`` is
-    missing) or ``done``."""
+    ``differs`` (not made with the ``want`` request, or not ours), ``changed`` (made from files other than
+    ``inputs``, their sha256 by role; outputs written before inputs were recorded are taken as made from
+    them), ``partial`` (same request, but a file of ``expected(metadata)`` is missing) or ``done``."""
     if not collage.exists():
         return "todo", {}
     try:
@@ -164,13 +176,15 @@ def append_manifest(output_dir: Path, record: dict) -> None:
 
 def run_items(items, output_dir: Path, overwrite: bool, work, progress: bool = True,
               report: BatchReport | None = None, want: dict | None = None,
-              expected: Callable[[Path, dict], list[Path]] | None = None, shard: Shard | None = None) -> BatchReport:
+              expected: Callable[[Path, dict], list[Path]] | None = None, shard: Shard | None = None,
+              models: dict | None = None) -> BatchReport:
     """The loop every batch command shares. ``items`` are ``(source, output, record)``; ``work(source,
     output, seeds)`` writes the item's files (``seeds`` None = the config's; else the seeds to complete a
     partial item with) and returns ``(paths_written, metadata)``. Without ``overwrite``, an output whose
     recorded request equals ``want`` and whose ``expected(output, metadata)`` files all exist is skipped;
-    one with another request is reported as differing. An :class:`InpaintKitError` is reported and the
-    run goes on. The manifest ends with one line per item.
+    one with another request is reported as differing, one made from other files (the ``image`` and
+    ``mask`` of its record, and ``models``: :func:`~inpaint_kit.record.model_digests`) as changed. An
+    :class:`InpaintKitError` is reported and the run goes on. The manifest ends with one line per item.
 
     With a ``shard`` (:mod:`inpaint_kit.shard`), this process does only its share of ``items`` (which
     must be in the same deterministic order on every process); processes launched together wait for
@@ -185,7 +199,8 @@ def run_items(items, output_dir: Path, overwrite: bool, work, progress: bool = T
     for source, out, record in bars.items(items, desc="images", unit="img", enabled=progress):
         seeds = None
         if not overwrite:
-            state, meta = output_state(out, want, lambda m: expected(out, m), input_digests(record))
+            inputs = {**input_digests(record), **(models or {})}
+            state, meta = output_state(out, want, lambda m: expected(out, m), inputs)
             if state == "done":
                 report.skipped.append(out)
                 if str(out) not in records:  # killed between the last file and its manifest line
@@ -194,8 +209,9 @@ def run_items(items, output_dir: Path, overwrite: bool, work, progress: bool = T
                     append_manifest(output_dir, records[str(out)])
                 continue
             if state in ("differs", "changed"):
-                (report.differs if state == "differs" else report.changed).append(out)
-                bars.write(f"{out}: {DIFFERS if state == 'differs' else CHANGED}")
+                why = refusal(state, meta, inputs)
+                report.differs.append(out) if state == "differs" else report.changed.append((out, why))
+                bars.write(f"{out}: {why}")
                 continue
             if state == "partial":
                 seeds = meta.get("seeds")
@@ -217,7 +233,8 @@ def run_items(items, output_dir: Path, overwrite: bool, work, progress: bool = T
 
 def resume_single(cfg: InferConfig, output: Path, stem: str, sources: dict) -> tuple[bool, list[int] | None]:
     """For a single-image run writing ``output`` from the input files ``sources`` (``{"image": path, "mask":
-    path or None}``): ``(skip, seeds)``. Skip when it is done with the same settings from the same files;
+    path or None}``) and ``cfg``'s models: ``(skip, seeds)``. Skip when it is done with the same settings from
+    the same files;
     complete a partial one with its recorded seeds; an output made with other settings or from other files
     is a one-line :class:`~inpaint_kit.errors.OutputError` (unless ``cfg.overwrite``)."""
     from .errors import OutputError
@@ -226,9 +243,9 @@ def resume_single(cfg: InferConfig, output: Path, stem: str, sources: dict) -> t
         return False, None
     state, meta = output_state(output, request(cfg), lambda m: job_paths(cfg, output, stem, m.get("seeds", []),
                                                                          m.get("row_format", "png")),
-                               input_digests(sources))
+                               inputs := {**input_digests(sources), **model_digests(cfg)})
     if state in ("differs", "changed"):
-        raise OutputError(f"{output} exists, {DIFFERS if state == 'differs' else CHANGED}")
+        raise OutputError(f"{output} exists, {refusal(state, meta, inputs)}")
     if state == "done":
         log.info("%s exists with the same settings; skipped (pass --overwrite to redo it)", output)
     return state == "done", meta.get("seeds") if state == "partial" else None
@@ -273,7 +290,8 @@ def run_batch(cfg: InferConfig, imgs_dir, masks_dir, output_dir, engine=None, pr
         log.warning("same stem in one folder: %s -> %s", ", ".join(map(str, group)), ", ".join(n.name for n in names))
     return run_items(items, output_dir, cfg.overwrite, work, progress, report, want=request(cfg),
                      expected=lambda out, meta: job_paths(cfg, out, stems[out], meta.get("seeds", []),
-                                                          meta.get("row_format", "png")), shard=shard)
+                                                          meta.get("row_format", "png")), shard=shard,
+                     models=model_digests(cfg))
 
 
 def detected_pairing(imgs_dir):

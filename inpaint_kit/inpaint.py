@@ -33,7 +33,7 @@ from .infotext import a1111
 from .masks import MASK_MODES, feather, from_channels
 from .seams import BLENDS, COLOUR_MATCHES, fix_seams
 from .thinfill import THIN_FILLS, fill_thin, is_thinfill_model, thin_filler
-from .record import input_digests
+from .record import input_digests, model_digests
 
 MAX_WORK_MEGAPIXELS = 4.2  # default limit of a working canvas: 2048 x 2048
 OUTPUT_FORMATS = ("auto", "png", "tiff")
@@ -495,7 +495,7 @@ def inpaint_file(cfg: InferConfig, image_path, mask_path, engine: Engine | None 
         engine = cfg.load_engine()
     job = inpaint_array(engine, cfg, image, mask, seeds or cfg.seeds(), Path(image_path).name, progress)
     job.sources = {"image": str(image_path), "mask": "auto" if mask_path is None else str(mask_path)}
-    job.inputs = input_digests(job.sources)
+    job.inputs = {**input_digests(job.sources), **model_digests(cfg)}
     job.master = master
     job.detection = detection
     return job, engine

@@ -79,6 +79,25 @@ def input_digests(sources: dict) -> dict:
             if isinstance(sources.get(k), (str, Path)) and Path(sources[k]).is_file()}
 
 
+MODELS = ("model", "lora", "controlnet", "thin_model")  # the config fields that name weights
+
+
+def model_digests(cfg) -> dict:
+    """``{field: sha256}`` of the weights each of ``cfg``'s :data:`MODELS` names (a folder or file, ``builtin``
+    or a hub id in the local cache: :func:`weight_files`; the sha256 of their ``<sha256>  <name>`` listing):
+    recorded with the inputs, so an output made before a model was retrained into the same folder is not
+    taken as done. Names with no weights found locally are left out."""
+    import hashlib
+
+    out = {}
+    for key in MODELS:
+        found = weight_files(getattr(cfg, key, None), getattr(cfg, "cache_dir", None))
+        if found and found.get("files"):
+            listing = "".join(f"{sha}  {name}\n" for name, sha in sorted(found["files"].items()))
+            out[key] = hashlib.sha256(listing.encode()).hexdigest()
+    return out
+
+
 def weight_files(model: str | None, cache_dir: str | None = None) -> dict | None:
     """``{"path": ..., "files": {relative name: sha256}}`` of a model's weight files (a folder, a single
     file, ``builtin`` or a hub id found in the local cache), None for no model. Hashes are cached per

@@ -113,8 +113,8 @@ def test_an_input_replaced_under_its_name_is_reported_not_skipped(tree, tiny_mod
     imgs, masks, out = tree
     args = _args(tiny_model_dir, imgs, masks, out, "--seed", "4")
     assert main(args) == 0
-    assert read_metadata(out / "a_collage.png")["inputs_sha256"] == {"image": sha256(imgs / "a.png"),
-                                                                      "mask": sha256(masks / "a.png")}
+    recorded = read_metadata(out / "a_collage.png")["inputs_sha256"]
+    assert {k: recorded[k] for k in ("image", "mask")} == {"image": sha256(imgs / "a.png"), "mask": sha256(masks / "a.png")}
     os.utime(imgs / "a.png", ns=(1, 1))  # touched, same bytes: still done
     capsys.readouterr()
     assert main(args) == 0 and "0 written, 2 skipped" in capsys.readouterr().err
@@ -125,9 +125,10 @@ def test_an_input_replaced_under_its_name_is_reported_not_skipped(tree, tiny_mod
     before = (out / "a_collage.png").read_bytes()
     assert main(args) == 1
     err = capsys.readouterr().err
-    assert "0 written, 0 skipped (already done), 0 failed, 2 with a changed input" in err
-    assert ("a_collage.png: made from another version of its input (changed: its sha256 differs; pass --overwrite "
-            "to redo it)") in err
+    assert "0 written, 0 skipped (already done), 0 failed, 2 made from changed files" in err
+    assert ("a_collage.png: made from another image than the one(s) there now (changed: sha256 differs; pass "
+            "--overwrite to redo it)") in err
+    assert "b_collage.png: made from another mask than" in err
     assert (out / "a_collage.png").read_bytes() == before
     assert main([*args, "--overwrite"]) == 0
     assert read_metadata(out / "a_collage.png")["inputs_sha256"]["image"] == sha256(imgs / "a.png")
@@ -144,7 +145,29 @@ def test_single_image_with_a_changed_input_is_a_one_line_error(tmp_path, tiny_mo
     Image.fromarray(np.full((24, 32), 255, np.uint8)).save(mask)  # another mask under the same name
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and "a_out.png exists, made from another version of its input" in err
+    assert len(err.strip().splitlines()) == 1 and "a_out.png exists, made from another mask than" in err
+
+
+def test_a_model_retrained_into_the_same_folder_is_reported_not_skipped(tree, tiny_model_dir, tmp_path, capsys):
+    """The model's weights are hashed with the inputs: the same folder name with new weights is another model."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    imgs, masks, out = tree
+    model = shutil.copytree(tiny_model_dir, tmp_path / "model")
+    args = _args(model, imgs, masks, out, "--seed", "4")
+    assert main(args) == 0
+    assert set(read_metadata(out / "a_collage.png")["inputs_sha256"]) == {"image", "mask", "model"}
+    weights = next((model / "unet").glob("*.safetensors"))
+    state = load_file(weights)
+    name = sorted(state)[0]
+    state[name] = state[name] + 0.01  # "retrained"
+    save_file(state, weights)
+    capsys.readouterr()
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "2 made from changed files" in err and "a_collage.png: made from another model than" in err
 
 
 def test_duplicate_stems_are_both_restored_and_reported(tree, tiny_model_dir, capsys):

@@ -90,15 +90,16 @@ def detect_file(cfg: DetectConfig, image_path, output, detector: Detector | None
     """One image -> ``output`` (the mask) and its side files. Skipped (returns ``(None, detector)``) when
     ``output`` was made with the same settings; an output made with other settings is a one-line
     :class:`OutputError` unless ``cfg.overwrite``."""
-    from ..batch import CHANGED, DIFFERS, output_state
+    from ..batch import output_state, refusal
 
     output = Path(output)
     extra = side_paths(cfg, output)
     want = request(cfg, model_checksum(cfg.model))
     if not cfg.overwrite:
-        state, _ = output_state(output, want, lambda m: [*extra.values(), output], input_digests({"image": image_path}))
+        inputs = input_digests({"image": image_path})
+        state, meta = output_state(output, want, lambda m: [*extra.values(), output], inputs)
         if state in ("differs", "changed"):
-            raise OutputError(f"{output} exists, {DIFFERS if state == 'differs' else CHANGED}")
+            raise OutputError(f"{output} exists, {refusal(state, meta, inputs)}")
         if state == "done":
             return None, detector
     image_path = Path(image_path)
