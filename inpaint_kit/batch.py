@@ -177,13 +177,14 @@ def append_manifest(output_dir: Path, record: dict) -> None:
 def run_items(items, output_dir: Path, overwrite: bool, work, progress: bool = True,
               report: BatchReport | None = None, want: dict | None = None,
               expected: Callable[[Path, dict], list[Path]] | None = None, shard: Shard | None = None,
-              models: dict | None = None) -> BatchReport:
+              inputs: Callable[[object, dict], dict] | None = None) -> BatchReport:
     """The loop every batch command shares. ``items`` are ``(source, output, record)``; ``work(source,
     output, seeds)`` writes the item's files (``seeds`` None = the config's; else the seeds to complete a
     partial item with) and returns ``(paths_written, metadata)``. Without ``overwrite``, an output whose
     recorded request equals ``want`` and whose ``expected(output, metadata)`` files all exist is skipped;
-    one with another request is reported as differing, one made from other files (the ``image`` and
-    ``mask`` of its record, and ``models``: :func:`~inpaint_kit.record.model_digests`) as changed. An
+    one with another request is reported as differing, one made from other files as changed:
+    ``inputs(source, record)`` gives their sha256 by role (default: the ``image`` and ``mask`` files of the
+    record, :func:`~inpaint_kit.record.input_digests`; add :func:`~inpaint_kit.record.model_digests`). An
     :class:`InpaintKitError` is reported and the run goes on. The manifest ends with one line per item.
 
     With a ``shard`` (:mod:`inpaint_kit.shard`), this process does only its share of ``items`` (which
@@ -199,8 +200,8 @@ def run_items(items, output_dir: Path, overwrite: bool, work, progress: bool = T
     for source, out, record in bars.items(items, desc="images", unit="img", enabled=progress):
         seeds = None
         if not overwrite:
-            inputs = {**input_digests(record), **(models or {})}
-            state, meta = output_state(out, want, lambda m: expected(out, m), inputs)
+            now = inputs(source, record) if inputs is not None else input_digests(record)
+            state, meta = output_state(out, want, lambda m: expected(out, m), now)
             if state == "done":
                 report.skipped.append(out)
                 if str(out) not in records:  # killed between the last file and its manifest line
@@ -209,7 +210,7 @@ def run_items(items, output_dir: Path, overwrite: bool, work, progress: bool = T
                     append_manifest(output_dir, records[str(out)])
                 continue
             if state in ("differs", "changed"):
-                why = refusal(state, meta, inputs)
+                why = refusal(state, meta, now)
                 report.differs.append(out) if state == "differs" else report.changed.append((out, why))
                 bars.write(f"{out}: {why}")
                 continue
@@ -291,7 +292,7 @@ def run_batch(cfg: InferConfig, imgs_dir, masks_dir, output_dir, engine=None, pr
     return run_items(items, output_dir, cfg.overwrite, work, progress, report, want=request(cfg),
                      expected=lambda out, meta: job_paths(cfg, out, stems[out], meta.get("seeds", []),
                                                           meta.get("row_format", "png")), shard=shard,
-                     models=model_digests(cfg))
+                     inputs=lambda _, record, models=model_digests(cfg): {**input_digests(record), **models})
 
 
 def detected_pairing(imgs_dir):

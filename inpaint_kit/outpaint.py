@@ -444,4 +444,4 @@ def run_outpaint_batch(cfg: OutpaintConfig, imgs_dir, output_dir, engine: Engine
     return run_items(items, output_dir, cfg.overwrite, work, progress, report, want=request(cfg),
                      expected=lambda out, meta: job_paths(cfg, out, stems[out], meta.get("seeds", []),
                                                           meta.get("row_format", "png")), shard=shard,
-                     models=model_digests(cfg))
+                     inputs=lambda _, record, models=model_digests(cfg): {**input_digests(record), **models})

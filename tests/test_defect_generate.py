@@ -181,6 +181,28 @@ def test_resume_reports_items_made_with_other_settings(run, tmp_path, capsys):
     assert "differs: pass --overwrite" in capsys.readouterr().err
 
 
+def test_resume_reports_items_whose_good_image_was_replaced(run, tmp_path, capsys):
+    """An item records the sha256 of its good image and of the weights: a good image replaced under its name is
+    reported as changed, not taken as done."""
+    ds, lora = run
+    good = tmp_path / "good"
+    good.mkdir()
+    for p in data.good_images(ds, "bottle"):
+        (good / p.name).write_bytes(p.read_bytes())
+    args = ["defect", "--lora", str(lora), "--good_dir", str(good), "--output_dir", str(tmp_path / "o"), "--num", "2",
+            "--steps", "2", "--seed", "1", "--no_progress", "--device", "cpu"]
+    assert main(args) == 0
+    recorded = read_metadata(tmp_path / "o/bottle/test/crack/000.png")["inputs_sha256"]
+    assert {"image", "model", "lora"} <= set(recorded)
+    first = sorted(good.iterdir())[0]
+    Image.fromarray(255 - load_image(first)).save(first)
+    capsys.readouterr()
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "0 written, 1 skipped (already done), 0 failed, 1 made from changed files" in err
+    assert "000.png: made from another image than" in err
+
+
 def test_area_crops_paints_a_large_image_at_native_resolution_inside_the_mask_only(run, tmp_path):
     """defect paints through infer's job (inpaint_array): --area crops works on an image larger than --size,
     in a window at native resolution around the mask, and changes only pixels inside the mask."""

@@ -48,6 +48,7 @@ from ..images import atomic_write, extension, output_format, save_png, write_ima
 from ..maskgen import draw
 from ..masks import read_mask
 from ..pairing import pair, scan
+from ..record import input_digests, model_digests
 
 SHAPE_GENERATORS = {"random": "spot", "ellipse": "ellipse", "stroke": "stroke", "box": "box"}  # --mask_shapes
 MASK_SHAPES = tuple(SHAPE_GENERATORS)
@@ -372,6 +373,11 @@ def generate(cfg: GenerateConfig, engine=None, shard=None) -> Report:
     items = plan(cfg, report)
     state = {"engine": engine, "distance": None}
     out_root = Path(cfg.output_dir)
+    models = model_digests(cfg)  # the base model and the DefectFill run's weights
+
+    def sources(item: Item) -> dict:
+        """The sha256 of what an item is made from (compared on resume): good image, mask file, weights."""
+        return {**input_digests({"image": item.good, "mask": item.mask}), **models}
 
     def work(item: Item, out: Path):
         master, image = read_good(cfg, item.good)
@@ -390,7 +396,8 @@ def generate(cfg: GenerateConfig, engine=None, shard=None) -> Report:
                 "lfs_distances": [round(d, 6) for d in distances], "chosen": best, "prompt": cfg.prompt,
                 "negative_prompt": cfg.negative_prompt, "steps": cfg.steps, "guidance": cfg.guidance,
                 "size": cfg.size, **area_record(job), "lora": str(cfg.lora), "model": cfg.model,
-                "object_class": cfg.run["object_class"], "defect_type": cfg.run["defect_type"], "request": want}
+                "object_class": cfg.run["object_class"], "defect_type": cfg.run["defect_type"],
+                "inputs_sha256": sources(item), "request": want}
         _, mask_path = output_paths(cfg, item.index)
         from PIL import Image
 
@@ -411,7 +418,7 @@ def generate(cfg: GenerateConfig, engine=None, shard=None) -> Report:
         return paths, meta
 
     return run_items(rows, out_root, cfg.overwrite, work_item, cfg.progress, report, want=want,
-                     expected=lambda out, meta: [out, masks[out]], shard=shard)
+                     expected=lambda out, meta: [out, masks[out]], shard=shard, inputs=lambda item, _: sources(item))
 
 
 def paint_single(cfg: GenerateConfig, image_path: str, mask_path: str, rows: int, output: str, engine=None) -> Path:
