@@ -40,7 +40,7 @@ from .images import METADATA_KEY, load_image, load_mask_channels, mask_channels,
 from .infotext import a1111
 from .inpaint import InferConfig, Job, inpaint_array, metadata, write_job
 from .masks import from_channels, to_repair
-from .record import input_digests, model_digests
+from .record import input_digests
 
 __all__ = ["InferConfig", "Restoration", "load_engine", "restore"]
 
@@ -113,7 +113,7 @@ def restore(image, mask, cfg: InferConfig | None = None, *, engine: Engine | Non
     name = Path(image).name if isinstance(image, (str, Path)) else "image"
     job = inpaint_array(engine, cfg, rgb, repair, cfg.seeds(), name, progress)
     job.sources = {k: str(v) for k, v in (("image", image), ("mask", mask)) if isinstance(v, (str, Path))}
-    job.inputs = {**input_digests(job.sources), **model_digests(cfg)}
+    job.inputs = input_digests(job.sources, cfg)
     job.master = master
     job.detection = detection
     meta = metadata(cfg, engine, job, **({"detection": detection} if detection else {}))

@@ -32,7 +32,7 @@ from .errors import InpaintKitError
 from .images import atomic_write, read_metadata
 from .inpaint import InferConfig, inpaint_file, job_paths, request, same_request, write_job
 from .pairing import pair
-from .record import input_digests, model_digests
+from .record import input_digests, inputs_of
 from .shard import Shard, gather, wait_for_everyone
 
 log = logging.getLogger("inpaint_kit")
@@ -234,17 +234,16 @@ def run_items(items, output_dir: Path, overwrite: bool, work, progress: bool = T
 
 def resume_single(cfg: InferConfig, output: Path, stem: str, sources: dict) -> tuple[bool, list[int] | None]:
     """For a single-image run writing ``output`` from the input files ``sources`` (``{"image": path, "mask":
-    path or None}``) and ``cfg``'s models: ``(skip, seeds)``. Skip when it is done with the same settings from
-    the same files;
-    complete a partial one with its recorded seeds; an output made with other settings or from other files
-    is a one-line :class:`~inpaint_kit.errors.OutputError` (unless ``cfg.overwrite``)."""
+    path or None}``) and ``cfg``'s models: ``(skip, seeds)``. Skip when it is done with the same settings
+    from the same files; complete a partial one with its recorded seeds; an output made with other settings
+    or from other files is a one-line :class:`~inpaint_kit.errors.OutputError` (unless ``cfg.overwrite``)."""
     from .errors import OutputError
 
     if cfg.overwrite:
         return False, None
+    inputs = input_digests(sources, cfg)
     state, meta = output_state(output, request(cfg), lambda m: job_paths(cfg, output, stem, m.get("seeds", []),
-                                                                         m.get("row_format", "png")),
-                               inputs := {**input_digests(sources), **model_digests(cfg)})
+                                                                         m.get("row_format", "png")), inputs)
     if state in ("differs", "changed"):
         raise OutputError(f"{output} exists, {refusal(state, meta, inputs)}")
     if state == "done":
@@ -292,7 +291,7 @@ def run_batch(cfg: InferConfig, imgs_dir, masks_dir, output_dir, engine=None, pr
     return run_items(items, output_dir, cfg.overwrite, work, progress, report, want=request(cfg),
                      expected=lambda out, meta: job_paths(cfg, out, stems[out], meta.get("seeds", []),
                                                           meta.get("row_format", "png")), shard=shard,
-                     inputs=lambda _, record, models=model_digests(cfg): {**input_digests(record), **models})
+                     inputs=inputs_of(cfg))
 
 
 def detected_pairing(imgs_dir):

@@ -33,7 +33,7 @@ from .infotext import a1111
 from .masks import MASK_MODES, feather, from_channels
 from .seams import BLENDS, COLOUR_MATCHES, fix_seams
 from .thinfill import THIN_FILLS, fill_thin, is_thinfill_model, thin_filler
-from .record import input_digests, model_digests
+from .record import input_digests
 
 MAX_WORK_MEGAPIXELS = 4.2  # default limit of a working canvas: 2048 x 2048
 OUTPUT_FORMATS = ("auto", "png", "tiff")
@@ -205,7 +205,7 @@ class Job:
     area: str | None = None  # the --area mode used (auto resolved)
     regions: list[Region] = field(default_factory=list)  # where the model worked
     sources: dict = field(default_factory=dict)  # input files as given ({"image": ..., "mask": ...})
-    inputs: dict = field(default_factory=dict)  # their sha256 (record.input_digests), compared on resume
+    inputs: dict = field(default_factory=dict)  # their and the models' sha256 (record.input_digests): resume compares
     damage: dict = field(default_factory=dict)  # which filler took each damage component (route_damage)
     fills: list[Fill] = field(default_factory=list)  # per row, the restored values (inpaint_kit.fill)
     master: Master | None = None  # the input file at full depth: rows are written as its drop-in replacements
@@ -495,7 +495,7 @@ def inpaint_file(cfg: InferConfig, image_path, mask_path, engine: Engine | None 
         engine = cfg.load_engine()
     job = inpaint_array(engine, cfg, image, mask, seeds or cfg.seeds(), Path(image_path).name, progress)
     job.sources = {"image": str(image_path), "mask": "auto" if mask_path is None else str(mask_path)}
-    job.inputs = {**input_digests(job.sources), **model_digests(cfg)}
+    job.inputs = input_digests(job.sources, cfg)
     job.master = master
     job.detection = detection
     return job, engine

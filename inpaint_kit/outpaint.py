@@ -48,7 +48,7 @@ from .fill import Fill
 from .images import Master, output_format
 from .inpaint import InferConfig, Job, ModelRows, job_paths, read_source, request, write_job
 from .pairing import output_stems, scan
-from .record import input_digests, model_digests
+from .record import input_digests, inputs_of
 
 log = logging.getLogger("inpaint_kit")
 
@@ -402,7 +402,7 @@ def outpaint_file(cfg: OutpaintConfig, image_path, output, engine: Engine | None
         engine = load_engine(cfg) if load_engine is not None else cfg.load_engine()
     job = outpaint_array(engine, cfg, image, seeds or cfg.seeds(), Path(image_path).name, progress)
     job.sources = {"image": source or str(image_path)}
-    job.inputs = {**input_digests({"image": image_path}), **model_digests(cfg)}
+    job.inputs = input_digests({"image": image_path}, cfg)
     job.master = master
     written, meta = write_job(job, cfg, engine, output, stem=output.stem, **job_metadata(job))
     return job, engine, written, meta
@@ -444,4 +444,4 @@ def run_outpaint_batch(cfg: OutpaintConfig, imgs_dir, output_dir, engine: Engine
     return run_items(items, output_dir, cfg.overwrite, work, progress, report, want=request(cfg),
                      expected=lambda out, meta: job_paths(cfg, out, stems[out], meta.get("seeds", []),
                                                           meta.get("row_format", "png")), shard=shard,
-                     inputs=lambda _, record, models=model_digests(cfg): {**input_digests(record), **models})
+                     inputs=inputs_of(cfg))

@@ -70,13 +70,22 @@ def cached_sha256(path: str | Path) -> str:
 INPUTS = ("image", "mask")  # the input files an output is made from (keys of a job's sources)
 
 
-def input_digests(sources: dict) -> dict:
+def input_digests(sources: dict, cfg=None) -> dict:
     """``{"image": sha256, "mask": sha256}`` of the input files named in ``sources`` that are files (a
-    detected mask, ``"auto"``, or a painted one has none): recorded in every output (``inputs_sha256``) and
-    compared on resume, so an output is never taken as done when its input was replaced under the same
-    name (:func:`cached_sha256`: each file is read once per process)."""
-    return {k: cached_sha256(sources[k]) for k in INPUTS
-            if isinstance(sources.get(k), (str, Path)) and Path(sources[k]).is_file()}
+    detected mask, ``"auto"``, or a painted one has none), with ``cfg``'s :func:`model_digests` when given:
+    recorded in every output (``inputs_sha256``) and compared on resume, so an output is never taken as
+    done when its image, mask or model was replaced under the same name (:func:`cached_sha256`: each file
+    is read once per process)."""
+    found = {k: cached_sha256(sources[k]) for k in INPUTS
+             if isinstance(sources.get(k), (str, Path)) and Path(sources[k]).is_file()}
+    return {**found, **(model_digests(cfg) if cfg is not None else {})}
+
+
+def inputs_of(cfg):
+    """``run_items``' ``inputs`` for a batch whose records name the ``image`` and ``mask`` files: those and
+    ``cfg``'s models, which are hashed once here."""
+    models = model_digests(cfg)
+    return lambda _source, record: {**input_digests(record), **models}
 
 
 MODELS = ("model", "lora", "controlnet", "thin_model")  # the config fields that name weights

@@ -373,7 +373,7 @@ def generate(cfg: GenerateConfig, engine=None, shard=None) -> Report:
     items = plan(cfg, report)
     state = {"engine": engine, "distance": None}
     out_root = Path(cfg.output_dir)
-    models = model_digests(cfg)  # the base model and the DefectFill run's weights
+    models = model_digests(cfg)  # the base model and the DefectFill run's weights, hashed once
 
     def sources(item: Item) -> dict:
         """The sha256 of what an item is made from (compared on resume): good image, mask file, weights."""

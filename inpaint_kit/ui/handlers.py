@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InpaintKitError
-from ..record import input_digests, model_digests
+from ..record import input_digests
 
 log = logging.getLogger("inpaint_kit")
 
@@ -296,7 +296,7 @@ def restore(cache: EngineCache, output_dir, image_path, mask_path=None, layers=N
     stem = Path(image_path).stem
     job = inpaint_array(engine, cfg, image, mask, cfg.seeds(), Path(image_path).name, progress)
     job.sources = sources
-    job.inputs = {**input_digests({"image": image_path, "mask": mask_path}), **model_digests(cfg)}
+    job.inputs = input_digests({"image": image_path, "mask": mask_path}, cfg)
     with as_uploaded(image_path):  # rows replace the upload: its depth, mode, profile (docs/archive.md)
         job.master = read_image(image_path, int(cfg.max_image_megapixels * 1e6))
     folder = run_folder(output_dir)
