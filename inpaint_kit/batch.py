@@ -44,8 +44,8 @@ DIFFERS = "made with other settings (differs: pass --overwrite or another output
 def changed(recorded: dict, now: dict) -> str:
     """Why an output made from the files hashed in ``recorded`` is not done: which of them differ from ``now``."""
     what = [k for k in sorted({*recorded, *now}) if recorded.get(k) != now.get(k)]
-    return (f"made from another {' and '.join(what)} than the one(s) there now (changed: sha256 differs; pass "
-            "--overwrite to redo it)")
+    return (f"made from another version of its {' and '.join(what)} (changed: sha256 differs; pass --overwrite "
+            "to redo it)")
 
 
 def refusal(state: str, meta: dict, inputs: dict | None) -> str:

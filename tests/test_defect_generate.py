@@ -200,7 +200,7 @@ def test_resume_reports_items_whose_good_image_was_replaced(run, tmp_path, capsy
     assert main(args) == 1
     err = capsys.readouterr().err
     assert "0 written, 1 skipped (already done), 0 failed, 1 made from changed files" in err
-    assert "000.png: made from another image than" in err
+    assert "000.png: made from another version of its image (" in err
 
 
 def test_area_crops_paints_a_large_image_at_native_resolution_inside_the_mask_only(run, tmp_path):

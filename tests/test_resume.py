@@ -126,9 +126,9 @@ def test_an_input_replaced_under_its_name_is_reported_not_skipped(tree, tiny_mod
     assert main(args) == 1
     err = capsys.readouterr().err
     assert "0 written, 0 skipped (already done), 0 failed, 2 made from changed files" in err
-    assert ("a_collage.png: made from another image than the one(s) there now (changed: sha256 differs; pass "
-            "--overwrite to redo it)") in err
-    assert "b_collage.png: made from another mask than" in err
+    assert ("a_collage.png: made from another version of its image (changed: sha256 differs; pass --overwrite to "
+            "redo it)") in err
+    assert "b_collage.png: made from another version of its mask (" in err
     assert (out / "a_collage.png").read_bytes() == before
     assert main([*args, "--overwrite"]) == 0
     assert read_metadata(out / "a_collage.png")["inputs_sha256"]["image"] == sha256(imgs / "a.png")
@@ -145,7 +145,7 @@ def test_single_image_with_a_changed_input_is_a_one_line_error(tmp_path, tiny_mo
     Image.fromarray(np.full((24, 32), 255, np.uint8)).save(mask)  # another mask under the same name
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and "a_out.png exists, made from another mask than" in err
+    assert len(err.strip().splitlines()) == 1 and "a_out.png exists, made from another version of its mask (" in err
 
 
 def test_a_model_retrained_into_the_same_folder_is_reported_not_skipped(tree, tiny_model_dir, tmp_path, capsys):
@@ -167,7 +167,7 @@ def test_a_model_retrained_into_the_same_folder_is_reported_not_skipped(tree, ti
     capsys.readouterr()
     assert main(args) == 1
     err = capsys.readouterr().err
-    assert "2 made from changed files" in err and "a_collage.png: made from another model than" in err
+    assert "2 made from changed files" in err and "a_collage.png: made from another version of its model (" in err
 
 
 def test_duplicate_stems_are_both_restored_and_reported(tree, tiny_model_dir, capsys):
