@@ -211,7 +211,10 @@ def run_items(items, output_dir: Path, overwrite: bool, work, progress: bool = T
                 continue
             if state in ("differs", "changed"):
                 why = refusal(state, meta, now)
-                report.differs.append(out) if state == "differs" else report.changed.append((out, why))
+                if state == "differs":
+                    report.differs.append(out)
+                else:
+                    report.changed.append((out, why))
                 bars.write(f"{out}: {why}")
                 continue
             if state == "partial":
